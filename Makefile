@@ -1,0 +1,39 @@
+# kiln — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: all build test deps lint crds demo bench fmt
+
+all: build
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+## Install the Debian packages the tests and the demo use (needs root; skipped when present).
+deps:
+	scripts/install-deps.sh
+
+## The whole test suite: lint, formatting, unit, sandbox, builder and end-to-end tests.
+test: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Regenerate the CRD YAML from the Rust types.
+crds:
+	$(CARGO) run --quiet -- crd > crds/kiln.yaml
+
+## The seed's example end to end.
+demo: deps
+	scripts/demo.sh
+
+## Every benchmark row, printed as one table.
+bench: deps
+	scripts/bench.sh

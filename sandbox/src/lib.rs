@@ -1,0 +1,2 @@
+//! kiln-sandbox: a stand-in for kube-apiserver and a kubelet (tests and demo only).
+#![forbid(unsafe_code)]

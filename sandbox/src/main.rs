@@ -1,0 +1,4 @@
+//! The `kiln-sandbox` binary.
+#![forbid(unsafe_code)]
+
+fn main() {}

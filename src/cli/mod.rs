@@ -1,0 +1,55 @@
+//! The command line: one module per verb, dispatched from [`run`].
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod convert;
+
+/// Errors any `kiln` verb can end with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing a file or stream failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being read or written.
+        context: String,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// Conversion of OpenShift manifests failed.
+    #[error(transparent)]
+    Convert(#[from] crate::convert::Error),
+    /// Generating the CRDs failed.
+    #[error(transparent)]
+    Crd(#[from] crate::crdgen::Error),
+}
+
+/// kiln: OpenShift-style BuildConfig builds for any Kubernetes cluster.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, long_about = None)]
+pub struct Cli {
+    /// The verb to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every verb of the `kiln` binary.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print kiln's CustomResourceDefinitions as multi-document YAML.
+    Crd,
+    /// Convert OpenShift build and image manifests into kiln manifests.
+    Convert(convert::ConvertArgs),
+}
+
+/// Runs the parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> Result<ExitCode, Error> {
+    match cli.command {
+        Command::Crd => {
+            print!("{}", crate::crdgen::all_crds_yaml()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Convert(args) => convert::run(&args),
+    }
+}

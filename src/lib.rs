@@ -1,0 +1,10 @@
+//! kiln: OpenShift-style `BuildConfig` builds for any Kubernetes cluster.
+//!
+//! The library holds all logic; `src/main.rs` only parses the command line and dispatches.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod convert;
+pub mod crdgen;
+pub mod yaml;
