@@ -1,2 +1,7 @@
 //! kiln-sandbox: a stand-in for kube-apiserver and a kubelet (tests and demo only).
 #![forbid(unsafe_code)]
+
+pub mod apiserver;
+pub mod serve;
+
+pub use apiserver::{ApiServer, LogStore, ServerConfig};

@@ -1,4 +1,78 @@
 //! The `kiln-sandbox` binary.
 #![forbid(unsafe_code)]
 
-fn main() {}
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use kiln_sandbox::{serve, ApiServer};
+
+/// A stand-in for kube-apiserver and a kubelet, for kiln's tests and demo.
+#[derive(Parser)]
+#[command(name = "kiln-sandbox", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the fake API over HTTP on 127.0.0.1.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Write a kubeconfig for this server to this file.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Create every object of the YAML files in this directory at startup (e.g. `crds/`).
+    #[arg(long)]
+    preload: Vec<PathBuf>,
+}
+
+async fn serve_command(args: ServeArgs) -> Result<(), serve::ServeError> {
+    let server = ApiServer::new();
+    for dir in &args.preload {
+        let count = serve::preload(&server, dir)?;
+        tracing::info!(count, dir = %dir.display(), "preloaded manifests");
+    }
+    let listener = serve::bind(&args.listen).await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| serve::ServeError::Io {
+            context: "reading the bound address".into(),
+            source,
+        })?;
+    if let Some(path) = &args.kubeconfig {
+        serve::write_kubeconfig(path, addr)?;
+    }
+    let mut stdout = std::io::stdout();
+    // The address line is the readiness signal for scripts and tests.
+    let _ = writeln!(stdout, "listening on http://{addr}");
+    let _ = stdout.flush();
+    serve::run(server, listener).await
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve_command(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kiln-sandbox: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

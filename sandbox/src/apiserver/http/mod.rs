@@ -1,0 +1,194 @@
+//! HTTP front end: routing, verbs, bodies, fault injection, responses.
+
+mod admin;
+mod pod_log;
+mod query;
+mod read;
+pub mod route;
+mod watch;
+mod write;
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::Value;
+
+use super::discovery;
+use super::error::{ApiError, ApiResult};
+use super::faults::FaultAction;
+use super::resources::ResourceInfo;
+use super::Shared;
+pub use query::Query;
+use route::{ResourcePath, Route};
+
+/// Builds the router serving every path through one dispatcher.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new().fallback(handle).with_state(shared)
+}
+
+/// A JSON response with a status code and `Warning` headers.
+pub fn json_response(code: StatusCode, value: &Value, warnings: &[String]) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = (code, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    for warning in warnings {
+        let text = format!("299 - {:?}", warning);
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let query = match Query::parse(parts.uri.query().unwrap_or_default()) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    let result = match route::parse(parts.uri.path()) {
+        Route::Version => Ok(json_response(StatusCode::OK, &discovery::version(), &[])),
+        Route::Health => Ok((StatusCode::OK, "ok").into_response()),
+        Route::CoreVersions => Ok(json_response(
+            StatusCode::OK,
+            &discovery::core_versions(),
+            &[],
+        )),
+        Route::Groups => Ok(json_response(
+            StatusCode::OK,
+            &discovery::groups(&shared.store().registry),
+            &[],
+        )),
+        Route::Group(group) => discovery::group(&shared.store().registry, &group)
+            .map(|v| json_response(StatusCode::OK, &v, &[])),
+        Route::GroupVersion(group, version) => {
+            discovery::resource_list(&shared.store().registry, &group, &version)
+                .map(|v| json_response(StatusCode::OK, &v, &[]))
+        }
+        Route::Admin(segments) => {
+            let bytes = read_body(&shared, body).await;
+            match bytes {
+                Ok(bytes) => admin::handle(&shared, &parts.method, &segments, &bytes),
+                Err(e) => Err(e),
+            }
+        }
+        Route::Resource(path) => {
+            resource(&shared, &parts.method, &parts.headers, path, query, body).await
+        }
+        Route::Unknown => Err(ApiError::UnknownPath),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Reads a request body up to the configured limit (413 beyond it).
+async fn read_body(shared: &Shared, body: Body) -> ApiResult<Bytes> {
+    let limit = shared.config.max_body_bytes;
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge(limit))
+}
+
+/// The Kubernetes verb of a request.
+pub fn verb(method: &Method, path: &ResourcePath, query: &Query) -> ApiResult<&'static str> {
+    let named = path.name.is_some();
+    Ok(match *method {
+        Method::GET if named => "get",
+        Method::GET if query.flag("watch") => "watch",
+        Method::GET => "list",
+        Method::POST if !named => "create",
+        Method::POST if path.subresource.is_some() => "create",
+        Method::PUT if named => "update",
+        Method::PATCH if named => "patch",
+        Method::DELETE if named => "delete",
+        Method::DELETE => "deletecollection",
+        _ => return Err(ApiError::MethodNotAllowed),
+    })
+}
+
+fn resolve(shared: &Shared, path: &ResourcePath) -> ApiResult<ResourceInfo> {
+    let store = shared.store();
+    let info = store
+        .registry
+        .get(&path.group, &path.version, &path.plural)
+        .cloned()
+        .ok_or(ApiError::UnknownPath)?;
+    if path.namespace.is_some() && !info.namespaced {
+        return Err(ApiError::UnknownPath);
+    }
+    if let Some(sub) = &path.subresource {
+        let known = (sub == "status" && info.has_status)
+            || info.extra_subresources.iter().any(|s| s == sub);
+        if !known {
+            return Err(ApiError::UnknownPath);
+        }
+    }
+    Ok(info)
+}
+
+async fn resource(
+    shared: &Arc<Shared>,
+    method: &Method,
+    headers: &axum::http::HeaderMap,
+    path: ResourcePath,
+    query: Query,
+    body: Body,
+) -> ApiResult<Response> {
+    let info = resolve(shared, &path)?;
+    let verb = verb(method, &path, &query)?;
+    let label = match &path.subresource {
+        Some(sub) => format!("{}/{}", path.plural, sub),
+        None => path.plural.clone(),
+    };
+    if let Some(action) = shared.faults.take(verb, &label) {
+        match action {
+            FaultAction::Fail(code) => return Err(injected(&info, &path, code)),
+            FaultAction::DelayMs(ms) => {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await
+            }
+        }
+    }
+    let namespace = path.namespace.clone().unwrap_or_default();
+    if info.namespaced && namespace.is_empty() && !matches!(verb, "list" | "watch") {
+        return Err(ApiError::UnknownPath);
+    }
+    match verb {
+        "get" if path.subresource.as_deref() == Some("log") => {
+            pod_log::serve(shared, &info, &path, &query)
+        }
+        "get" => read::get(shared, &info, &path, &namespace),
+        "list" => read::list(shared, &info, path.namespace.as_deref(), &query),
+        "watch" => watch::serve(shared, &info, path.namespace.as_deref(), &query),
+        _ => {
+            let bytes = read_body(shared, body).await?;
+            write::handle(
+                shared,
+                write::WriteRequest {
+                    verb,
+                    info,
+                    path,
+                    namespace,
+                    query,
+                    headers,
+                    body: &bytes,
+                },
+            )
+        }
+    }
+}
+
+fn injected(info: &ResourceInfo, path: &ResourcePath, code: u16) -> ApiError {
+    let name = path.name.clone().unwrap_or_default();
+    match code {
+        409 => ApiError::Conflict(
+            info.subject(&name),
+            "the object has been modified; please apply your changes to the latest version and try again".into(),
+        ),
+        429 => ApiError::TooManyRequests,
+        500 => ApiError::Internal("injected fault".into()),
+        410 => ApiError::Expired("too old resource version (injected)".into()),
+        other => ApiError::Injected(other, format!("HTTP {other}")),
+    }
+}

@@ -1,0 +1,222 @@
+//! The fake kube-apiserver: an axum `Router` over an in-memory store.
+
+pub mod discovery;
+pub mod error;
+pub mod faults;
+pub mod http;
+pub mod logs;
+pub mod meta;
+pub mod names;
+pub mod ops;
+pub mod patch;
+pub mod resources;
+pub mod schema;
+pub mod selector;
+pub mod store;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use error::{ApiError, ApiResult};
+pub use faults::{FaultAction, FaultRule, FaultRules};
+pub use logs::LogStore;
+
+/// Tunables of the server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest accepted request body (the apiserver's limit is 3 MiB).
+    pub max_body_bytes: usize,
+    /// How often watches with `allowWatchBookmarks` get a BOOKMARK.
+    pub bookmark_interval: Duration,
+    /// Watch duration when the client gives no `timeoutSeconds`.
+    pub default_watch_timeout: Duration,
+    /// Events kept for watch replay before the oldest are compacted.
+    pub event_capacity: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_body_bytes: 3 * 1024 * 1024,
+            bookmark_interval: Duration::from_secs(2),
+            default_watch_timeout: Duration::from_secs(1800),
+            event_capacity: store::DEFAULT_EVENT_CAPACITY,
+        }
+    }
+}
+
+/// State shared by every request.
+pub struct Shared {
+    store: Mutex<store::Store>,
+    /// Container logs served by `pods/log`.
+    pub logs: LogStore,
+    /// Active fault rules.
+    pub faults: FaultRules,
+    /// Bumped to end every open watch.
+    pub watch_epoch: tokio::sync::watch::Sender<u64>,
+    /// Tunables.
+    pub config: ServerConfig,
+}
+
+impl Shared {
+    /// Locks the store (a poisoned lock is recovered: the store is never left half-written).
+    pub fn store(&self) -> MutexGuard<'_, store::Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A fake kube-apiserver. Cheap to clone; every clone serves the same data.
+#[derive(Clone)]
+pub struct ApiServer {
+    shared: Arc<Shared>,
+}
+
+impl Default for ApiServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ApiServer {
+    /// A server with the default configuration and namespaces `default`, `kube-system`,
+    /// `kube-public` and `kube-node-lease`.
+    pub fn new() -> Self {
+        Self::with_config(ServerConfig::default())
+    }
+
+    /// A server with the given configuration.
+    pub fn with_config(config: ServerConfig) -> Self {
+        let server = ApiServer {
+            shared: Arc::new(Shared {
+                store: Mutex::new(store::Store::new(config.event_capacity)),
+                logs: LogStore::new(),
+                faults: FaultRules::default(),
+                watch_epoch: tokio::sync::watch::channel(0).0,
+                config,
+            }),
+        };
+        for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            // Creating the initial namespaces in an empty store cannot fail.
+            let _ = server.create_object(
+                "",
+                "v1",
+                "namespaces",
+                "",
+                serde_json::json!({"metadata": {"name": namespace}}),
+            );
+        }
+        server
+    }
+
+    /// The HTTP router (use in-process with `kube::Client::new(router, "default")` or serve it).
+    pub fn router(&self) -> axum::Router {
+        http::router(self.shared.clone())
+    }
+
+    /// A kube client talking to this server in-process.
+    pub fn client(&self) -> kube::Client {
+        kube::Client::new(self.router(), "default")
+    }
+
+    /// The log store `pods/log` reads from (the kubelet writes into it).
+    pub fn logs(&self) -> LogStore {
+        self.shared.logs.clone()
+    }
+
+    /// Fault injection controls.
+    pub fn faults(&self) -> Faults {
+        Faults {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The current (latest) resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.store().resource_version()
+    }
+
+    /// Number of stored objects.
+    pub fn object_count(&self) -> usize {
+        self.shared.store().len()
+    }
+
+    /// Creates an object directly (no HTTP), e.g. to preload CRDs; returns the stored object.
+    pub fn create_object(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        namespace: &str,
+        object: Value,
+    ) -> ApiResult<Value> {
+        let mut store = self.shared.store();
+        let info = store
+            .registry
+            .get(group, version, plural)
+            .cloned()
+            .ok_or(ApiError::UnknownPath)?;
+        let ctx = ops::WriteContext {
+            info,
+            namespace: namespace.to_string(),
+            manager: None,
+            dry_run: false,
+            validation: ops::FieldValidation::Ignore,
+            request_fields: Value::Null,
+        };
+        ops::create(&mut store, &ctx, object, "Update").map(|w| w.object)
+    }
+}
+
+/// Handle to inject faults into a running server.
+#[derive(Clone)]
+pub struct Faults {
+    shared: Arc<Shared>,
+}
+
+impl Faults {
+    /// Fails (or delays) the next `count` requests matching `verb` and `resource` (None = any).
+    pub fn inject(
+        &self,
+        verb: Option<&str>,
+        resource: Option<&str>,
+        action: FaultAction,
+        count: u32,
+    ) {
+        self.shared.faults.add(FaultRule {
+            verb: verb.map(String::from),
+            resource: resource.map(String::from),
+            action,
+            count,
+        });
+    }
+
+    /// Removes all pending fault rules.
+    pub fn clear(&self) {
+        self.shared.faults.clear();
+    }
+
+    /// Ends every open watch stream (clients re-watch from their last resourceVersion).
+    pub fn drop_watches(&self) {
+        self.shared.watch_epoch.send_modify(|epoch| *epoch += 1);
+    }
+
+    /// Forgets the event history: watches from any older resourceVersion get 410 Gone.
+    pub fn compact(&self) {
+        self.shared.store().compact();
+    }
+}
+
+impl ApiServer {
+    /// The plural resource name serving `kind` in a group/version.
+    pub fn plural_of(&self, group: &str, version: &str, kind: &str) -> Option<String> {
+        let store = self.shared.store();
+        store
+            .registry
+            .resources_of(group, version)
+            .into_iter()
+            .find(|r| r.kind == kind)
+            .map(|r| r.plural.clone())
+    }
+}

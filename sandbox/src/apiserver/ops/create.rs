@@ -1,0 +1,143 @@
+//! Create: names, generateName, namespace checks, server-set metadata.
+
+use serde_json::Value;
+
+use super::super::error::{ApiError, ApiResult};
+use super::super::meta;
+use super::super::store::{ObjectKey, Store};
+use super::{admission, builtin, WriteContext, Written};
+
+const GENERATE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn random_suffix() -> String {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    bytes
+        .iter()
+        .take(5)
+        .map(|b| GENERATE_ALPHABET[usize::from(*b) % GENERATE_ALPHABET.len()] as char)
+        .collect()
+}
+
+/// Checks the path namespace exists and is not terminating (namespaced resources only).
+pub fn check_namespace(store: &Store, ctx: &WriteContext) -> ApiResult<()> {
+    if !ctx.info.namespaced {
+        return Ok(());
+    }
+    let key = ObjectKey::new("/namespaces", "", &ctx.namespace);
+    let namespaces = || {
+        let mut subject = ctx.info.subject(&ctx.namespace);
+        subject.resource = "namespaces".into();
+        subject.group = String::new();
+        subject
+    };
+    match store.get(&key) {
+        None => Err(ApiError::NotFound(namespaces())),
+        Some(ns) if meta::is_deleting(&ns) => Err(ApiError::Forbidden(
+            namespaces(),
+            format!(
+                "unable to create new content in namespace {} because it is being terminated",
+                ctx.namespace
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Creates an object (POST, or server-side apply of a missing object).
+pub fn create(
+    store: &mut Store,
+    ctx: &WriteContext,
+    mut object: Value,
+    operation: &str,
+) -> ApiResult<Written> {
+    admission::check_shape(ctx, &object)?;
+    admission::check_kind(ctx, &mut object)?;
+    let metadata = meta::metadata_mut(&mut object);
+    if ctx.info.namespaced {
+        match metadata
+            .get("namespace")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            Some(ns) if ns != ctx.namespace => {
+                return Err(ApiError::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request".into(),
+                ));
+            }
+            _ => {
+                metadata.insert("namespace".into(), Value::String(ctx.namespace.clone()));
+            }
+        }
+    } else {
+        metadata.remove("namespace");
+    }
+    admission::check_names(ctx, &object)?;
+    let metadata = meta::metadata_mut(&mut object);
+    let has_name = metadata
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    if !has_name {
+        let prefix = metadata
+            .get("generateName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        metadata.insert(
+            "name".into(),
+            Value::String(format!("{prefix}{}", random_suffix())),
+        );
+    }
+    check_namespace(store, ctx)?;
+    let name = meta::name(&object).unwrap_or_default().to_string();
+    let key = ObjectKey::new(&ctx.info.storage_id(), &ctx.namespace, &name);
+    if store.get(&key).is_some() {
+        return Err(ApiError::AlreadyExists(ctx.info.subject(&name)));
+    }
+    let metadata = meta::metadata_mut(&mut object);
+    for field in [
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "resourceVersion",
+        "managedFields",
+        "selfLink",
+    ] {
+        metadata.remove(field);
+    }
+    metadata.insert(
+        "uid".into(),
+        Value::String(uuid::Uuid::new_v4().to_string()),
+    );
+    metadata.insert("creationTimestamp".into(), Value::String(meta::now()));
+    if ctx.info.tracks_generation {
+        metadata.insert("generation".into(), Value::from(1));
+    } else {
+        metadata.remove("generation");
+    }
+    builtin::prepare_create(&ctx.info, &mut object);
+    let warnings = admission::admit(ctx, &mut object)?;
+    if let Some(manager) = &ctx.manager {
+        meta::record_manager(
+            &mut object,
+            manager,
+            operation,
+            &ctx.info.api_version(),
+            None,
+            ctx.request_fields.clone(),
+        );
+    }
+    if ctx.dry_run {
+        return Ok(Written {
+            object,
+            created: true,
+            warnings,
+        });
+    }
+    super::update::register_if_crd(store, ctx, &object)?;
+    let stored = store.put(key, object);
+    Ok(Written {
+        object: (*stored).clone(),
+        created: true,
+        warnings,
+    })
+}

@@ -1,0 +1,305 @@
+//! The object store: JSON objects keyed by (resource, namespace, name), a global resourceVersion,
+//! an event log for watch replay and a broadcast channel for live watchers.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use super::meta;
+use super::resources::Registry;
+
+/// Identity of a stored object: storage id (`group/plural`), namespace (empty if cluster-scoped), name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// `group/plural`.
+    pub resource: String,
+    /// Namespace, empty for cluster-scoped objects.
+    pub namespace: String,
+    /// Object name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// Builds a key.
+    pub fn new(resource: &str, namespace: &str, name: &str) -> Self {
+        Self {
+            resource: resource.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+/// Watch event types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Object created.
+    Added,
+    /// Object changed.
+    Modified,
+    /// Object removed.
+    Deleted,
+}
+
+impl EventType {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change in the event log.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// resourceVersion of the change.
+    pub resource_version: u64,
+    /// The key of the changed object.
+    pub key: ObjectKey,
+    /// What happened.
+    pub event_type: EventType,
+    /// The object after the change (for DELETED: the last state, with the deletion's RV).
+    pub object: Arc<Value>,
+    /// The object before the change, if any.
+    pub previous: Option<Arc<Value>>,
+}
+
+/// Default number of events kept for watch replay before the oldest are compacted.
+pub const DEFAULT_EVENT_CAPACITY: usize = 200_000;
+
+/// All mutable server state, guarded by one mutex.
+pub struct Store {
+    /// Served resources (built-ins and CRDs).
+    pub registry: Registry,
+    objects: BTreeMap<ObjectKey, Arc<Value>>,
+    uids: HashMap<String, ObjectKey>,
+    resource_version: u64,
+    events: VecDeque<Arc<StoredEvent>>,
+    compacted_through: u64,
+    event_capacity: usize,
+    sender: broadcast::Sender<Arc<StoredEvent>>,
+}
+
+impl Store {
+    /// An empty store with the built-in registry.
+    pub fn new(event_capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(65_536);
+        Store {
+            registry: Registry::new(),
+            objects: BTreeMap::new(),
+            uids: HashMap::new(),
+            resource_version: 1,
+            events: VecDeque::new(),
+            compacted_through: 0,
+            event_capacity,
+            sender,
+        }
+    }
+
+    /// The latest resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.resource_version
+    }
+
+    /// The highest resourceVersion no longer replayable (watches from below it get 410).
+    pub fn compacted_through(&self) -> u64 {
+        self.compacted_through
+    }
+
+    /// Reads one object.
+    pub fn get(&self, key: &ObjectKey) -> Option<Arc<Value>> {
+        self.objects.get(key).cloned()
+    }
+
+    /// The key of the live object with this uid.
+    pub fn key_of_uid(&self, uid: &str) -> Option<&ObjectKey> {
+        self.uids.get(uid)
+    }
+
+    /// Objects of one resource, optionally in one namespace, in key order, starting after `after`.
+    pub fn range<'a>(
+        &'a self,
+        resource: &'a str,
+        namespace: Option<&'a str>,
+        after: Option<&ObjectKey>,
+    ) -> impl Iterator<Item = (&'a ObjectKey, &'a Arc<Value>)> + 'a {
+        let start = after
+            .cloned()
+            .unwrap_or_else(|| ObjectKey::new(resource, namespace.unwrap_or(""), ""));
+        let exclusive = after.is_some();
+        self.objects
+            .range(start.clone()..)
+            .skip_while(move |(k, _)| exclusive && **k == start)
+            .take_while(move |(k, _)| {
+                k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
+            })
+    }
+
+    /// Every object (used by garbage collection and namespace cleanup).
+    pub fn all(&self) -> impl Iterator<Item = (&ObjectKey, &Arc<Value>)> {
+        self.objects.iter()
+    }
+
+    /// Stores an object under a new resourceVersion and records the event.
+    pub fn put(&mut self, key: ObjectKey, mut object: Value) -> Arc<Value> {
+        self.resource_version += 1;
+        meta::set_resource_version(&mut object, self.resource_version);
+        let object = Arc::new(object);
+        if let Some(uid) = meta::uid(&object) {
+            self.uids.insert(uid.to_string(), key.clone());
+        }
+        let previous = self.objects.insert(key.clone(), object.clone());
+        let event_type = if previous.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.record(key, event_type, object.clone(), previous);
+        object
+    }
+
+    /// Removes an object, recording a DELETED event; returns its last state.
+    pub fn remove(&mut self, key: &ObjectKey) -> Option<Arc<Value>> {
+        let previous = self.objects.remove(key)?;
+        if let Some(uid) = meta::uid(&previous) {
+            self.uids.remove(uid);
+        }
+        self.resource_version += 1;
+        let mut last = (*previous).clone();
+        meta::set_resource_version(&mut last, self.resource_version);
+        let last = Arc::new(last);
+        self.record(
+            key.clone(),
+            EventType::Deleted,
+            last.clone(),
+            Some(previous),
+        );
+        Some(last)
+    }
+
+    fn record(
+        &mut self,
+        key: ObjectKey,
+        event_type: EventType,
+        object: Arc<Value>,
+        previous: Option<Arc<Value>>,
+    ) {
+        let event = Arc::new(StoredEvent {
+            resource_version: self.resource_version,
+            key,
+            event_type,
+            object,
+            previous,
+        });
+        self.events.push_back(event.clone());
+        while self.events.len() > self.event_capacity {
+            if let Some(old) = self.events.pop_front() {
+                self.compacted_through = old.resource_version;
+            }
+        }
+        // No receivers is fine: nobody is watching.
+        let _ = self.sender.send(event);
+    }
+
+    /// Events after `resource_version`, or None if some of them were compacted.
+    pub fn events_since(&self, resource_version: u64) -> Option<Vec<Arc<StoredEvent>>> {
+        if resource_version < self.compacted_through {
+            return None;
+        }
+        let start = self
+            .events
+            .partition_point(|e| e.resource_version <= resource_version);
+        Some(self.events.range(start..).cloned().collect())
+    }
+
+    /// A receiver of every future event.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
+        self.sender.subscribe()
+    }
+
+    /// Drops the whole event log: watches from any older resourceVersion get 410 Gone.
+    pub fn compact(&mut self) {
+        self.events.clear();
+        self.compacted_through = self.resource_version;
+    }
+
+    /// Number of stored objects.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether the store holds no objects.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(name: &str) -> Value {
+        json!({"metadata": {"name": name, "uid": format!("uid-{name}")}})
+    }
+
+    #[test]
+    fn resource_versions_increase_and_events_replay() {
+        let mut store = Store::new(100);
+        let key = ObjectKey::new("/configmaps", "ns", "a");
+        let first = store.put(key.clone(), object("a"));
+        let second = store.put(key.clone(), object("a"));
+        let rv1 = meta::resource_version(&first);
+        let rv2 = meta::resource_version(&second);
+        assert!(rv2 > rv1);
+        let removed = store.remove(&key).unwrap();
+        assert!(meta::resource_version(&removed) > rv2);
+        let events = store.events_since(rv1).unwrap();
+        let types: Vec<_> = events.iter().map(|e| e.event_type).collect();
+        assert_eq!(types, vec![EventType::Modified, EventType::Deleted]);
+        assert!(store.key_of_uid("uid-a").is_none());
+    }
+
+    #[test]
+    fn compaction_expires_old_versions() {
+        let mut store = Store::new(2);
+        for name in ["a", "b", "c"] {
+            store.put(ObjectKey::new("/configmaps", "ns", name), object(name));
+        }
+        assert!(store.events_since(1).is_none());
+        let latest = store.resource_version();
+        assert_eq!(store.events_since(latest).unwrap().len(), 0);
+        store.compact();
+        assert!(store.events_since(latest - 1).is_none());
+    }
+
+    #[test]
+    fn range_stays_within_resource_and_namespace() {
+        let mut store = Store::new(100);
+        for (ns, name) in [("a", "x"), ("b", "y"), ("b", "z")] {
+            store.put(ObjectKey::new("/configmaps", ns, name), object(name));
+        }
+        store.put(ObjectKey::new("/secrets", "b", "s"), object("s"));
+        let names: Vec<_> = store
+            .range("/configmaps", Some("b"), None)
+            .map(|(k, _)| k.name.clone())
+            .collect();
+        assert_eq!(names, vec!["y", "z"]);
+        let all: Vec<_> = store
+            .range("/configmaps", None, None)
+            .map(|(k, _)| k.name.clone())
+            .collect();
+        assert_eq!(all, vec!["x", "y", "z"]);
+        let after = ObjectKey::new("/configmaps", "b", "y");
+        let rest: Vec<_> = store
+            .range("/configmaps", None, Some(&after))
+            .map(|(k, _)| k.name.clone())
+            .collect();
+        assert_eq!(rest, vec!["z"]);
+    }
+}
