@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod builder;
 pub mod cli;
 pub mod convert;
 pub mod crdgen;

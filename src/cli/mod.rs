@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod build;
+pub mod builder;
 pub mod convert;
 
 /// Errors any `kiln` verb can end with.
@@ -23,6 +25,9 @@ pub enum Error {
     /// Generating the CRDs failed.
     #[error(transparent)]
     Crd(#[from] crate::crdgen::Error),
+    /// `kiln build` could not start its build.
+    #[error(transparent)]
+    LocalBuild(#[from] crate::builder::local::Error),
 }
 
 /// kiln: OpenShift-style BuildConfig builds for any Kubernetes cluster.
@@ -41,15 +46,34 @@ pub enum Command {
     Crd,
     /// Convert OpenShift build and image manifests into kiln manifests.
     Convert(convert::ConvertArgs),
+    /// Run a BuildConfig's build on this machine (clone, build, push) and print the Build status.
+    Build(build::BuildArgs),
+    /// The build Pod's steps: `clone` (fetch the source) and `build` (build, push, report).
+    Builder(builder::BuilderArgs),
 }
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Crd => {
-            print!("{}", crate::crdgen::all_crds_yaml()?);
+            write_stdout(&crate::crdgen::all_crds_yaml()?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Convert(args) => convert::run(&args),
+        Command::Build(args) => build::run(&args),
+        Command::Builder(args) => Ok(builder::run(&args)),
+    }
+}
+
+/// Writes `text` to standard output; a closed pipe (e.g. `| head`) is not an error.
+pub fn write_stdout(text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+            context: "writing standard output".into(),
+            source: err,
+        }),
+        _ => Ok(()),
     }
 }

@@ -1,0 +1,234 @@
+//! `BuildConfig`: how to build an image and when (OpenShift's `build.openshift.io/v1` BuildConfig).
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::CommonSpec;
+
+/// The desired state of a BuildConfig.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "build.kiln.dev",
+    version = "v1alpha1",
+    kind = "BuildConfig",
+    plural = "buildconfigs",
+    shortname = "bc",
+    namespaced,
+    status = "BuildConfigStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "A BuildConfig says how to build an image (source, Dockerfile strategy, output) and which triggers start a new numbered Build.",
+    printcolumn = r#"{"name":"Type","type":"string","jsonPath":".spec.strategy.type"}"#,
+    printcolumn = r#"{"name":"From","type":"string","jsonPath":".spec.source.type"}"#,
+    printcolumn = r#"{"name":"Latest","type":"integer","jsonPath":".status.lastVersion"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildConfigSpec {
+    /// What starts a new build: webhooks, image changes, or the BuildConfig's creation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<BuildTriggerPolicy>,
+    /// How builds of this BuildConfig may run at the same time (default Serial).
+    #[serde(default)]
+    pub run_policy: RunPolicy,
+    /// What each build does.
+    #[serde(flatten)]
+    pub common: CommonSpec,
+    /// How many Complete builds to keep (default 5).
+    #[serde(
+        default = "default_history_limit",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 0))]
+    pub successful_builds_history_limit: Option<i32>,
+    /// How many Failed, Error or Cancelled builds to keep (default 5).
+    #[serde(
+        default = "default_history_limit",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 0))]
+    pub failed_builds_history_limit: Option<i32>,
+}
+
+fn default_history_limit() -> Option<i32> {
+    Some(5)
+}
+
+/// How builds of one BuildConfig may run at the same time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum RunPolicy {
+    /// One at a time, in build-number order.
+    #[default]
+    Serial,
+    /// One at a time; queued builds older than the newest are cancelled.
+    SerialLatestOnly,
+    /// All at once (but never beside a running Serial build).
+    Parallel,
+}
+
+impl RunPolicy {
+    /// The policy's name as it appears in the API and in labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Serial => "Serial",
+            Self::SerialLatestOnly => "SerialLatestOnly",
+            Self::Parallel => "Parallel",
+        }
+    }
+
+    /// Parses a policy name as written in a label; a missing or unknown value means Serial.
+    pub fn from_label(value: Option<&str>) -> Self {
+        match value {
+            Some("Parallel") => Self::Parallel,
+            Some("SerialLatestOnly") => Self::SerialLatestOnly,
+            _ => Self::Serial,
+        }
+    }
+}
+
+/// The kinds of build trigger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum BuildTriggerType {
+    /// A GitHub push webhook.
+    #[serde(rename = "GitHub", alias = "github")]
+    GitHub,
+    /// A generic webhook.
+    #[serde(rename = "Generic", alias = "generic")]
+    Generic,
+    /// A GitLab push webhook.
+    #[serde(rename = "GitLab")]
+    GitLab,
+    /// A Bitbucket push webhook.
+    #[serde(rename = "Bitbucket")]
+    Bitbucket,
+    /// A change of an ImageStreamTag's current image.
+    #[serde(rename = "ImageChange", alias = "imageChange")]
+    ImageChange,
+    /// The BuildConfig's creation.
+    #[serde(rename = "ConfigChange")]
+    ConfigChange,
+}
+
+/// One trigger of a BuildConfig.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildTriggerPolicy {
+    /// The kind of trigger.
+    #[serde(rename = "type")]
+    pub type_: BuildTriggerType,
+    /// Settings of a GitHub webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<WebHookTrigger>,
+    /// Settings of a generic webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generic: Option<WebHookTrigger>,
+    /// Settings of a GitLab webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab: Option<WebHookTrigger>,
+    /// Settings of a Bitbucket webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitbucket: Option<WebHookTrigger>,
+    /// Settings of an image change trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_change: Option<ImageChangeTrigger>,
+}
+
+/// A webhook trigger and the secret callers must present.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.secret) && has(self.secretReference))").message("set at most one of secret and secretReference"))]
+pub struct WebHookTrigger {
+    /// Deprecated: the secret inline; use `secretReference`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// A Secret whose key `WebHookSecretKey` holds the webhook secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_reference: Option<SecretLocalReference>,
+    /// Generic webhooks only: accept environment variables from the payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_env: Option<bool>,
+}
+
+/// A reference to a Secret in the same namespace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretLocalReference {
+    /// The Secret's name.
+    pub name: String,
+}
+
+/// Start a build when an ImageStreamTag's current image changes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageChangeTrigger {
+    /// The ImageStreamTag to watch; unset means the strategy's `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<ObjectReference>,
+    /// Do not start builds while true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+    /// Deprecated: the image that last started a build; see status.imageChangeTriggers.
+    #[serde(
+        default,
+        rename = "lastTriggeredImageID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_triggered_image_id: Option<String>,
+}
+
+/// The observed state of a BuildConfig.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildConfigStatus {
+    /// The number of the last build started from this BuildConfig.
+    #[serde(default)]
+    pub last_version: i64,
+    /// The image each image change trigger last started a build for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_change_triggers: Vec<ImageChangeTriggerStatus>,
+}
+
+/// The image an image change trigger last started a build for.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageChangeTriggerStatus {
+    /// The image pull spec that last started a build.
+    #[serde(
+        default,
+        rename = "lastTriggeredImageID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_triggered_image_id: Option<String>,
+    /// The ImageStreamTag the trigger watches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<ImageStreamTagReference>,
+    /// When the trigger last started a build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_trigger_time: Option<Time>,
+}
+
+/// A reference to an ImageStreamTag.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ImageStreamTagReference {
+    /// The namespace; empty means the BuildConfig's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The ImageStreamTag's name, `<stream>:<tag>`.
+    pub name: String,
+}
+
+/// The annotation that pauses a BuildConfig: instantiate refuses while it is `"true"`.
+pub const PAUSED_ANNOTATION: &str = "build.kiln.dev/build-config.paused";
+
+impl BuildConfig {
+    /// Whether the BuildConfig is paused by its annotation.
+    pub fn is_paused(&self) -> bool {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PAUSED_ANNOTATION))
+            .is_some_and(|v| v == "true")
+    }
+}

@@ -1,0 +1,205 @@
+//! The committed CRDs match the Rust types, and are structural CRDs with the expected extras.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
+use kiln::crdgen::{all_crds_yaml, drift, CRD_FILE};
+
+fn committed() -> String {
+    let path = format!("{}/{CRD_FILE}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+}
+
+fn crds() -> Vec<CustomResourceDefinition> {
+    kiln::yaml::read_documents(&committed())
+        .unwrap()
+        .into_iter()
+        .map(|doc| serde_json::from_value(doc).unwrap())
+        .collect()
+}
+
+#[test]
+fn committed_crds_match_the_types() {
+    if let Some(message) = drift(&committed(), &all_crds_yaml().unwrap()) {
+        panic!("{message}");
+    }
+}
+
+#[test]
+fn drift_is_detected_when_a_field_is_added_without_regenerating() {
+    let generated = all_crds_yaml().unwrap();
+    let with_new_field = generated.replacen(
+        "              completionDeadlineSeconds:",
+        "              newField:\n                type: string\n              completionDeadlineSeconds:",
+        1,
+    );
+    assert_ne!(
+        with_new_field, generated,
+        "the fixture edit must change the YAML"
+    );
+    let message = drift(&generated, &with_new_field).expect("drift must be reported");
+    assert!(message.contains("make crds"), "{message}");
+    assert!(drift(&generated, &generated).is_none());
+}
+
+#[test]
+fn the_binary_prints_the_committed_crds() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("crd")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), committed());
+}
+
+#[test]
+fn crds_carry_status_short_names_and_printer_columns() {
+    let crds = crds();
+    let names: Vec<_> = crds
+        .iter()
+        .map(|c| c.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "buildconfigs.build.kiln.dev",
+            "builds.build.kiln.dev",
+            "imagestreams.image.kiln.dev"
+        ]
+    );
+    let expect = [
+        (
+            "BuildConfig",
+            Some("bc"),
+            vec!["Type", "From", "Latest", "Age"],
+        ),
+        (
+            "Build",
+            None,
+            vec!["Type", "From", "Status", "Reason", "Started", "Completed"],
+        ),
+        (
+            "ImageStream",
+            Some("is"),
+            vec!["Image Repository", "Tags", "Updated"],
+        ),
+    ];
+    for (crd, (kind, short, columns)) in crds.iter().zip(expect) {
+        assert_eq!(crd.spec.names.kind, kind);
+        assert_eq!(crd.spec.scope, "Namespaced");
+        assert_eq!(
+            crd.spec
+                .names
+                .short_names
+                .as_ref()
+                .and_then(|s| s.first().cloned())
+                .as_deref(),
+            short
+        );
+        let version = &crd.spec.versions[0];
+        assert!(version.served && version.storage);
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some(),
+            "{kind} status subresource"
+        );
+        let got: Vec<_> = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(got, columns, "{kind} printer columns");
+    }
+}
+
+/// A structural schema: every node states its type (or is int-or-string / preserves unknown
+/// fields), and no node uses the constructs the API server forbids in structural schemas.
+fn assert_structural(schema: &JSONSchemaProps, path: &str) {
+    let int_or_string = schema.x_kubernetes_int_or_string == Some(true);
+    let preserve = schema.x_kubernetes_preserve_unknown_fields == Some(true);
+    assert!(
+        schema.type_.is_some() || int_or_string || preserve,
+        "{path}: no type"
+    );
+    assert!(schema.ref_path.is_none(), "{path}: $ref is not allowed");
+    for (name, child) in schema.properties.iter().flatten() {
+        assert_structural(child, &format!("{path}.{name}"));
+    }
+    if let Some(items) = &schema.items {
+        match items {
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray::Schema(s) => {
+                assert_structural(s, &format!("{path}[]"))
+            }
+            other => panic!("{path}: items must be one schema, got {other:?}"),
+        }
+    }
+    if let Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrBool::Schema(s)) =
+        &schema.additional_properties
+    {
+        assert_structural(s, &format!("{path}{{}}"));
+    }
+    for branch in [&schema.any_of, &schema.one_of, &schema.all_of]
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        assert!(
+            branch.type_.is_none() || int_or_string,
+            "{path}: type inside a logical junctor"
+        );
+        assert!(
+            branch.properties.is_none() || branch.properties.as_ref().is_some_and(|p| p.is_empty()),
+            "{path}: properties inside a logical junctor"
+        );
+    }
+}
+
+#[test]
+fn crds_are_structural() {
+    for crd in crds() {
+        let schema = crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap();
+        assert_structural(schema, &crd.spec.names.kind);
+    }
+}
+
+#[test]
+fn spec_struct_docs_do_not_leak_into_the_root_description() {
+    for crd in crds() {
+        let schema = crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap();
+        let root = schema.description.as_deref().unwrap_or_default();
+        assert!(
+            !root.contains("Auto-generated") && !root.contains("Spec"),
+            "{root}"
+        );
+    }
+}
+
+#[test]
+fn cel_rules_guard_what_the_api_server_can_reject_early() {
+    let yaml = committed();
+    for rule in [
+        "!(has(self.secret) && has(self.secretReference))",
+        "self.to.kind in [''ImageStreamTag'', ''DockerImage'']",
+        "self.to.name.matches(''^[^:@/]+:[^:@/]+$'')",
+        "spec.revision may be set once",
+        "a Build's spec is immutable",
+    ] {
+        assert!(yaml.contains(rule), "missing rule {rule}");
+    }
+}
