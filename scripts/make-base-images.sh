@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Makes the two base images the go-server example builds from, out of this machine's Debian packages
+# (golang-go, busybox-static), so no image has to be pulled from the internet:
+#   <registry>/library/golang:1.19   Go toolchain + busybox shell + the glibc the `go` driver needs
+#   <registry>/library/busybox:latest  a static busybox, the example's runtime base
+#
+# usage: scripts/make-base-images.sh REGISTRY_HOST:PORT [--no-push] [--tls-verify=true]
+# environment: BUILDAH_ROOT / BUILDAH_RUNROOT select a buildah storage (default: the system's),
+#              STORAGE_DRIVER (default overlay, falls back to vfs when overlay cannot mount).
+set -euo pipefail
+
+registry=${1:?usage: make-base-images.sh REGISTRY_HOST:PORT [--no-push] [--tls-verify=true]}
+shift
+push=1
+tls_verify=false
+for arg in "$@"; do
+  case "$arg" in
+    --no-push) push=0 ;;
+    --tls-verify=*) tls_verify=${arg#--tls-verify=} ;;
+    *) echo "unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+
+driver=${STORAGE_DRIVER:-overlay}
+storage_opts() {
+  local opts=(--storage-driver "$driver")
+  [ -n "${BUILDAH_ROOT:-}" ] && opts+=(--root "$BUILDAH_ROOT")
+  [ -n "${BUILDAH_RUNROOT:-}" ] && opts+=(--runroot "$BUILDAH_RUNROOT")
+  printf '%s\n' "${opts[@]}"
+}
+mapfile -t storage < <(storage_opts)
+bah() { buildah "${storage[@]}" "$@"; }
+
+if ! ctr=$(bah from scratch 2>/dev/null); then
+  echo "storage driver $driver unusable here, falling back to vfs" >&2
+  driver=vfs
+  mapfile -t storage < <(storage_opts)
+  ctr=$(bah from scratch)
+fi
+
+goroot=$(go env GOROOT 2>/dev/null || echo /usr/lib/go-1.19)
+goroot=$(readlink -f "$goroot")
+goshare=$(readlink -f "$goroot/src/..")
+busybox=$(command -v busybox)
+[ -x "$busybox" ] || { echo "busybox-static is not installed" >&2; exit 1; }
+
+# install_busybox ROOTFS: a static busybox with one symlink per applet, plus /etc/passwd and /tmp.
+install_busybox() {
+  local root=$1
+  mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/root"
+  chmod 1777 "$root/tmp"
+  cp "$busybox" "$root/bin/busybox"
+  local applet
+  for applet in $("$busybox" --list); do
+    [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$root/etc/passwd"
+  printf 'root:x:0:\nnobody:x:65534:\n' > "$root/etc/group"
+}
+
+echo "== busybox"
+mnt=$(bah mount "$ctr")
+install_busybox "$mnt"
+bah umount "$ctr" >/dev/null
+bah config --env PATH=/bin --cmd /bin/sh --label io.kiln.base=busybox "$ctr"
+bah commit --quiet --rm "$ctr" "$registry/library/busybox:latest" >/dev/null
+
+echo "== golang (GOROOT $goroot)"
+ctr=$(bah from scratch)
+mnt=$(bah mount "$ctr")
+install_busybox "$mnt"
+mkdir -p "$mnt/usr/local/go" "$mnt/go" "$mnt/lib64" "$mnt/lib/x86_64-linux-gnu"
+# Debian splits GOROOT: binaries and precompiled std under /usr/lib/go-X, sources under /usr/share/go-X.
+# The precompiled std archives are left out: moved to another GOROOT they are stale and get rebuilt anyway.
+mkdir -p "$mnt/usr/local/go/pkg"
+cp -a "$goroot/VERSION" "$goroot/bin" "$mnt/usr/local/go/"
+cp -a "$goroot/pkg/tool" "$mnt/usr/local/go/pkg/tool"
+cp -aL "$goroot/pkg/include" "$mnt/usr/local/go/pkg/include"
+cp -a "$goshare/src" "$mnt/usr/local/go/src"
+# The `go` driver is dynamically linked against glibc (compile and link are static).
+for lib in $(ldd "$goroot/bin/go" | awk '/=>/ {print $3} /^[ \t]*\// {print $1}'); do
+  real=$(readlink -f "$lib")
+  mkdir -p "$mnt$(dirname "$lib")"
+  cp "$real" "$mnt$lib"
+done
+bah umount "$ctr" >/dev/null
+bah config \
+  --env PATH=/usr/local/go/bin:/go/bin:/bin \
+  --env GOROOT=/usr/local/go --env GOPATH=/go --env GOCACHE=/tmp/gocache \
+  --env GOFLAGS=-buildvcs=false --env GOPROXY=off --env GOTOOLCHAIN=local \
+  --workingdir /go --cmd /bin/sh --label io.kiln.base=golang "$ctr"
+bah commit --quiet --rm "$ctr" "$registry/library/golang:1.19" >/dev/null
+
+if [ "$push" = 1 ]; then
+  for image in library/busybox:latest library/golang:1.19; do
+    echo "== push $registry/$image"
+    bah push --quiet --tls-verify="$tls_verify" "$registry/$image" "docker://$registry/$image"
+  done
+fi
+echo "base images ready: $registry/library/golang:1.19 $registry/library/busybox:latest"

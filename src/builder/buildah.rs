@@ -1,0 +1,357 @@
+//! Running buildah: storage selection (overlay, falling back to vfs), argument building (pure) and
+//! process execution that streams output to stdout while keeping the last lines for the report.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// Lines of output kept for a failure report.
+pub const TAIL_LINES: usize = 20;
+
+/// Why a buildah command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// buildah could not be started.
+    #[error("cannot run buildah: {0}")]
+    Spawn(std::io::Error),
+    /// buildah exited non-zero.
+    #[error("{summary}")]
+    Failed {
+        /// buildah's last `Error:` line, or the exit status.
+        summary: String,
+        /// The last lines of output.
+        tail: String,
+    },
+}
+
+impl Error {
+    /// The last output lines, if buildah ran.
+    pub fn tail(&self) -> Option<String> {
+        match self {
+            Self::Failed { tail, .. } => Some(tail.clone()),
+            Self::Spawn(_) => None,
+        }
+    }
+}
+
+/// How to reach buildah's storage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Buildah {
+    /// The buildah binary.
+    pub program: PathBuf,
+    /// `--root` (None: buildah's default).
+    pub root: Option<PathBuf>,
+    /// `--runroot` (None: buildah's default).
+    pub runroot: Option<PathBuf>,
+    /// `--storage-driver`: `overlay` or `vfs`.
+    pub driver: String,
+}
+
+/// Options of one `buildah bud`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BudOptions {
+    /// The context directory.
+    pub context: PathBuf,
+    /// The Dockerfile (may live outside the context).
+    pub dockerfile: PathBuf,
+    /// The tag to give the result.
+    pub tag: String,
+    /// `--layers` (layer cache) unless the optimization policy squashes.
+    pub layers: bool,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--pull-always` (forcePull).
+    pub pull_always: bool,
+    /// `--build-arg` pairs.
+    pub build_args: Vec<(String, String)>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--volume host:container:ro` mounts for RUN steps.
+    pub volumes: Vec<(PathBuf, String)>,
+    /// `--authfile`.
+    pub authfile: Option<PathBuf>,
+    /// `--tls-verify=false`.
+    pub insecure: bool,
+}
+
+impl Buildah {
+    /// A buildah on PATH with the given storage, trying overlay first and falling back to vfs.
+    pub fn detect(root: Option<PathBuf>, runroot: Option<PathBuf>, driver: Option<&str>) -> Self {
+        let mut b = Self {
+            program: PathBuf::from("buildah"),
+            root,
+            runroot,
+            driver: "overlay".into(),
+        };
+        if let Some(d) = driver {
+            b.driver = d.to_string();
+            return b;
+        }
+        let ok = Command::new(&b.program)
+            .args(b.global_args())
+            .args(["images", "--quiet"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            b.driver = "vfs".into();
+        }
+        b
+    }
+
+    /// The storage arguments every command gets.
+    pub fn global_args(&self) -> Vec<String> {
+        let mut args = vec!["--storage-driver".to_string(), self.driver.clone()];
+        if let Some(r) = &self.root {
+            args.extend(["--root".to_string(), r.display().to_string()]);
+        }
+        if let Some(r) = &self.runroot {
+            args.extend(["--runroot".to_string(), r.display().to_string()]);
+        }
+        args
+    }
+
+    /// Runs `buildah <global> <args>`, streaming output with `prefix`, and returns the output tail.
+    pub fn run(&self, args: &[String]) -> Result<String, Error> {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(self.global_args())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        run_streaming(cmd)
+    }
+
+    /// Runs a command and returns its trimmed stdout (no streaming), e.g. `images --quiet`.
+    pub fn output(&self, args: &[String]) -> Result<String, Error> {
+        let out = Command::new(&self.program)
+            .args(self.global_args())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(Error::Spawn)?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            let text = String::from_utf8_lossy(&out.stderr).into_owned();
+            Err(Error::Failed {
+                summary: summary(&text, out.status.code()),
+                tail: super::report::last_lines(&text, TAIL_LINES),
+            })
+        }
+    }
+
+    /// Whether an image is present in the storage.
+    pub fn has_image(&self, image: &str) -> bool {
+        self.output(&["images".into(), "--quiet".into(), image.into()])
+            .is_ok_and(|o| !o.is_empty())
+    }
+}
+
+/// The arguments of `buildah bud` for `opts` (pure).
+pub fn bud_args(opts: &BudOptions) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "bud".into(),
+        "--isolation".into(),
+        "chroot".into(),
+        "--format".into(),
+        "docker".into(),
+    ];
+    a.push(format!("--layers={}", opts.layers));
+    if opts.no_cache {
+        a.push("--no-cache".into());
+    }
+    if opts.pull_always {
+        a.push("--pull-always".into());
+    }
+    if opts.insecure {
+        a.push("--tls-verify=false".into());
+    }
+    if let Some(f) = &opts.authfile {
+        a.extend(["--authfile".into(), f.display().to_string()]);
+    }
+    for (k, v) in &opts.build_args {
+        a.extend(["--build-arg".into(), format!("{k}={v}")]);
+    }
+    if let Some(t) = &opts.target {
+        a.extend(["--target".into(), t.clone()]);
+    }
+    for (host, dest) in &opts.volumes {
+        a.extend(["--volume".into(), format!("{}:{dest}:ro", host.display())]);
+    }
+    a.extend([
+        "--file".into(),
+        opts.dockerfile.display().to_string(),
+        "--tag".into(),
+        opts.tag.clone(),
+    ]);
+    a.push(opts.context.display().to_string());
+    a
+}
+
+/// The arguments of `buildah push` to a registry or an OCI layout (pure).
+pub fn push_args(
+    image: &str,
+    dest: &str,
+    digestfile: &Path,
+    authfile: Option<&Path>,
+    insecure: bool,
+) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "push".into(),
+        "--digestfile".into(),
+        digestfile.display().to_string(),
+    ];
+    if insecure {
+        a.push("--tls-verify=false".into());
+    }
+    if let Some(f) = authfile {
+        a.extend(["--authfile".into(), f.display().to_string()]);
+    }
+    a.extend([image.to_string(), dest.to_string()]);
+    a
+}
+
+/// buildah's last `Error:` line (or a generic line with the exit code), made one line.
+pub fn summary(output: &str, code: Option<i32>) -> String {
+    output
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("Error: ").map(str::to_string))
+        .or_else(|| {
+            output
+                .lines()
+                .rev()
+                .find(|l| l.contains("error") || l.contains("Error"))
+                .map(|l| l.trim().to_string())
+        })
+        .unwrap_or_else(|| {
+            format!(
+                "buildah exited with status {}",
+                code.map_or("signal".into(), |c| c.to_string())
+            )
+        })
+}
+
+/// Runs a command, copying stdout and stderr lines to our stdout, and keeps the last lines.
+pub fn run_streaming(mut cmd: Command) -> Result<String, Error> {
+    let mut child = cmd.spawn().map_err(Error::Spawn)?;
+    let tail: Arc<Mutex<VecDeque<String>>> = Arc::default();
+    let mut readers = Vec::new();
+    let out = child
+        .stdout
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    let err = child
+        .stderr
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    for stream in [out, err].into_iter().flatten() {
+        let tail = Arc::clone(&tail);
+        readers.push(std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                println!("{line}");
+                if let Ok(mut t) = tail.lock() {
+                    if t.len() == TAIL_LINES * 5 {
+                        t.pop_front();
+                    }
+                    t.push_back(line);
+                }
+            }
+        }));
+    }
+    let status = child.wait().map_err(Error::Spawn)?;
+    for r in readers {
+        let _ = r.join();
+    }
+    let all: Vec<String> = tail
+        .lock()
+        .map(|t| t.iter().cloned().collect())
+        .unwrap_or_default();
+    let text = all.join("\n");
+    if status.success() {
+        Ok(super::report::last_lines(&text, TAIL_LINES))
+    } else {
+        Err(Error::Failed {
+            summary: summary(&text, status.code()),
+            tail: super::report::last_lines(&text, TAIL_LINES),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bud_args_table() {
+        let base = BudOptions {
+            context: "/ctx".into(),
+            dockerfile: "/w/Dockerfile".into(),
+            tag: "img:1".into(),
+            layers: true,
+            ..Default::default()
+        };
+        let full = BudOptions {
+            no_cache: true,
+            pull_always: true,
+            insecure: true,
+            build_args: vec![("A".into(), "1".into())],
+            target: Some("builder".into()),
+            volumes: vec![("/v/s".into(), "/run/s".into())],
+            authfile: Some("/a.json".into()),
+            layers: false,
+            ..base.clone()
+        };
+        let cases = [
+            (base, "bud --isolation chroot --format docker --layers=true --file /w/Dockerfile --tag img:1 /ctx"),
+            (full, "bud --isolation chroot --format docker --layers=false --no-cache --pull-always --tls-verify=false --authfile /a.json --build-arg A=1 --target builder --volume /v/s:/run/s:ro --file /w/Dockerfile --tag img:1 /ctx"),
+        ];
+        for (opts, want) in cases {
+            assert_eq!(bud_args(&opts).join(" "), want);
+        }
+    }
+
+    #[test]
+    fn push_and_summary() {
+        assert_eq!(
+            push_args("i", "docker://r/i", Path::new("/d"), None, true).join(" "),
+            "push --digestfile /d --tls-verify=false i docker://r/i"
+        );
+        for (out, code, want) in [
+            (
+                "STEP 1\nError: building at STEP \"RUN false\": exit status 1\n",
+                Some(1),
+                "building at STEP \"RUN false\": exit status 1",
+            ),
+            ("some error happened\nmore", Some(2), "some error happened"),
+            ("", Some(3), "buildah exited with status 3"),
+        ] {
+            assert_eq!(summary(out, code), want);
+        }
+    }
+
+    #[test]
+    fn streaming_keeps_tail_and_status() {
+        let mut ok = Command::new("sh");
+        ok.args([
+            "-c",
+            "for i in $(seq 1 50); do echo line $i; done; echo err >&2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let tail = run_streaming(ok).unwrap();
+        assert!(tail.contains("line 50") && tail.contains("err") && !tail.contains("line 1\n"));
+        let mut bad = Command::new("sh");
+        bad.args(["-c", "echo 'Error: boom'; exit 4"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        match run_streaming(bad) {
+            Err(Error::Failed { summary, .. }) => assert_eq!(summary, "boom"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,447 @@
+//! Dockerfile preparation, as OpenShift's manage-dockerfile does it, but edited by span.
+//!
+//! The text is parsed with `dockerfile-parser` (on a heredoc-masked copy, see [`super::heredoc`]) only to
+//! locate instructions; every edit is an insertion or replacement in the original text, so `# syntax=`
+//! lines, comments, heredocs and formatting stay byte-for-byte intact.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dockerfile_parser::{Dockerfile, Instruction};
+
+/// Instructions Docker and buildah know (the parser accepts any word as an instruction).
+const KNOWN_INSTRUCTIONS: [&str; 18] = [
+    "FROM",
+    "RUN",
+    "CMD",
+    "LABEL",
+    "MAINTAINER",
+    "EXPOSE",
+    "ENV",
+    "ADD",
+    "COPY",
+    "ENTRYPOINT",
+    "VOLUME",
+    "USER",
+    "WORKDIR",
+    "ARG",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "HEALTHCHECK",
+    "SHELL",
+];
+
+/// Why a Dockerfile could not be prepared.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// The parser rejected the text.
+    #[error("Dockerfile syntax error at line {line}, column {column}: {detail}")]
+    Syntax {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the parser expected.
+        detail: String,
+    },
+    /// An instruction keyword Docker does not know.
+    #[error("Dockerfile line {line}: unknown instruction {name:?}")]
+    UnknownInstruction {
+        /// 1-based line.
+        line: usize,
+        /// The keyword as written.
+        name: String,
+    },
+    /// The Dockerfile has no FROM.
+    #[error("the Dockerfile has no FROM instruction")]
+    NoFrom,
+    /// An environment variable name that cannot be written as `ENV`.
+    #[error("invalid environment variable name {0:?}")]
+    InvalidEnvName(String),
+}
+
+/// The edits OpenShift's builder makes to a Dockerfile.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Edits {
+    /// `dockerStrategy.from` (a resolved image reference): replaces the image of the last FROM.
+    pub from: Option<String>,
+    /// The strategy's `env`: one `ENV` after every FROM.
+    pub env: Vec<(String, String)>,
+    /// Build provenance (`KILN_BUILD_*`): one `ENV` appended at the end.
+    pub provenance: Vec<(String, String)>,
+    /// Build labels followed by the user's `imageLabels` (later names win): one `LABEL` at the end.
+    pub labels: Vec<(String, String)>,
+}
+
+/// Applies `edits` to `text` and returns the new Dockerfile.
+pub fn prepare(text: &str, edits: &Edits) -> Result<String, Error> {
+    let parsed = parse(text)?;
+    let froms: Vec<_> = parsed
+        .instructions
+        .iter()
+        .filter_map(|i| match i {
+            Instruction::From(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    let last = froms.last().ok_or(Error::NoFrom)?;
+    // (start, end, replacement), applied from the end so earlier offsets stay valid.
+    let mut splices: Vec<(usize, usize, String)> = Vec::new();
+    if let Some(image) = &edits.from {
+        splices.push((last.image.span.start, last.image.span.end, image.clone()));
+    }
+    if !edits.env.is_empty() {
+        let line = env_line(&edits.env)?;
+        for from in &froms {
+            splices.push((from.span.end, from.span.end, format!("\n{line}")));
+        }
+    }
+    splices.sort_by_key(|(start, _, _)| std::cmp::Reverse(*start));
+    let mut out = text.to_string();
+    for (start, end, replacement) in splices {
+        out.replace_range(start..end, &replacement);
+    }
+    let mut trailer = String::new();
+    if !edits.provenance.is_empty() {
+        trailer.push_str(&env_line(&edits.provenance)?);
+        trailer.push('\n');
+    }
+    let labels = dedup_labels(&edits.labels);
+    if !labels.is_empty() {
+        let pairs: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
+            .collect();
+        trailer.push_str(&format!("LABEL {}\n", pairs.join(" ")));
+    }
+    if !trailer.is_empty() {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&trailer);
+    }
+    Ok(out)
+}
+
+/// The base images a Dockerfile pulls: FROM images with global `ARG`s expanded (build args win),
+/// without `scratch`, earlier stage names, or images left with unresolved variables.
+pub fn base_images(text: &str, build_args: &[(String, String)]) -> Result<Vec<String>, Error> {
+    let parsed = parse(text)?;
+    let mut args: BTreeMap<String, String> = BTreeMap::new();
+    for arg in &parsed.global_args {
+        if let Some(v) = &arg.value {
+            args.insert(arg.name.content.clone(), unquote(&v.content));
+        }
+    }
+    for (k, v) in build_args {
+        args.insert(k.clone(), v.clone());
+    }
+    let mut stages = BTreeSet::new();
+    let mut images = Vec::new();
+    for ins in &parsed.instructions {
+        if let Instruction::From(from) = ins {
+            let image = expand(&from.image.content, &args);
+            let is_stage = stages.contains(&image.to_ascii_lowercase());
+            if !is_stage && image != "scratch" && !image.contains('$') && !images.contains(&image) {
+                images.push(image);
+            }
+            if let Some(alias) = &from.alias {
+                stages.insert(alias.content.to_ascii_lowercase());
+            }
+        }
+    }
+    Ok(images)
+}
+
+/// Parses the heredoc-masked text and checks every instruction keyword.
+fn parse(text: &str) -> Result<Dockerfile, Error> {
+    let masked = super::heredoc::mask(text);
+    let parsed = Dockerfile::parse(&masked).map_err(|e| syntax_error(&e.to_string()))?;
+    for ins in &parsed.instructions {
+        if let Instruction::Misc(misc) = ins {
+            let name = misc.instruction.content.to_ascii_uppercase();
+            if !KNOWN_INSTRUCTIONS.contains(&name.as_str()) {
+                let line = text[..misc.span.start].matches('\n').count() + 1;
+                return Err(Error::UnknownInstruction {
+                    line,
+                    name: misc.instruction.content.clone(),
+                });
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+/// Turns the parser's multi-line message (` --> 7:4`, `= expected …`) into a structured error.
+fn syntax_error(message: &str) -> Error {
+    let mut line = 0;
+    let mut column = 0;
+    let mut detail = String::from("unexpected text");
+    for l in message.lines().map(str::trim) {
+        if let Some(pos) = l.find("-->").map(|i| &l[i + 3..]) {
+            let mut parts = pos.trim().split(':').map(|p| p.trim().parse().unwrap_or(0));
+            line = parts.next().unwrap_or(0);
+            column = parts.next().unwrap_or(0);
+        } else if let Some(d) = l.strip_prefix('=') {
+            detail = d.trim().replace('_', " ");
+        }
+    }
+    Error::Syntax {
+        line,
+        column,
+        detail,
+    }
+}
+
+/// One `ENV` instruction with every pair quoted.
+fn env_line(pairs: &[(String, String)]) -> Result<String, Error> {
+    let mut parts = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        let valid = k
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(Error::InvalidEnvName(k.clone()));
+        }
+        parts.push(format!("{k}={}", quote(v)));
+    }
+    Ok(format!("ENV {}", parts.join(" ")))
+}
+
+/// Keeps the last value of each label name, in first-seen order.
+fn dedup_labels(labels: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in labels {
+        match out.iter_mut().find(|(name, _)| name == k) {
+            Some(existing) => existing.1 = v.clone(),
+            None => out.push((k.clone(), v.clone())),
+        }
+    }
+    out
+}
+
+/// A double-quoted Dockerfile word: `\`, `"` and `$` escaped, line breaks folded to spaces.
+pub fn quote(value: &str) -> String {
+    let mut s = String::with_capacity(value.len() + 2);
+    s.push('"');
+    for c in value.chars() {
+        match c {
+            '\\' | '"' | '$' => {
+                s.push('\\');
+                s.push(c);
+            }
+            '\n' | '\r' => s.push(' '),
+            _ => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+fn unquote(value: &str) -> String {
+    let v = value.trim();
+    for q in ['"', '\''] {
+        if let Some(inner) = v.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
+            return inner.to_string();
+        }
+    }
+    v.to_string()
+}
+
+/// Expands `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+alt}`; unknown variables stay as written.
+pub fn expand(word: &str, args: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = word;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(body) = after.strip_prefix('{') {
+            let Some(close) = body.find('}') else {
+                out.push_str(&rest[pos..]);
+                return out;
+            };
+            let inner = &body[..close];
+            let value = if let Some((name, default)) = inner.split_once(":-") {
+                args.get(name)
+                    .filter(|v| !v.is_empty())
+                    .cloned()
+                    .unwrap_or_else(|| default.to_string())
+            } else if let Some((name, alt)) = inner.split_once(":+") {
+                args.get(name)
+                    .filter(|v| !v.is_empty())
+                    .map(|_| alt.to_string())
+                    .unwrap_or_default()
+            } else {
+                args.get(inner)
+                    .cloned()
+                    .unwrap_or_else(|| format!("${{{inner}}}"))
+            };
+            out.push_str(&value);
+            rest = &body[close + 1..];
+        } else {
+            let len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            let name = &after[..len];
+            match args.get(name) {
+                Some(v) if len > 0 => out.push_str(v),
+                _ => {
+                    out.push('$');
+                    out.push_str(name);
+                }
+            }
+            rest = &after[len..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const SEED: &str = "ARG REGISTRY=localhost:5000\nFROM ${REGISTRY}/library/golang:1.19 AS builder\nRUN go build\nFROM ${REGISTRY}/library/busybox\nCOPY --from=builder /a /a\n";
+
+    #[test]
+    fn prepare_edits_by_span() {
+        let cases: Vec<(&str, Edits, &str)> = vec![
+            ("FROM a\nRUN x\n", Edits::default(), "FROM a\nRUN x\n"),
+            (
+                "FROM a AS b\nFROM c\nRUN x",
+                Edits { from: Some("reg/img@sha256:1".into()), ..Default::default() },
+                "FROM a AS b\nFROM reg/img@sha256:1\nRUN x",
+            ),
+            (
+                "FROM a AS b\nFROM c\n",
+                Edits { env: kv(&[("A", "1 2"), ("B", "$x\"")]), ..Default::default() },
+                "FROM a AS b\nENV A=\"1 2\" B=\"\\$x\\\"\"\nFROM c\nENV A=\"1 2\" B=\"\\$x\\\"\"\n",
+            ),
+            (
+                "FROM a",
+                Edits {
+                    provenance: kv(&[("KILN_BUILD_NAME", "app-1")]),
+                    labels: kv(&[("io.kiln.build.name", "app-1"), ("x", "1"), ("io.kiln.build.name", "mine")]),
+                    ..Default::default()
+                },
+                "FROM a\nENV KILN_BUILD_NAME=\"app-1\"\nLABEL \"io.kiln.build.name\"=\"mine\" \"x\"=\"1\"\n",
+            ),
+            (
+                "# syntax=docker/dockerfile:1.4\nFROM a\nRUN <<EOF\nFROM evil\necho hi\nEOF\n",
+                Edits { from: Some("b".into()), env: kv(&[("E", "1")]), ..Default::default() },
+                "# syntax=docker/dockerfile:1.4\nFROM b\nENV E=\"1\"\nRUN <<EOF\nFROM evil\necho hi\nEOF\n",
+            ),
+            (
+                "FROM --platform=linux/amd64 a AS x\n",
+                Edits { from: Some("b".into()), ..Default::default() },
+                "FROM --platform=linux/amd64 b AS x\n",
+            ),
+        ];
+        for (input, edits, want) in cases {
+            assert_eq!(
+                prepare(input, &edits),
+                Ok(want.to_string()),
+                "input {input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn prepare_rejects_bad_dockerfiles() {
+        let bad_env = Edits {
+            env: kv(&[("A B", "1")]),
+            ..Default::default()
+        };
+        let none = Edits::default();
+        type Case<'a> = (&'a str, &'a Edits, fn(&Error) -> bool);
+        let cases: Vec<Case> = vec![
+            ("FROM a\nFORM b\n", &none, |e| {
+                matches!(e, Error::UnknownInstruction { line: 2, .. })
+            }),
+            ("RUN x\n", &none, |e| matches!(e, Error::NoFrom)),
+            ("", &none, |e| matches!(e, Error::NoFrom)),
+            ("FROM a\nCOPY\n", &none, |e| {
+                matches!(e, Error::Syntax { line: 2, .. })
+            }),
+            ("FROM a\n", &bad_env, |e| {
+                matches!(e, Error::InvalidEnvName(_))
+            }),
+        ];
+        for (input, edits, check) in cases {
+            let err = prepare(input, edits).unwrap_err();
+            assert!(check(&err), "input {input:?} gave {err:?}");
+        }
+    }
+
+    #[test]
+    fn base_images_expand_args_and_skip_stages() {
+        type Case<'a> = (&'a str, Vec<(String, String)>, Vec<&'a str>);
+        let cases: Vec<Case> = vec![
+            (
+                SEED,
+                vec![],
+                vec![
+                    "localhost:5000/library/golang:1.19",
+                    "localhost:5000/library/busybox",
+                ],
+            ),
+            (
+                SEED,
+                kv(&[("REGISTRY", "r:1")]),
+                vec!["r:1/library/golang:1.19", "r:1/library/busybox"],
+            ),
+            (
+                "FROM scratch\nFROM a AS b\nFROM B\nFROM $X/y\n",
+                vec![],
+                vec!["a"],
+            ),
+            (
+                "ARG T=\"1.2\"\nFROM img:${T}\nFROM img:${T}\n",
+                vec![],
+                vec!["img:1.2"],
+            ),
+            ("ARG R\nFROM ${R:-dflt}/x\n", vec![], vec!["dflt/x"]),
+        ];
+        for (input, args, want) in cases {
+            assert_eq!(base_images(input, &args).unwrap(), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn expand_table() {
+        let args: BTreeMap<String, String> =
+            [("A".to_string(), "1".to_string())].into_iter().collect();
+        for (input, want) in [
+            ("$A/x", "1/x"),
+            ("${A}x", "1x"),
+            ("${B:-d}", "d"),
+            ("${A:+y}${B:+z}", "y"),
+            ("$B", "$B"),
+            ("${B}", "${B}"),
+            ("${A", "${A"),
+            ("a$", "a$"),
+        ] {
+            assert_eq!(expand(input, &args), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn quote_escapes() {
+        for (input, want) in [
+            ("a", "\"a\""),
+            ("a\"b", "\"a\\\"b\""),
+            ("x\ny", "\"x y\""),
+            ("\\$", "\"\\\\\\$\""),
+        ] {
+            assert_eq!(quote(input), want);
+        }
+    }
+}

@@ -1,0 +1,561 @@
+//! The two builder steps, each returning a report: fetch the source (clone container) and build,
+//! run the post-commit hook and push (build container).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::buildah::{self, BudOptions, Buildah};
+use super::report::{BuildReport, Failure, SourceInfo, StageClock};
+use super::{archive, auth, context, dockerfile, plan, registry, source, url_policy};
+use crate::api::build::StageName;
+use crate::api::common::BuildSourceType;
+use crate::api::{Build, StatusReason};
+
+/// Where the binary source comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Binary {
+    /// Read the archive from standard input.
+    Stdin,
+    /// Read the archive from a file.
+    File(PathBuf),
+    /// Use a local directory as the source as it is (`kiln build --context`).
+    Directory(PathBuf),
+}
+
+/// Options of the fetch step.
+#[derive(Clone, Debug)]
+pub struct FetchOptions {
+    /// The directory the source is checked out or unpacked into.
+    pub source_dir: PathBuf,
+    /// The source secret directory (basic-auth, ssh-privatekey, known_hosts).
+    pub source_secret: Option<PathBuf>,
+    /// Whether local paths are allowed as repository URLs.
+    pub mode: url_policy::Mode,
+    /// The binary source, for `Binary` builds (or to override any source locally).
+    pub binary: Option<Binary>,
+    /// The most bytes a binary source may unpack to.
+    pub max_archive_bytes: u64,
+    /// Check out submodules.
+    pub submodules: bool,
+}
+
+/// Fetches the source of `build` and checks its contextDir; the report holds FetchInputs and the source info.
+pub fn fetch(build: &Build, opts: &FetchOptions) -> BuildReport {
+    let mut clock = StageClock::default();
+    clock.start(StageName::FetchInputs);
+    let result = fetch_inner(build, opts);
+    let mut report = BuildReport {
+        stages: clock.into_stages(),
+        ..Default::default()
+    };
+    match result {
+        Ok(info) => report.source = Some(info),
+        Err(f) => report.fail(&f),
+    }
+    report
+}
+
+fn fetch_inner(build: &Build, opts: &FetchOptions) -> Result<SourceInfo, Failure> {
+    let src = build.spec.common.source.clone().unwrap_or_default();
+    let source_type = src.type_.unwrap_or(if src.git.is_some() {
+        BuildSourceType::Git
+    } else {
+        BuildSourceType::None
+    });
+    let fetch_failed = |m: String| Failure::new(StatusReason::FetchSourceFailed, m);
+    let (info, at) = match (&opts.binary, source_type) {
+        (Some(Binary::Directory(dir)), _) => {
+            println!(
+                "==> FetchInputs: using the local directory {}",
+                dir.display()
+            );
+            (
+                SourceInfo {
+                    location: Some(dir.display().to_string()),
+                    ..Default::default()
+                },
+                "the local directory".to_string(),
+            )
+        }
+        (Some(_), _) | (None, BuildSourceType::Binary) => {
+            let bin = opts.binary.clone().unwrap_or(Binary::Stdin);
+            let as_file = src.binary.as_ref().and_then(|b| b.as_file.clone());
+            println!("==> FetchInputs: receiving the binary source");
+            let input: Box<dyn Read> = match &bin {
+                Binary::Stdin => Box::new(std::io::stdin()),
+                Binary::File(p) => Box::new(std::fs::File::open(p).map_err(|e| {
+                    fetch_failed(format!(
+                        "cannot open the binary source {}: {e}",
+                        p.display()
+                    ))
+                })?),
+                Binary::Directory(_) => {
+                    return Err(fetch_failed("internal: directory source".into()))
+                }
+            };
+            let n = archive::extract(
+                input,
+                &opts.source_dir,
+                as_file.as_deref(),
+                opts.max_archive_bytes,
+            )
+            .map_err(|e| fetch_failed(format!("binary source refused: {e}")))?;
+            println!("    unpacked {n} entries");
+            (
+                SourceInfo {
+                    location: Some("binary".into()),
+                    ..Default::default()
+                },
+                "the binary source".to_string(),
+            )
+        }
+        (None, BuildSourceType::Git) => {
+            let git = src.git.clone().ok_or_else(|| {
+                fetch_failed("source.type is Git but source.git is missing".into())
+            })?;
+            url_policy::check(&git.uri, opts.mode).map_err(|e| fetch_failed(e.to_string()))?;
+            let commit = build
+                .spec
+                .common
+                .revision
+                .as_ref()
+                .and_then(|r| r.git.as_ref())
+                .and_then(|g| g.commit.clone());
+            let req = source::CloneRequest {
+                url: git.uri.clone(),
+                ref_: git.ref_.clone().filter(|r| !r.is_empty()),
+                commit: commit.filter(|c| !c.is_empty()),
+                dest: opts.source_dir.clone(),
+                auth: opts
+                    .source_secret
+                    .as_deref()
+                    .map(source::SourceAuth::from_dir)
+                    .unwrap_or_default(),
+                proxy: source::choose_proxy(
+                    &git.uri,
+                    git.http_proxy.as_deref(),
+                    git.https_proxy.as_deref(),
+                    git.no_proxy.as_deref(),
+                ),
+                submodules: opts.submodules,
+            };
+            let at = req
+                .commit
+                .clone()
+                .or(req.ref_.clone())
+                .unwrap_or_else(|| "the default branch".into());
+            println!("==> FetchInputs: cloning {} at {at}", git.uri);
+            let info = source::clone(&req).map_err(|e| fetch_failed(clone_message(&e)))?;
+            println!(
+                "    commit {} {}",
+                info.commit.as_deref().unwrap_or("?"),
+                info.message
+                    .as_deref()
+                    .map(super::report::one_line)
+                    .unwrap_or_default()
+            );
+            let at = info.commit.clone().unwrap_or(at);
+            (info, format!("commit {at}"))
+        }
+        (None, _) => {
+            std::fs::create_dir_all(&opts.source_dir)
+                .map_err(|e| fetch_failed(format!("creating the workspace: {e}")))?;
+            (SourceInfo::default(), "the empty source".to_string())
+        }
+    };
+    let root = match &opts.binary {
+        Some(Binary::Directory(dir)) => dir.clone(),
+        _ => opts.source_dir.clone(),
+    };
+    context::resolve(
+        &root,
+        src.context_dir.as_deref().filter(|c| !c.is_empty()),
+        &at,
+    )
+    .map_err(|e| Failure::new(StatusReason::InvalidContextDirectory, e.to_string()))?;
+    Ok(info)
+}
+
+fn clone_message(e: &source::Error) -> String {
+    match e {
+        source::Error::Unreachable { .. } => {
+            format!("{e}; check source.git.uri, the network and the source secret")
+        }
+        source::Error::UnknownRef { .. } => format!("{e}; check source.git.ref"),
+        _ => e.to_string(),
+    }
+}
+
+/// Where the built image goes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Push to this registry reference.
+    Registry(String),
+    /// Write an OCI layout directory (no registry at all), tagged `tag`.
+    OciLayout {
+        /// The layout directory.
+        dir: PathBuf,
+        /// The tag inside the layout.
+        tag: String,
+    },
+}
+
+/// Options of the build step.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// Scratch space for the prepared Dockerfile and digest file (outside the context).
+    pub work_dir: PathBuf,
+    /// The source root (checkout or unpacked archive).
+    pub source_dir: PathBuf,
+    /// buildah and its storage.
+    pub buildah: Buildah,
+    /// A docker config (file or secret directory) for pulls.
+    pub pull_secret: Option<PathBuf>,
+    /// A docker config (file or secret directory) for the push.
+    pub push_secret: Option<PathBuf>,
+    /// Registries reached without TLS verification.
+    pub insecure_registries: Vec<String>,
+    /// Where the image goes; None: the Build's output reference.
+    pub output: Option<Output>,
+    /// Where build volumes are mounted, one directory per volume name.
+    pub volumes_dir: PathBuf,
+}
+
+/// Prepares the Dockerfile, pulls, builds, runs the post-commit hook and pushes.
+pub fn build(build: &Build, source: Option<SourceInfo>, opts: &BuildOptions) -> BuildReport {
+    let mut clock = StageClock::default();
+    let mut report = BuildReport {
+        source: source.clone(),
+        ..Default::default()
+    };
+    if let Err(f) = build_inner(build, source.as_ref(), opts, &mut clock, &mut report) {
+        println!("==> Build failed: {}: {}", f.reason, f.message);
+        report.fail(&f);
+    }
+    report.stages = clock.into_stages();
+    report
+}
+
+fn build_inner(
+    build: &Build,
+    source: Option<&SourceInfo>,
+    opts: &BuildOptions,
+    clock: &mut StageClock,
+    report: &mut BuildReport,
+) -> Result<(), Failure> {
+    let plan = plan::plan(build, source)?;
+    let at = source
+        .and_then(|s| s.commit.clone())
+        .unwrap_or_else(|| "the source".into());
+    let context = context::resolve(&opts.source_dir, plan.context_dir.as_deref(), &at)
+        .map_err(|e| Failure::new(StatusReason::InvalidContextDirectory, e.to_string()))?;
+    let manage = |m: String| Failure::new(StatusReason::ManageDockerfileFailed, m);
+    let original = match &plan.inline_dockerfile {
+        Some(text) => text.clone(),
+        None => {
+            let rel = context::normalize(&plan.dockerfile_path).map_err(|_| {
+                manage(format!(
+                    "dockerfilePath {:?} must stay inside the context directory",
+                    plan.dockerfile_path
+                ))
+            })?;
+            let path = context.join(rel);
+            std::fs::read_to_string(&path).map_err(|e| {
+                manage(format!("cannot read {} in the context directory: {e}; check dockerStrategy.dockerfilePath and source.contextDir", plan.dockerfile_path))
+            })?
+        }
+    };
+    let prepared = dockerfile::prepare(&original, &plan.edits)
+        .map_err(|e| manage(format!("{e}; fix the Dockerfile")))?;
+    std::fs::create_dir_all(&opts.work_dir)
+        .map_err(|e| manage(format!("creating {}: {e}", opts.work_dir.display())))?;
+    let dockerfile_path = opts.work_dir.join("Dockerfile.kiln");
+    std::fs::write(&dockerfile_path, &prepared)
+        .map_err(|e| manage(format!("writing the prepared Dockerfile: {e}")))?;
+
+    let output = match (&opts.output, &plan.output) {
+        (Some(o), _) => o.clone(),
+        (None, Some(r)) => Output::Registry(r.clone()),
+        (None, None) => {
+            return Err(Failure::new(
+                StatusReason::InvalidOutputReference,
+                "the build has no output image: set spec.output.to (or status.outputDockerImageReference)",
+            ))
+        }
+    };
+    let tag = match &output {
+        Output::Registry(r) => r.clone(),
+        Output::OciLayout { tag, .. } => format!(
+            "localhost/kiln/{}:{tag}",
+            if plan.name.is_empty() {
+                "build"
+            } else {
+                &plan.name
+            }
+        ),
+    };
+    report.output_reference = Some(match &output {
+        Output::Registry(r) => r.clone(),
+        Output::OciLayout { dir, tag } => format!("oci:{}:{tag}", dir.display()),
+    });
+    let secrets_dir = tempfile::tempdir()
+        .map_err(|e| Failure::new(StatusReason::GenericBuildFailed, format!("temp dir: {e}")))?;
+    let (authfile, configs) = write_authfile(opts, secrets_dir.path())?;
+    let insecure = |image: &str| {
+        opts.insecure_registries
+            .iter()
+            .any(|r| *r == auth::registry_of(image))
+    };
+
+    clock.start(StageName::PullImages);
+    let images =
+        dockerfile::base_images(&prepared, &plan.build_args).map_err(|e| manage(e.to_string()))?;
+    for image in &images {
+        if !plan.force_pull && opts.buildah.has_image(image) {
+            println!("==> PullImages: {image} is present");
+            continue;
+        }
+        println!("==> PullImages: pulling {image}");
+        let mut args: Vec<String> = vec!["pull".into(), "--quiet".into()];
+        if insecure(image) {
+            args.push("--tls-verify=false".into());
+        }
+        if let Some(a) = &authfile {
+            args.extend(["--authfile".into(), a.display().to_string()]);
+        }
+        args.push(image.clone());
+        opts.buildah.run(&args).map_err(|e| {
+            Failure::new(
+                StatusReason::PullBuilderImageFailed,
+                format!(
+                    "cannot pull {image}: {e}{}",
+                    hint(&e.to_string(), image, "pull")
+                ),
+            )
+            .with_log(e.tail())
+        })?;
+    }
+
+    clock.start(StageName::Build);
+    println!(
+        "==> Build: buildah bud ({} storage) {}",
+        opts.buildah.driver,
+        context.display()
+    );
+    let bud = BudOptions {
+        context: context.clone(),
+        dockerfile: dockerfile_path,
+        tag: tag.clone(),
+        layers: plan.layers,
+        no_cache: plan.no_cache,
+        pull_always: false,
+        build_args: plan.build_args.clone(),
+        target: plan.target.clone(),
+        volumes: plan::volume_mounts(&plan, &opts.volumes_dir),
+        authfile: authfile.clone(),
+        insecure: images.iter().any(|i| insecure(i)),
+    };
+    opts.buildah.run(&buildah::bud_args(&bud)).map_err(|e| {
+        Failure::new(
+            StatusReason::DockerBuildFailed,
+            format!("{e}; see the build log"),
+        )
+        .with_log(e.tail())
+    })?;
+
+    if let Some(argv) = &plan.post_commit {
+        clock.start(StageName::PostCommit);
+        println!("==> PostCommit: {}", argv.join(" "));
+        run_post_commit(&opts.buildah, &tag, argv)?;
+    }
+
+    clock.start(StageName::PushImage);
+    let digestfile = opts.work_dir.join("digest");
+    let _ = std::fs::remove_file(&digestfile);
+    let push_failed = |m: String| Failure::new(StatusReason::PushImageToRegistryFailed, m);
+    match &output {
+        Output::Registry(reference) => {
+            println!("==> PushImage: pushing {reference}");
+            let dest = format!("docker://{reference}");
+            let args = buildah::push_args(
+                &tag,
+                &dest,
+                &digestfile,
+                authfile.as_deref(),
+                insecure(reference),
+            );
+            opts.buildah.run(&args).map_err(|e| {
+                push_failed(format!(
+                    "cannot push {reference}: {e}{}",
+                    hint(&e.to_string(), reference, "push")
+                ))
+                .with_log(e.tail())
+            })?;
+            let pushed = read_digest(&digestfile).map_err(push_failed)?;
+            let creds = auth::credentials_for(&configs, &auth::registry_of(reference));
+            let confirmed = registry::manifest_digest(reference, insecure(reference), creds)
+                .map_err(|e| {
+                    push_failed(format!("{e}{}", hint(&e.to_string(), reference, "push")))
+                })?;
+            if confirmed != pushed {
+                return Err(push_failed(format!(
+                    "the registry serves {confirmed} for {reference}, but buildah pushed {pushed}"
+                )));
+            }
+            println!("    pushed {reference} ({pushed}), confirmed by the registry");
+            report.image_digest = Some(pushed);
+        }
+        Output::OciLayout {
+            dir,
+            tag: layout_tag,
+        } => {
+            println!("==> PushImage: writing the OCI layout {}", dir.display());
+            let dest = format!("oci:{}:{layout_tag}", dir.display());
+            let args = buildah::push_args(&tag, &dest, &digestfile, None, false);
+            opts.buildah.run(&args).map_err(|e| {
+                push_failed(format!(
+                    "cannot write the OCI layout {}: {e}",
+                    dir.display()
+                ))
+                .with_log(e.tail())
+            })?;
+            report.image_digest = Some(read_digest(&digestfile).map_err(push_failed)?);
+        }
+    }
+    Ok(())
+}
+
+fn read_digest(path: &Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("buildah wrote no digest file: {e}"))?;
+    registry::parse_digest(&text)
+        .ok_or_else(|| format!("buildah wrote an invalid digest {:?}", text.trim()))
+}
+
+/// Merges the pull and push docker configs into one authfile in `dir`; returns it and the merged config.
+fn write_authfile(
+    opts: &BuildOptions,
+    dir: &Path,
+) -> Result<(Option<PathBuf>, serde_json::Value), Failure> {
+    let mut configs = Vec::new();
+    for (path, reason) in [
+        (&opts.pull_secret, StatusReason::PullBuilderImageFailed),
+        (&opts.push_secret, StatusReason::PushImageToRegistryFailed),
+    ] {
+        if let Some(p) = path {
+            match auth::load(p) {
+                Ok(Some(c)) => configs.push(c),
+                Ok(None) => {}
+                Err(e) => return Err(Failure::new(reason, e.to_string())),
+            }
+        }
+    }
+    let merged = auth::merge(&configs);
+    if configs.is_empty() {
+        return Ok((None, merged));
+    }
+    let file = dir.join("auth.json");
+    std::fs::write(&file, merged.to_string()).map_err(|e| {
+        Failure::new(
+            StatusReason::GenericBuildFailed,
+            format!("writing the registry auth file: {e}"),
+        )
+    })?;
+    Ok((Some(file), merged))
+}
+
+/// Runs the hook in a throwaway container of the built image, so nothing it does lands in a layer.
+fn run_post_commit(b: &Buildah, image: &str, argv: &[String]) -> Result<(), Failure> {
+    let failed = |m: String, tail: Option<String>| {
+        Failure::new(StatusReason::PostCommitHookFailed, m).with_log(tail)
+    };
+    let ctr = b
+        .output(&[
+            "from".into(),
+            "--pull=false".into(),
+            "--quiet".into(),
+            image.into(),
+        ])
+        .map_err(|e| {
+            failed(
+                format!("cannot start the post-commit container: {e}"),
+                e.tail(),
+            )
+        })?;
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--isolation".into(),
+        "chroot".into(),
+        ctr.clone(),
+        "--".into(),
+    ];
+    args.extend(argv.iter().cloned());
+    let result = b.run(&args);
+    let _ = b.output(&["rm".into(), ctr]);
+    result
+        .map(|_| ())
+        .map_err(|e| failed(format!("the post-commit hook failed: {e}"), e.tail()))
+}
+
+/// A hint for common registry failures.
+pub fn hint(error: &str, reference: &str, action: &str) -> String {
+    let e = error.to_ascii_lowercase();
+    let host = auth::registry_of(reference);
+    if e.contains("unauthorized")
+        || e.contains("authentication required")
+        || e.contains("401")
+        || e.contains("denied")
+    {
+        let secret = if action == "push" {
+            "output.pushSecret"
+        } else {
+            "dockerStrategy.pullSecret"
+        };
+        format!(" (the registry {host} refused the credentials: check {secret})")
+    } else if e.contains("connection refused")
+        || e.contains("no such host")
+        || e.contains("timeout")
+        || e.contains("dial tcp")
+    {
+        format!(" (the registry {host} is unreachable: is it up, and is the address right?)")
+    } else if e.contains("http response to https client") || e.contains("certificate") {
+        format!(" (TLS problem with {host}: mark it insecure only if it serves plain HTTP)")
+    } else {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_table() {
+        for (err, action, want) in [
+            (
+                "unauthorized: authentication required",
+                "push",
+                "output.pushSecret",
+            ),
+            (
+                "denied: requested access",
+                "pull",
+                "dockerStrategy.pullSecret",
+            ),
+            (
+                "dial tcp 127.0.0.1:1: connect: connection refused",
+                "push",
+                "unreachable",
+            ),
+            (
+                "http: server gave HTTP response to HTTPS client",
+                "push",
+                "TLS",
+            ),
+            ("something else", "push", ""),
+        ] {
+            let h = hint(err, "127.0.0.1:1/a/b:c", action);
+            assert!(h.contains(want), "{err}: {h}");
+        }
+    }
+}
