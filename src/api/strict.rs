@@ -5,6 +5,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::common::CommonSpec;
+
 /// Why a document does not decode strictly into a kiln type.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
@@ -25,13 +27,14 @@ pub enum Error {
 pub fn from_value<T: DeserializeOwned + Serialize>(value: &Value) -> Result<T, Error> {
     let decoded: T = serde_path_to_error::deserialize(value.clone()).map_err(|err| {
         let path = err.path().to_string();
-        Error::Invalid {
-            path: if path == "." {
-                "(document)".to_string()
-            } else {
-                path
+        let message = err.into_inner().to_string();
+        match path.as_str() {
+            "." => Error::Invalid {
+                path: "(document)".to_string(),
+                message,
             },
-            message: err.into_inner().to_string(),
+            "spec" => refine_common_spec(value, message),
+            _ => Error::Invalid { path, message },
         }
     })?;
     let reencoded = serde_json::to_value(&decoded).map_err(|err| Error::Invalid {
@@ -44,6 +47,22 @@ pub fn from_value<T: DeserializeOwned + Serialize>(value: &Value) -> Result<T, E
         Ok(decoded)
     } else {
         Err(Error::UnknownFields(dropped))
+    }
+}
+
+/// serde loses the path inside a `#[serde(flatten)]` field, and both BuildConfig and Build flatten
+/// [`CommonSpec`] into their spec: decode the spec as a `CommonSpec` alone to name the field.
+fn refine_common_spec(value: &Value, message: String) -> Error {
+    let spec = value.get("spec").cloned().unwrap_or(Value::Null);
+    match serde_path_to_error::deserialize::<_, CommonSpec>(spec) {
+        Err(err) if err.path().to_string() != "." => Error::Invalid {
+            path: format!("spec.{}", err.path()),
+            message: err.into_inner().to_string(),
+        },
+        _ => Error::Invalid {
+            path: "spec".to_string(),
+            message,
+        },
     }
 }
 
@@ -127,6 +146,20 @@ mod tests {
             (
                 bc(json!({"triggers": [{"type": "GitHub", "github": {"secret": "s", "hmac": true}}]})),
                 Err(Error::UnknownFields(vec!["spec.triggers[0].github.hmac".into()])),
+            ),
+            (
+                bc(json!({"completionDeadlineSeconds": "soon"})),
+                Err(Error::Invalid {
+                    path: "spec.completionDeadlineSeconds".into(),
+                    message: "invalid type: string \"soon\", expected i64".into(),
+                }),
+            ),
+            (
+                bc(json!({"strategy": {"dockerStrategy": {"noCache": "yes"}}})),
+                Err(Error::Invalid {
+                    path: "spec.strategy.dockerStrategy.noCache".into(),
+                    message: "invalid type: string \"yes\", expected a boolean".into(),
+                }),
             ),
             // Empty and null values are not data: nothing is lost by dropping them.
             (bc(json!({"source": {"contextDir": null}, "triggers": []})), Ok(())),
