@@ -7,6 +7,7 @@ pub mod http;
 pub mod logs;
 pub mod meta;
 pub mod names;
+pub mod openapi;
 pub mod ops;
 pub mod patch;
 pub mod resources;

@@ -51,6 +51,16 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     };
     let result = match route::parse(parts.uri.path()) {
         Route::Version => Ok(json_response(StatusCode::OK, &discovery::version(), &[])),
+        Route::OpenApiRoot => Ok(json_response(
+            StatusCode::OK,
+            &super::openapi::root(&shared.store().registry),
+            &[],
+        )),
+        Route::OpenApiGroupVersion(group, version) => {
+            super::openapi::document(&shared.store().registry, &group, &version)
+                .map(|v| json_response(StatusCode::OK, &v, &[]))
+                .ok_or(ApiError::UnknownPath)
+        }
         Route::Health => Ok((StatusCode::OK, "ok").into_response()),
         Route::CoreVersions => Ok(json_response(
             StatusCode::OK,

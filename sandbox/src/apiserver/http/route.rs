@@ -36,6 +36,10 @@ pub enum Route {
     Health,
     /// `/sandbox/...` admin endpoints (fault injection).
     Admin(Vec<String>),
+    /// `/openapi/v3`.
+    OpenApiRoot,
+    /// `/openapi/v3/api/v1` or `/openapi/v3/apis/<group>/<version>`.
+    OpenApiGroupVersion(String, String),
     /// Anything else (including `/openapi/*`, answered 404 so kubectl falls back).
     Unknown,
 }
@@ -45,6 +49,13 @@ pub fn parse(path: &str) -> Route {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
         ["version"] => Route::Version,
+        ["openapi", "v3"] => Route::OpenApiRoot,
+        ["openapi", "v3", "api", version] => {
+            Route::OpenApiGroupVersion(String::new(), version.to_string())
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            Route::OpenApiGroupVersion(group.to_string(), version.to_string())
+        }
         ["healthz" | "readyz" | "livez", ..] => Route::Health,
         ["sandbox", rest @ ..] => Route::Admin(rest.iter().map(|s| s.to_string()).collect()),
         ["api"] => Route::CoreVersions,
@@ -160,6 +171,15 @@ mod tests {
                 Route::Unknown,
             ),
             ("/openapi/v2", Route::Unknown),
+            ("/openapi/v3", Route::OpenApiRoot),
+            (
+                "/openapi/v3/api/v1",
+                Route::OpenApiGroupVersion("".into(), "v1".into()),
+            ),
+            (
+                "/openapi/v3/apis/kiln.dev/v1",
+                Route::OpenApiGroupVersion("kiln.dev".into(), "v1".into()),
+            ),
             ("/healthz", Route::Health),
             ("/sandbox/faults", Route::Admin(vec!["faults".into()])),
             ("/", Route::Unknown),

@@ -97,6 +97,18 @@ fn respond(info: &ResourceInfo, code: StatusCode, written: ops::Written) -> Resp
 
 /// Dispatches a write verb.
 pub fn handle(shared: &Shared, request: WriteRequest<'_>) -> ApiResult<Response> {
+    let content_type = request
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.starts_with("application/vnd.kubernetes.protobuf")
+        || content_type.starts_with("application/cbor")
+    {
+        return Err(ApiError::UnsupportedMediaType(
+            "application/json, application/yaml".into(),
+        ));
+    }
     match (request.verb, request.path.subresource.as_deref()) {
         ("create", Some("binding")) => bind(shared, &request),
         ("create", Some(_)) => Err(ApiError::MethodNotAllowed),
