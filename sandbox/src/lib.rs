@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apiserver;
+pub mod kubelet;
 pub mod serve;
 
 pub use apiserver::{ApiServer, LogStore, ServerConfig};

@@ -33,7 +33,11 @@ pub fn references(pod: &Pod) -> References {
     let Some(spec) = &pod.spec else {
         return refs;
     };
-    let containers = spec.init_containers.iter().flatten().chain(&spec.containers);
+    let containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers);
     for c in containers {
         for from in c.env_from.iter().flatten() {
             if let Some(s) = &from.secret_ref {
@@ -140,7 +144,10 @@ pub fn field_value(pod: &Pod, path: &str) -> Result<String> {
 
 /// `metadata.labels['key']` → `key`.
 fn bracketed<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
-    let rest = path.strip_prefix(prefix)?.strip_prefix('[')?.strip_suffix(']')?;
+    let rest = path
+        .strip_prefix(prefix)?
+        .strip_prefix('[')?
+        .strip_suffix(']')?;
     let rest = rest
         .strip_prefix('\'')
         .and_then(|r| r.strip_suffix('\''))
@@ -221,7 +228,14 @@ fn env_var_value(
     };
     let bytes = if let Some(s) = &from.secret_key_ref {
         let optional = s.optional.unwrap_or(false);
-        lookup_key(&objects.secrets, "Secret", namespace, &s.name, &s.key, optional)?
+        lookup_key(
+            &objects.secrets,
+            "Secret",
+            namespace,
+            &s.name,
+            &s.key,
+            optional,
+        )?
     } else if let Some(m) = &from.config_map_key_ref {
         let optional = m.optional.unwrap_or(false);
         let table = &objects.config_maps;

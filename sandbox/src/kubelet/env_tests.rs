@@ -24,7 +24,11 @@ fn objects() -> Objects {
             .collect()
     };
     Objects {
-        secrets: [("creds".to_string(), data(&[("token", "s3cret"), ("user", "bob")]))].into(),
+        secrets: [(
+            "creds".to_string(),
+            data(&[("token", "s3cret"), ("user", "bob")]),
+        )]
+        .into(),
         config_maps: [("cfg".to_string(), data(&[("mode", "fast")]))].into(),
     }
 }
@@ -164,5 +168,8 @@ fn collects_references() {
         refs.secrets,
         set(&["proj-secret", "s-env", "s-from", "vol-secret"])
     );
-    assert_eq!(refs.config_maps, set(&["cm-env", "cm-from", "proj-cm", "vol-cm"]));
+    assert_eq!(
+        refs.config_maps,
+        set(&["cm-env", "cm-from", "proj-cm", "vol-cm"])
+    );
 }

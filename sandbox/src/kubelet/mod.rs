@@ -6,6 +6,9 @@ pub mod config;
 pub mod env;
 pub mod error;
 pub mod logs;
+pub mod plan;
+pub mod script;
+pub mod volumes;
 
 pub use config::{ImageMap, ImageMapping, InstantMode, KubeletConfig};
 pub use error::{Error, Result};

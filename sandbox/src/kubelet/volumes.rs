@@ -47,16 +47,30 @@ pub fn volume_content(pod: &Pod, volume: &Volume, objects: &Objects) -> Result<V
         let name = s.secret_name.clone().unwrap_or_default();
         let mode = s.default_mode.unwrap_or(DEFAULT_MODE);
         let source = Source::new("Secret", namespace, &name, &objects.secrets, s.optional);
-        return Ok(VolumeContent::Files(source.files(s.items.as_deref(), mode)?));
+        return Ok(VolumeContent::Files(
+            source.files(s.items.as_deref(), mode)?,
+        ));
     }
     if let Some(m) = &volume.config_map {
         let mode = m.default_mode.unwrap_or(DEFAULT_MODE);
-        let source = Source::new("ConfigMap", namespace, &m.name, &objects.config_maps, m.optional);
-        return Ok(VolumeContent::Files(source.files(m.items.as_deref(), mode)?));
+        let source = Source::new(
+            "ConfigMap",
+            namespace,
+            &m.name,
+            &objects.config_maps,
+            m.optional,
+        );
+        return Ok(VolumeContent::Files(
+            source.files(m.items.as_deref(), mode)?,
+        ));
     }
     if let Some(d) = &volume.downward_api {
         let mode = d.default_mode.unwrap_or(DEFAULT_MODE);
-        return Ok(VolumeContent::Files(downward_files(pod, d.items.as_deref(), mode)?));
+        return Ok(VolumeContent::Files(downward_files(
+            pod,
+            d.items.as_deref(),
+            mode,
+        )?));
     }
     if let Some(p) = &volume.projected {
         let mode = p.default_mode.unwrap_or(DEFAULT_MODE);

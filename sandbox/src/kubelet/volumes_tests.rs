@@ -38,7 +38,10 @@ fn content(volume: serde_json::Value) -> Result<VolumeContent> {
 #[test]
 fn volume_contents() {
     let ok_cases = [
-        (json!({"name": "v", "emptyDir": {}}), VolumeContent::EmptyDir),
+        (
+            json!({"name": "v", "emptyDir": {}}),
+            VolumeContent::EmptyDir,
+        ),
         (
             json!({"name": "v", "hostPath": {"path": "/srv/x"}}),
             VolumeContent::HostPath("/srv/x".into()),
@@ -64,7 +67,10 @@ fn volume_contents() {
             json!({"name": "v", "downwardAPI": {"items": [
                 {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
                 {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}),
-            VolumeContent::Files(vec![file("name", "p1", 0o644), file("labels", "app=\"x\"", 0o644)]),
+            VolumeContent::Files(vec![
+                file("name", "p1", 0o644),
+                file("labels", "app=\"x\"", 0o644),
+            ]),
         ),
         (
             json!({"name": "v", "projected": {"defaultMode": 0o440, "sources": [
@@ -84,7 +90,10 @@ fn volume_contents() {
         assert_eq!(content(volume.clone()).unwrap(), want, "{volume}");
     }
     let err_cases = [
-        (json!({"name": "v", "secret": {"secretName": "absent"}}), "secret \"absent\" not found"),
+        (
+            json!({"name": "v", "secret": {"secretName": "absent"}}),
+            "secret \"absent\" not found",
+        ),
         (
             json!({"name": "v", "configMap": {"name": "cm", "items": [{"key": "nope", "path": "n"}]}}),
             "couldn't find key nope in ConfigMap ns1/cm",
@@ -93,7 +102,10 @@ fn volume_contents() {
             json!({"name": "v", "secret": {"secretName": "s", "items": [{"key": "a", "path": "../x"}]}}),
             "invalid volume item path",
         ),
-        (json!({"name": "v", "nfs": {"server": "h", "path": "/"}}), "only emptyDir"),
+        (
+            json!({"name": "v", "nfs": {"server": "h", "path": "/"}}),
+            "only emptyDir",
+        ),
     ];
     for (volume, want) in err_cases {
         let err = content(volume.clone()).unwrap_err().to_string();
@@ -103,7 +115,14 @@ fn volume_contents() {
 
 #[test]
 fn relative_paths() {
-    for (path, ok) in [("a", true), ("a/b", true), ("..a", true), ("", false), ("/a", false), ("a/../b", false)] {
+    for (path, ok) in [
+        ("a", true),
+        ("a/b", true),
+        ("..a", true),
+        ("", false),
+        ("/a", false),
+        ("a/../b", false),
+    ] {
         assert_eq!(check_relative(path).is_ok(), ok, "{path}");
     }
 }
@@ -114,11 +133,17 @@ fn materializes_files_with_modes() {
     let files = VolumeContent::Files(vec![file("d/x", "hello", 0o600)]);
     let root = materialize(dir.path(), "vol", &files).unwrap();
     assert_eq!(std::fs::read_to_string(root.join("d/x")).unwrap(), "hello");
-    let mode = std::fs::metadata(root.join("d/x")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(root.join("d/x"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let empty = materialize(dir.path(), "scratch", &VolumeContent::EmptyDir).unwrap();
     assert!(empty.is_dir());
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
     let host = VolumeContent::HostPath("/srv".into());
-    assert_eq!(materialize(dir.path(), "h", &host).unwrap(), PathBuf::from("/srv"));
+    assert_eq!(
+        materialize(dir.path(), "h", &host).unwrap(),
+        PathBuf::from("/srv")
+    );
 }
