@@ -501,23 +501,27 @@ fn run_post_commit(b: &Buildah, image: &str, argv: &[String]) -> Result<(), Fail
 pub fn hint(error: &str, reference: &str, action: &str) -> String {
     let e = error.to_ascii_lowercase();
     let host = auth::registry_of(reference);
-    if e.contains("unauthorized")
-        || e.contains("authentication required")
-        || e.contains("401")
-        || e.contains("denied")
-    {
+    let unreachable = [
+        "connection refused",
+        "no such host",
+        "i/o timeout",
+        "network is unreachable",
+    ];
+    let refused = [
+        "unauthorized",
+        "authentication required",
+        "denied",
+        "invalid username/password",
+    ];
+    if unreachable.iter().any(|p| e.contains(p)) {
+        format!(" (the registry {host} is unreachable: is it up, and is the address right?)")
+    } else if refused.iter().any(|p| e.contains(p)) {
         let secret = if action == "push" {
             "output.pushSecret"
         } else {
             "dockerStrategy.pullSecret"
         };
         format!(" (the registry {host} refused the credentials: check {secret})")
-    } else if e.contains("connection refused")
-        || e.contains("no such host")
-        || e.contains("timeout")
-        || e.contains("dial tcp")
-    {
-        format!(" (the registry {host} is unreachable: is it up, and is the address right?)")
     } else if e.contains("http response to https client") || e.contains("certificate") {
         format!(" (TLS problem with {host}: mark it insecure only if it serves plain HTTP)")
     } else {
@@ -553,6 +557,11 @@ mod tests {
                 "TLS",
             ),
             ("something else", "push", ""),
+            (
+                "dial tcp 127.0.0.1:40195: connect: connection refused",
+                "push",
+                "unreachable",
+            ),
         ] {
             let h = hint(err, "127.0.0.1:1/a/b:c", action);
             assert!(h.contains(want), "{err}: {h}");
