@@ -6,6 +6,9 @@
 pub mod api;
 pub mod builder;
 pub mod cli;
+pub mod controller;
 pub mod convert;
 pub mod crdgen;
+pub mod instantiate;
+pub mod naming;
 pub mod yaml;

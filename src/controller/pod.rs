@@ -1,0 +1,339 @@
+//! The build Pod: a pure function of the Build and the controller's settings.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, Pod, PodSecurityContext, PodSpec,
+    SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+
+use super::phase::{BUILD_CONTAINER, CLONE_CONTAINER};
+use crate::api::common::BuildSourceType;
+use crate::api::Build;
+use crate::builder::{self as b, plan::BUILD_VOLUMES_DIR};
+use crate::naming;
+
+/// The ServiceAccount build Pods run as unless the spec names another (OpenShift's `builder`).
+pub const DEFAULT_SERVICE_ACCOUNT: &str = "builder";
+/// The completion deadline when the spec sets none: one week, as OpenShift.
+pub const DEFAULT_COMPLETION_DEADLINE_SECONDS: i64 = 604_800;
+
+/// How build containers are isolated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SecurityProfile {
+    /// Privileged containers running as root (OpenShift's default).
+    #[default]
+    Privileged,
+    /// Unprivileged containers in a user namespace (`hostUsers: false`) with the few
+    /// capabilities buildah needs.
+    UserNamespace,
+}
+
+/// What the controller's configuration contributes to every build Pod.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodSettings {
+    /// The image holding `kiln` and buildah.
+    pub builder_image: String,
+    /// How build containers are isolated.
+    pub security: SecurityProfile,
+    /// Registries reached without TLS verification (the internal registry, typically).
+    pub insecure_registries: Vec<String>,
+}
+
+/// Why a Build cannot be turned into a Pod.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    /// The Build has no name, namespace or uid yet.
+    #[error("the Build has no {0}")]
+    MissingMetadata(&'static str),
+    /// The Build could not be serialized for the builder.
+    #[error("cannot serialize the Build: {0}")]
+    Serialize(String),
+}
+
+/// The Pod that runs `build`: init container `clone` (when there is a git or binary source) and
+/// container `build`, sharing a workspace; secrets mounted only where used; no API token.
+pub fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Error> {
+    let name = build
+        .metadata
+        .name
+        .clone()
+        .ok_or(Error::MissingMetadata("name"))?;
+    let namespace = build
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(Error::MissingMetadata("namespace"))?;
+    let owner = owner_reference(build)?;
+    let spec = &build.spec.common;
+    let build_json = serde_json::to_string(build).map_err(|e| Error::Serialize(e.to_string()))?;
+    let source = spec.source.clone().unwrap_or_default();
+    let docker = spec.strategy.docker_strategy.clone().unwrap_or_default();
+
+    let mut env = vec![
+        env_var(b::BUILD_ENV, &build_json),
+        env_var("LANG", "C.utf8"),
+    ];
+    env.extend(whitelisted_strategy_env(&docker.env));
+    let workspace_mount = mount("workspace", b::WORKSPACE_DIR, false);
+    let mut volumes = vec![empty_dir("workspace"), empty_dir("buildah-storage")];
+
+    let needs_clone = source.git.is_some()
+        || source.binary.is_some()
+        || matches!(
+            source.type_,
+            Some(BuildSourceType::Git | BuildSourceType::Binary)
+        );
+    let mut init_containers = Vec::new();
+    if needs_clone {
+        let mut mounts = vec![workspace_mount.clone()];
+        if let Some(secret) = &source.source_secret {
+            volumes.push(secret_volume("source-secret", &secret.name));
+            mounts.push(mount("source-secret", b::SOURCE_SECRET_DIR, true));
+        }
+        let binary = source.binary.is_some() || source.type_ == Some(BuildSourceType::Binary);
+        let mut args = vec!["builder".to_string(), "clone".to_string()];
+        if binary {
+            args.extend(["--from-archive".to_string(), "-".to_string()]);
+        }
+        let mut clone = container(CLONE_CONTAINER, settings, args, env.clone(), mounts, build);
+        if binary {
+            clone.stdin = Some(true);
+            clone.stdin_once = Some(true);
+        }
+        clone.security_context = Some(clone_security_context());
+        init_containers.push(clone);
+    }
+
+    let mut build_mounts = vec![
+        workspace_mount,
+        mount("buildah-storage", b::STORAGE_DIR, false),
+    ];
+    if let Some(push) = spec.output.as_ref().and_then(|o| o.push_secret.as_ref()) {
+        volumes.push(secret_volume("push-secret", &push.name));
+        build_mounts.push(mount("push-secret", b::PUSH_SECRET_DIR, true));
+    }
+    if let Some(pull) = &docker.pull_secret {
+        volumes.push(secret_volume("pull-secret", &pull.name));
+        build_mounts.push(mount("pull-secret", b::PULL_SECRET_DIR, true));
+    }
+    for (i, volume) in docker.volumes.iter().enumerate() {
+        let volume_name = format!("build-volume-{i}");
+        let source = &volume.source;
+        let mut v = Volume {
+            name: volume_name.clone(),
+            ..Volume::default()
+        };
+        v.secret = source.secret.clone();
+        v.config_map = source.config_map.clone();
+        v.csi = source.csi.clone();
+        volumes.push(v);
+        build_mounts.push(mount(
+            &volume_name,
+            &format!("{BUILD_VOLUMES_DIR}/{}", volume.name),
+            true,
+        ));
+    }
+    let mut build_env = env;
+    if !settings.insecure_registries.is_empty() {
+        build_env.push(env_var(
+            b::INSECURE_REGISTRIES_ENV,
+            &settings.insecure_registries.join(","),
+        ));
+    }
+    let mut main = container(
+        BUILD_CONTAINER,
+        settings,
+        vec!["builder".into(), "build".into()],
+        build_env,
+        build_mounts,
+        build,
+    );
+    main.security_context = Some(build_security_context(settings.security));
+
+    let user_namespace = settings.security == SecurityProfile::UserNamespace;
+    Ok(Pod {
+        metadata: ObjectMeta {
+            name: Some(naming::pod_name(&name)),
+            namespace: Some(namespace),
+            labels: Some(BTreeMap::from([(
+                naming::BUILD_NAME_LABEL.to_string(),
+                naming::label_value(&name),
+            )])),
+            annotations: Some(
+                BTreeMap::from([(
+                    naming::BUILD_CONFIG_ANNOTATION.to_string(),
+                    build
+                        .labels()
+                        .get(naming::BUILD_CONFIG_LABEL)
+                        .cloned()
+                        .unwrap_or_default(),
+                )])
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .collect(),
+            ),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            restart_policy: Some("Never".into()),
+            service_account_name: Some(
+                spec.service_account
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| DEFAULT_SERVICE_ACCOUNT.into()),
+            ),
+            automount_service_account_token: Some(false),
+            active_deadline_seconds: Some(
+                spec.completion_deadline_seconds
+                    .unwrap_or(DEFAULT_COMPLETION_DEADLINE_SECONDS),
+            ),
+            node_selector: spec.node_selector.clone().filter(|s| !s.is_empty()),
+            host_users: user_namespace.then_some(false),
+            security_context: Some(PodSecurityContext {
+                seccomp_profile: user_namespace.then(|| SeccompProfile {
+                    type_: "Unconfined".into(),
+                    ..SeccompProfile::default()
+                }),
+                ..PodSecurityContext::default()
+            }),
+            init_containers: (!init_containers.is_empty()).then_some(init_containers),
+            containers: vec![main],
+            volumes: Some(volumes),
+            ..PodSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// The controller owner reference from a Pod (or any child) to its Build.
+pub fn owner_reference(build: &Build) -> Result<OwnerReference, Error> {
+    build
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingMetadata("uid"))
+}
+
+fn container(
+    name: &str,
+    settings: &PodSettings,
+    args: Vec<String>,
+    env: Vec<EnvVar>,
+    mounts: Vec<VolumeMount>,
+    build: &Build,
+) -> Container {
+    Container {
+        name: name.into(),
+        image: Some(settings.builder_image.clone()),
+        command: Some(vec!["kiln".into()]),
+        args: Some(args),
+        env: Some(env),
+        volume_mounts: Some(mounts),
+        resources: build.spec.common.resources.clone(),
+        termination_message_path: Some(b::TERMINATION_LOG_PATH.into()),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        ..Container::default()
+    }
+}
+
+/// Strategy env that reaches the container itself (OpenShift's whitelist); the rest goes into the
+/// Dockerfile only.
+fn whitelisted_strategy_env(env: &[EnvVar]) -> Vec<EnvVar> {
+    const ALLOWED: &[&str] = &[
+        "BUILD_LOGLEVEL",
+        "GIT_SSL_NO_VERIFY",
+        "GIT_LFS_SKIP_SMUDGE",
+        "LANG",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+    ];
+    env.iter()
+        .filter(|e| ALLOWED.contains(&e.name.as_str()))
+        .cloned()
+        .collect()
+}
+
+fn clone_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+fn build_security_context(profile: SecurityProfile) -> SecurityContext {
+    match profile {
+        SecurityProfile::Privileged => SecurityContext {
+            privileged: Some(true),
+            run_as_user: Some(0),
+            ..SecurityContext::default()
+        },
+        // buildah with chroot isolation inside a user namespace: root there, nobody on the host.
+        // SETFCAP lets it write file capabilities; SYS_CHROOT the chroot; KILL and MKNOD dropped
+        // as OpenShift's unprivileged builds do.
+        SecurityProfile::UserNamespace => SecurityContext {
+            privileged: Some(false),
+            run_as_user: Some(0),
+            allow_privilege_escalation: Some(true),
+            capabilities: Some(Capabilities {
+                add: Some(vec!["SETFCAP".into(), "SYS_CHROOT".into()]),
+                drop: Some(vec!["KILL".into(), "MKNOD".into()]),
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "Unconfined".into(),
+                ..SeccompProfile::default()
+            }),
+            ..SecurityContext::default()
+        },
+    }
+}
+
+fn env_var(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..VolumeMount::default()
+    }
+}
+
+fn empty_dir(name: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }
+}
+
+fn secret_volume(name: &str, secret: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.into()),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+#[cfg(test)]
+#[path = "pod_tests.rs"]
+mod tests;

@@ -1,0 +1,219 @@
+//! Table tests of the build Pod spec.
+
+use serde_json::json;
+
+use super::*;
+
+fn build(spec: serde_json::Value) -> Build {
+    serde_json::from_value(json!({
+        "apiVersion": "build.kiln.dev/v1alpha1", "kind": "Build",
+        "metadata": {"name": "app-3", "namespace": "ns", "uid": "u-1",
+                     "labels": {"build.kiln.dev/build-config.name": "app"}},
+        "spec": spec
+    }))
+    .unwrap()
+}
+
+fn settings(security: SecurityProfile) -> PodSettings {
+    PodSettings {
+        builder_image: "kiln-builder:1".into(),
+        security,
+        insecure_registries: vec!["registry:5000".into()],
+    }
+}
+
+fn full() -> Build {
+    build(json!({
+        "serviceAccount": "robot",
+        "source": {"type": "Git", "git": {"uri": "https://git/x.git"}, "sourceSecret": {"name": "git-creds"}},
+        "strategy": {"type": "Docker", "dockerStrategy": {
+            "pullSecret": {"name": "pull-creds"},
+            "env": [{"name": "HTTP_PROXY", "value": "http://proxy"}, {"name": "GOFLAGS", "value": "-x"}],
+            "volumes": [{"name": "netrc", "source": {"type": "Secret", "secret": {"secretName": "netrc"}}, "mounts": [{"destinationPath": "/root/.netrc.d"}]}]
+        }},
+        "output": {"to": {"kind": "ImageStreamTag", "name": "app:latest"}, "pushSecret": {"name": "push-creds"}},
+        "resources": {"limits": {"memory": "2Gi"}},
+        "completionDeadlineSeconds": 600,
+        "nodeSelector": {"kubernetes.io/arch": "amd64"}
+    }))
+}
+
+fn mounts(c: &Container) -> Vec<(String, String)> {
+    c.volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| (m.name.clone(), m.mount_path.clone()))
+        .collect()
+}
+
+fn env_names(c: &Container) -> Vec<String> {
+    c.env.iter().flatten().map(|e| e.name.clone()).collect()
+}
+
+#[test]
+fn pod_is_named_owned_and_carries_the_spec_limits() {
+    let pod = build_pod(&full(), &settings(SecurityProfile::Privileged)).unwrap();
+    assert_eq!(pod.metadata.name.as_deref(), Some("app-3-build"));
+    assert_eq!(
+        pod.metadata.labels.as_ref().unwrap()[naming::BUILD_NAME_LABEL],
+        "app-3"
+    );
+    let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (
+            owner.kind.as_str(),
+            owner.name.as_str(),
+            owner.uid.as_str(),
+            owner.controller
+        ),
+        ("Build", "app-3", "u-1", Some(true))
+    );
+    let spec = pod.spec.unwrap();
+    assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+    assert_eq!(spec.service_account_name.as_deref(), Some("robot"));
+    assert_eq!(spec.automount_service_account_token, Some(false));
+    assert_eq!(spec.active_deadline_seconds, Some(600));
+    assert_eq!(spec.node_selector.unwrap()["kubernetes.io/arch"], "amd64");
+    for c in spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+    {
+        assert_eq!(
+            c.resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"].0,
+            "2Gi",
+            "{}",
+            c.name
+        );
+        assert_eq!(
+            c.termination_message_policy.as_deref(),
+            Some("FallbackToLogsOnError")
+        );
+        assert_eq!(c.image.as_deref(), Some("kiln-builder:1"));
+        let build_json = c
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == "BUILD")
+            .unwrap()
+            .value
+            .clone()
+            .unwrap();
+        assert_eq!(serde_json::from_str::<Build>(&build_json).unwrap(), full());
+    }
+}
+
+#[test]
+fn secrets_are_mounted_only_where_used() {
+    let spec = build_pod(&full(), &settings(SecurityProfile::Privileged))
+        .unwrap()
+        .spec
+        .unwrap();
+    let clone = &spec.init_containers.as_ref().unwrap()[0];
+    let main = &spec.containers[0];
+    assert_eq!(
+        (clone.name.as_str(), main.name.as_str()),
+        ("clone", "build")
+    );
+    assert_eq!(clone.args.as_ref().unwrap(), &["builder", "clone"]);
+    assert_eq!(main.args.as_ref().unwrap(), &["builder", "build"]);
+    assert_eq!(
+        mounts(clone),
+        [
+            ("workspace".into(), "/workspace".into()),
+            ("source-secret".into(), b::SOURCE_SECRET_DIR.into())
+        ]
+    );
+    let main_mounts = mounts(main);
+    assert!(main_mounts.contains(&("push-secret".into(), b::PUSH_SECRET_DIR.into())));
+    assert!(main_mounts.contains(&("pull-secret".into(), b::PULL_SECRET_DIR.into())));
+    assert!(main_mounts.contains(&("buildah-storage".into(), b::STORAGE_DIR.into())));
+    assert!(main_mounts.contains(&(
+        "build-volume-0".into(),
+        format!("{BUILD_VOLUMES_DIR}/netrc")
+    )));
+    assert!(!main_mounts.iter().any(|(n, _)| n == "source-secret"));
+    // Whitelisted strategy env reaches the containers; the rest only the Dockerfile.
+    assert!(env_names(main).contains(&"HTTP_PROXY".to_string()));
+    assert!(!env_names(main).contains(&"GOFLAGS".to_string()));
+    assert!(env_names(main).contains(&b::INSECURE_REGISTRIES_ENV.to_string()));
+}
+
+#[test]
+fn defaults_and_source_kinds_table() {
+    let cases = [
+        (
+            json!({"source": {"type": "Dockerfile", "dockerfile": "FROM x"}, "strategy": {"type": "Docker"}}),
+            0,
+            false,
+        ),
+        (
+            json!({"source": {"git": {"uri": "https://x"}}, "strategy": {"type": "Docker"}}),
+            1,
+            false,
+        ),
+        (
+            json!({"source": {"type": "Binary", "binary": {}}, "strategy": {"type": "Docker"}}),
+            1,
+            true,
+        ),
+    ];
+    for (spec, init_count, stdin) in cases {
+        let pod = build_pod(&build(spec.clone()), &settings(SecurityProfile::Privileged)).unwrap();
+        let spec_out = pod.spec.unwrap();
+        let inits = spec_out.init_containers.unwrap_or_default();
+        assert_eq!(inits.len(), init_count, "{spec}");
+        assert_eq!(
+            inits.first().and_then(|c| c.stdin).unwrap_or(false),
+            stdin,
+            "{spec}"
+        );
+        assert_eq!(
+            spec_out.service_account_name.as_deref(),
+            Some(DEFAULT_SERVICE_ACCOUNT)
+        );
+        assert_eq!(
+            spec_out.active_deadline_seconds,
+            Some(DEFAULT_COMPLETION_DEADLINE_SECONDS)
+        );
+    }
+}
+
+#[test]
+fn security_profiles_table() {
+    let privileged = build_pod(&full(), &settings(SecurityProfile::Privileged))
+        .unwrap()
+        .spec
+        .unwrap();
+    let sc = privileged.containers[0].security_context.clone().unwrap();
+    assert_eq!((sc.privileged, privileged.host_users), (Some(true), None));
+    let userns = build_pod(&full(), &settings(SecurityProfile::UserNamespace))
+        .unwrap()
+        .spec
+        .unwrap();
+    let sc = userns.containers[0].security_context.clone().unwrap();
+    assert_eq!(
+        (sc.privileged, userns.host_users),
+        (Some(false), Some(false))
+    );
+    let caps = sc.capabilities.unwrap();
+    assert_eq!(caps.add.unwrap(), ["SETFCAP", "SYS_CHROOT"]);
+    assert_eq!(caps.drop.unwrap(), ["KILL", "MKNOD"]);
+    // The clone container never needs privileges.
+    let clone_sc = userns.init_containers.unwrap()[0]
+        .security_context
+        .clone()
+        .unwrap();
+    assert_eq!(clone_sc.allow_privilege_escalation, Some(false));
+}
+
+#[test]
+fn a_build_without_uid_cannot_own_a_pod() {
+    let mut b = full();
+    b.metadata.uid = None;
+    assert_eq!(
+        build_pod(&b, &settings(SecurityProfile::Privileged)),
+        Err(Error::MissingMetadata("uid"))
+    );
+}

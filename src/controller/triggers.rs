@@ -1,0 +1,221 @@
+//! Trigger evaluation (pure): ConfigChange and ImageChange triggers of a BuildConfig.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+
+use crate::api::build_config::{BuildTriggerType, ImageStreamTagReference};
+use crate::api::BuildConfig;
+
+/// An ImageStreamTag named in a trigger or strategy: namespace, stream and tag.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TagRef {
+    /// The namespace of the ImageStream.
+    pub namespace: String,
+    /// The ImageStream's name.
+    pub stream: String,
+    /// The tag.
+    pub tag: String,
+}
+
+impl TagRef {
+    /// Parses an ImageStreamTag reference (`<stream>:<tag>`, tag `latest` when omitted), resolving
+    /// an empty namespace to `default_namespace`. Other kinds give `None`.
+    pub fn from_object_reference(r: &ObjectReference, default_namespace: &str) -> Option<Self> {
+        if r.kind.as_deref().is_some_and(|k| k != "ImageStreamTag") {
+            return None;
+        }
+        let name = r.name.as_deref()?;
+        let (stream, tag) = name.split_once(':').unwrap_or((name, "latest"));
+        Some(Self {
+            namespace: r
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| default_namespace.to_string()),
+            stream: stream.to_string(),
+            tag: tag.to_string(),
+        })
+    }
+
+    /// The `<stream>:<tag>` name.
+    pub fn name(&self) -> String {
+        format!("{}:{}", self.stream, self.tag)
+    }
+}
+
+/// Whether the ConfigChange trigger should fire: present, and no build was ever started.
+pub fn config_change_due(bc: &BuildConfig) -> bool {
+    let has_trigger = bc
+        .spec
+        .triggers
+        .iter()
+        .any(|t| t.type_ == BuildTriggerType::ConfigChange);
+    has_trigger && bc.status.as_ref().map_or(0, |s| s.last_version) == 0
+}
+
+/// The ImageStreamTags the BuildConfig's unpaused ImageChange triggers watch (a trigger without
+/// `from` watches the strategy's `from`).
+pub fn watched_tags(bc: &BuildConfig) -> Vec<TagRef> {
+    let namespace = bc.metadata.namespace.clone().unwrap_or_default();
+    let strategy_from = bc
+        .spec
+        .common
+        .strategy
+        .docker_strategy
+        .as_ref()
+        .and_then(|d| d.from.as_ref());
+    let mut tags: Vec<TagRef> = bc
+        .spec
+        .triggers
+        .iter()
+        .filter(|t| t.type_ == BuildTriggerType::ImageChange)
+        .filter_map(|t| {
+            let ict = t.image_change.clone().unwrap_or_default();
+            if ict.paused == Some(true) {
+                return None;
+            }
+            let from = ict.from.as_ref().or(strategy_from)?;
+            TagRef::from_object_reference(from, &namespace)
+        })
+        .collect();
+    tags.sort();
+    tags.dedup();
+    tags
+}
+
+/// The pull spec that last started a build for `tag`, from `status.imageChangeTriggers`.
+pub fn last_triggered_image(bc: &BuildConfig, tag: &TagRef) -> Option<String> {
+    let namespace = bc.metadata.namespace.clone().unwrap_or_default();
+    bc.status
+        .as_ref()?
+        .image_change_triggers
+        .iter()
+        .find_map(|s| {
+            let from = s.from.as_ref()?;
+            let ns = from
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| namespace.clone());
+            (ns == tag.namespace && from.name == tag.name())
+                .then(|| s.last_triggered_image_id.clone())
+                .flatten()
+        })
+}
+
+/// The ImageChange triggers that should fire: the tag's current image differs from the one that
+/// last started a build. `current` resolves a tag to its current image pull spec.
+pub fn due_image_changes(
+    bc: &BuildConfig,
+    current: impl Fn(&TagRef) -> Option<String>,
+) -> Vec<(TagRef, String)> {
+    watched_tags(bc)
+        .into_iter()
+        .filter_map(|tag| {
+            let image = current(&tag)?;
+            (last_triggered_image(bc, &tag).as_deref() != Some(image.as_str()))
+                .then_some((tag, image))
+        })
+        .collect()
+}
+
+/// The status reference of a watched tag, as written to `status.imageChangeTriggers[].from`.
+pub fn status_reference(tag: &TagRef, bc_namespace: &str) -> ImageStreamTagReference {
+    ImageStreamTagReference {
+        namespace: (tag.namespace != bc_namespace).then(|| tag.namespace.clone()),
+        name: tag.name(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::build_config::{BuildConfigStatus, ImageChangeTriggerStatus};
+
+    fn bc(yaml: &str) -> BuildConfig {
+        let doc = crate::yaml::read_documents(yaml).unwrap().remove(0);
+        serde_json::from_value(doc).unwrap()
+    }
+
+    const BC: &str = r#"
+apiVersion: build.kiln.dev/v1alpha1
+kind: BuildConfig
+metadata: {name: app, namespace: ns}
+spec:
+  strategy:
+    type: Docker
+    dockerStrategy:
+      from: {kind: ImageStreamTag, name: "base:1"}
+  triggers:
+  - type: ImageChange
+    imageChange: {}
+  - type: ImageChange
+    imageChange:
+      from: {kind: ImageStreamTag, name: tools, namespace: shared}
+  - type: ImageChange
+    imageChange:
+      paused: true
+      from: {kind: ImageStreamTag, name: "paused:x"}
+  - type: ConfigChange
+"#;
+
+    #[test]
+    fn watched_tags_resolve_strategy_from_and_skip_paused() {
+        let got = watched_tags(&bc(BC));
+        let want = vec![
+            TagRef {
+                namespace: "ns".into(),
+                stream: "base".into(),
+                tag: "1".into(),
+            },
+            TagRef {
+                namespace: "shared".into(),
+                stream: "tools".into(),
+                tag: "latest".into(),
+            },
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn image_changes_fire_once_per_image() {
+        let mut config = bc(BC);
+        let current =
+            |t: &TagRef| Some(format!("reg/{}/{}@sha256:{}", t.namespace, t.stream, t.tag));
+        assert_eq!(due_image_changes(&config, current).len(), 2);
+        config.status = Some(BuildConfigStatus {
+            last_version: 1,
+            image_change_triggers: vec![ImageChangeTriggerStatus {
+                last_triggered_image_id: Some("reg/ns/base@sha256:1".into()),
+                from: Some(ImageStreamTagReference {
+                    namespace: None,
+                    name: "base:1".into(),
+                }),
+                last_trigger_time: None,
+            }],
+        });
+        let due = due_image_changes(&config, current);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].0.stream, "tools");
+        assert!(
+            due_image_changes(&config, |_| None).is_empty(),
+            "no image yet: nothing to do"
+        );
+    }
+
+    #[test]
+    fn config_change_fires_only_before_the_first_build() {
+        let mut config = bc(BC);
+        assert!(config_change_due(&config));
+        config.status = Some(BuildConfigStatus {
+            last_version: 1,
+            ..BuildConfigStatus::default()
+        });
+        assert!(!config_change_due(&config));
+        config.status = None;
+        config
+            .spec
+            .triggers
+            .retain(|t| t.type_ != BuildTriggerType::ConfigChange);
+        assert!(!config_change_due(&config));
+    }
+}

@@ -1,0 +1,316 @@
+//! instantiate: the one path from a BuildConfig to a new numbered Build, used by every trigger,
+//! the CLI and webhooks.
+//!
+//! The Build `<bc>-<N>` is created first (its deterministic name makes concurrent requests
+//! collide instead of duplicating), then `status.lastVersion` is raised to N with a
+//! resourceVersion-guarded update. A crash between the two leaves a Build whose number is above
+//! `lastVersion`; the next request meets it as AlreadyExists and adopts it when it carries the same
+//! request id (a retry of the same request) or moves past it otherwise, and the BuildConfig
+//! reconciler raises `lastVersion` to the highest number it sees. No build is lost or duplicated.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{EnvVar, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, PostParams};
+use kube::{Resource, ResourceExt};
+
+use crate::api::build::BuildTriggerCause;
+use crate::api::build_config::{BuildConfigStatus, ImageChangeTriggerStatus};
+use crate::api::common::SourceRevision;
+use crate::api::{Build, BuildConfig, BuildSpec};
+use crate::controller::triggers::{self, TagRef};
+use crate::naming;
+
+/// Why a build could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The BuildConfig is paused.
+    #[error("BuildConfig {namespace}/{name} is paused (annotation {annotation}=\"true\"); remove the annotation to start builds")]
+    Paused {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The pausing annotation.
+        annotation: &'static str,
+    },
+    /// The request's lastVersion guard does not match.
+    #[error("BuildConfig {name} is at version {actual}, not {expected}: another build was started first")]
+    VersionMismatch {
+        /// The BuildConfig.
+        name: String,
+        /// The version the request expected.
+        expected: i64,
+        /// The version found.
+        actual: i64,
+    },
+    /// The BuildConfig lacks metadata the Build needs.
+    #[error("BuildConfig has no {0}")]
+    MissingMetadata(&'static str),
+    /// Too many concurrent requests collided.
+    #[error("could not start a build of {0} after {1} attempts: too many concurrent requests")]
+    Contended(String, usize),
+    /// The API server refused a request.
+    #[error("{action}: {source}")]
+    Api {
+        /// What was being done.
+        action: String,
+        /// The client error.
+        source: kube::Error,
+    },
+}
+
+/// What a request to start a build carries besides the BuildConfig.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BuildRequest {
+    /// Identifies the request: a retry with the same id adopts the Build it already created.
+    pub request_id: String,
+    /// Why the build starts.
+    pub cause: BuildTriggerCause,
+    /// The exact revision to build, overriding the BuildConfig's.
+    pub revision: Option<SourceRevision>,
+    /// Strategy environment overrides (replacing entries of the same name).
+    pub env: Vec<EnvVar>,
+    /// Build arguments merged into the strategy's.
+    pub build_args: Vec<EnvVar>,
+    /// Override of the strategy's `noCache`.
+    pub no_cache: Option<bool>,
+    /// The image change that triggered the build: the tag and its new image pull spec.
+    pub triggered_by_image: Option<(TagRef, String)>,
+    /// Only start the build if the BuildConfig is at exactly this version.
+    pub last_version: Option<i64>,
+}
+
+/// The Build number `number` of `bc` for `request` (pure).
+pub fn new_build(bc: &BuildConfig, number: i64, request: &BuildRequest) -> Result<Build, Error> {
+    let bc_name = bc
+        .metadata
+        .name
+        .clone()
+        .ok_or(Error::MissingMetadata("name"))?;
+    let namespace = bc
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(Error::MissingMetadata("namespace"))?;
+    let owner = bc
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingMetadata("uid"))?;
+    let mut labels: BTreeMap<String, String> = bc.labels().clone();
+    labels.insert(
+        naming::BUILD_CONFIG_LABEL.into(),
+        naming::label_value(&bc_name),
+    );
+    labels.insert(
+        naming::START_POLICY_LABEL.into(),
+        bc.spec.run_policy.as_str().into(),
+    );
+    let annotations = BTreeMap::from([
+        (
+            naming::BUILD_NUMBER_ANNOTATION.to_string(),
+            number.to_string(),
+        ),
+        (naming::BUILD_CONFIG_ANNOTATION.to_string(), bc_name.clone()),
+        (
+            naming::REQUEST_ANNOTATION.to_string(),
+            request.request_id.clone(),
+        ),
+    ]);
+    let mut common = bc.spec.common.clone();
+    if request.revision.is_some() {
+        common.revision = request.revision.clone();
+    }
+    let docker = common
+        .strategy
+        .docker_strategy
+        .get_or_insert_with(Default::default);
+    for var in &request.env {
+        match docker.env.iter_mut().find(|e| e.name == var.name) {
+            Some(existing) => *existing = var.clone(),
+            None => docker.env.push(var.clone()),
+        }
+    }
+    for arg in &request.build_args {
+        match docker.build_args.iter_mut().find(|e| e.name == arg.name) {
+            Some(existing) => *existing = arg.clone(),
+            None => docker.build_args.push(arg.clone()),
+        }
+    }
+    if request.no_cache.is_some() {
+        docker.no_cache = request.no_cache;
+    }
+    if let Some((tag, image)) = &request.triggered_by_image {
+        let strategy_tag = docker
+            .from
+            .as_ref()
+            .and_then(|f| TagRef::from_object_reference(f, &namespace));
+        if strategy_tag.as_ref() == Some(tag) {
+            docker.from = Some(ObjectReference {
+                kind: Some("DockerImage".into()),
+                name: Some(image.clone()),
+                ..ObjectReference::default()
+            });
+        }
+    }
+    if docker == &Default::default() {
+        common.strategy.docker_strategy = None;
+    }
+    Ok(Build {
+        metadata: ObjectMeta {
+            name: Some(naming::build_name(&bc_name, number)),
+            namespace: Some(namespace),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: BuildSpec {
+            common,
+            triggered_by: vec![request.cause.clone()],
+            cancel: None,
+        },
+        status: None,
+    })
+}
+
+/// The BuildConfig status after starting build `number` for `request` (pure): `lastVersion` and,
+/// for an image change, the trigger's `lastTriggeredImageID`.
+pub fn status_after(
+    bc: &BuildConfig,
+    number: i64,
+    request: &BuildRequest,
+    now: Timestamp,
+) -> BuildConfigStatus {
+    let mut status = bc.status.clone().unwrap_or_default();
+    status.last_version = status.last_version.max(number);
+    if let Some((tag, image)) = &request.triggered_by_image {
+        let namespace = bc.metadata.namespace.clone().unwrap_or_default();
+        let reference = triggers::status_reference(tag, &namespace);
+        let entry = ImageChangeTriggerStatus {
+            last_triggered_image_id: Some(image.clone()),
+            from: Some(reference.clone()),
+            last_trigger_time: Some(Time(now)),
+        };
+        match status
+            .image_change_triggers
+            .iter_mut()
+            .find(|s| s.from.as_ref() == Some(&reference))
+        {
+            Some(existing) => *existing = entry,
+            None => status.image_change_triggers.push(entry),
+        }
+    }
+    status
+}
+
+/// The build number stored on a Build.
+pub fn build_number(build: &Build) -> Option<i64> {
+    build
+        .annotations()
+        .get(naming::BUILD_NUMBER_ANNOTATION)?
+        .parse()
+        .ok()
+}
+
+const MAX_ATTEMPTS: usize = 20;
+
+/// Starts a build of BuildConfig `namespace/name` for `request` and returns the Build.
+pub async fn instantiate(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    request: &BuildRequest,
+) -> Result<Build, Error> {
+    let configs: Api<BuildConfig> = Api::namespaced(client.clone(), namespace);
+    let builds: Api<Build> = Api::namespaced(client.clone(), namespace);
+    let api_err = |action: String| move |source| Error::Api { action, source };
+    let mut skip_past = 0_i64;
+    for _ in 0..MAX_ATTEMPTS {
+        let bc = configs
+            .get(name)
+            .await
+            .map_err(api_err(format!("reading BuildConfig {namespace}/{name}")))?;
+        if bc.is_paused() {
+            return Err(Error::Paused {
+                namespace: namespace.into(),
+                name: name.into(),
+                annotation: crate::api::build_config::PAUSED_ANNOTATION,
+            });
+        }
+        let last = bc.status.as_ref().map_or(0, |s| s.last_version);
+        if let Some(expected) = request.last_version.filter(|v| *v != last) {
+            return Err(Error::VersionMismatch {
+                name: name.into(),
+                expected,
+                actual: last,
+            });
+        }
+        let number = last.max(skip_past) + 1;
+        let wanted = new_build(&bc, number, request)?;
+        let build_name = wanted.name_any();
+        let build = match builds.create(&PostParams::default(), &wanted).await {
+            Ok(created) => created,
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                let existing = builds
+                    .get(&build_name)
+                    .await
+                    .map_err(api_err(format!("reading Build {build_name}")))?;
+                if existing.annotations().get(naming::REQUEST_ANNOTATION)
+                    != Some(&request.request_id)
+                {
+                    // A build this number exists for another request (lastVersion lagged behind).
+                    skip_past = number;
+                    continue;
+                }
+                existing
+            }
+            Err(source) => {
+                return Err(Error::Api {
+                    action: format!("creating Build {build_name}"),
+                    source,
+                })
+            }
+        };
+        raise_last_version(&configs, bc, number, request).await?;
+        return Ok(build);
+    }
+    Err(Error::Contended(name.into(), MAX_ATTEMPTS))
+}
+
+/// Raises `status.lastVersion` to `number` (never lowers it), retrying on conflicts.
+async fn raise_last_version(
+    configs: &Api<BuildConfig>,
+    mut bc: BuildConfig,
+    number: i64,
+    request: &BuildRequest,
+) -> Result<(), Error> {
+    let name = bc.name_any();
+    for _ in 0..MAX_ATTEMPTS {
+        let status = status_after(&bc, number, request, Timestamp::now());
+        if bc.status.as_ref() == Some(&status) {
+            return Ok(());
+        }
+        bc.status = Some(status);
+        match configs
+            .replace_status(&name, &PostParams::default(), &bc)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                bc = configs.get(&name).await.map_err(|source| Error::Api {
+                    action: format!("reading BuildConfig {name}"),
+                    source,
+                })?;
+            }
+            Err(source) => {
+                return Err(Error::Api {
+                    action: format!("updating BuildConfig {name} status"),
+                    source,
+                })
+            }
+        }
+    }
+    Err(Error::Contended(name, MAX_ATTEMPTS))
+}

@@ -1,0 +1,117 @@
+//! Deterministic names, labels and annotations of the objects kiln creates.
+
+/// Label on a Build: the BuildConfig it came from (shortened to a valid label value).
+pub const BUILD_CONFIG_LABEL: &str = "build.kiln.dev/build-config.name";
+/// Label on a Build: the run policy snapshotted when it was created.
+pub const START_POLICY_LABEL: &str = "build.kiln.dev/build.start-policy";
+/// Label on a build Pod: the Build it runs (shortened to a valid label value).
+pub const BUILD_NAME_LABEL: &str = "build.kiln.dev/build.name";
+/// Annotation on a Build: its number within the BuildConfig.
+pub const BUILD_NUMBER_ANNOTATION: &str = "build.kiln.dev/build.number";
+/// Annotation on a Build: the BuildConfig's full name.
+pub const BUILD_CONFIG_ANNOTATION: &str = "build.kiln.dev/build-config.name";
+/// Annotation on a Build: the name of its Pod.
+pub const POD_NAME_ANNOTATION: &str = "build.kiln.dev/build.pod-name";
+/// Annotation on a Build: the idempotency key of the request that created it.
+pub const REQUEST_ANNOTATION: &str = "build.kiln.dev/request-id";
+
+/// The longest object name (a DNS-1123 subdomain).
+pub const MAX_NAME_LENGTH: usize = 253;
+/// The longest label value.
+pub const MAX_LABEL_VALUE_LENGTH: usize = 63;
+
+/// `<base>-<suffix>`, shortened with a stable hash when it would exceed `max` characters
+/// (OpenShift's `naming.GetName`).
+pub fn join_name(base: &str, suffix: &str, max: usize) -> String {
+    let full = format!("{base}-{suffix}");
+    if full.len() <= max {
+        return full;
+    }
+    let hash = format!("{:08x}", fnv1a(base));
+    // base-prefix + "-" + hash + "-" + suffix
+    let keep = max.saturating_sub(suffix.len() + hash.len() + 2);
+    let prefix = truncate_on_char_boundary(base, keep).trim_end_matches(['-', '.']);
+    format!("{prefix}-{hash}-{suffix}")
+}
+
+/// The name of build number `number` of BuildConfig `config`: `<config>-<number>`.
+pub fn build_name(config: &str, number: i64) -> String {
+    join_name(config, &number.to_string(), MAX_NAME_LENGTH)
+}
+
+/// The name of a Build's Pod: `<build>-build`.
+pub fn pod_name(build: &str) -> String {
+    join_name(build, "build", MAX_NAME_LENGTH)
+}
+
+/// A valid label value for `name`: itself when short enough, else a prefix plus a stable hash.
+pub fn label_value(name: &str) -> String {
+    if name.len() <= MAX_LABEL_VALUE_LENGTH {
+        return name.to_string();
+    }
+    let hash = format!("{:08x}", fnv1a(name));
+    let keep = MAX_LABEL_VALUE_LENGTH - hash.len() - 1;
+    let prefix = truncate_on_char_boundary(name, keep).trim_end_matches(['-', '.', '_']);
+    format!("{prefix}-{hash}")
+}
+
+fn truncate_on_char_boundary(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// 32-bit FNV-1a: small, stable across releases and platforms.
+fn fnv1a(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_table() {
+        let long = "a".repeat(260);
+        let cases: Vec<(String, String, usize)> = vec![
+            (build_name("go-server", 1), "go-server-1".into(), 11),
+            (build_name("go-server", 12), "go-server-12".into(), 12),
+            (pod_name("go-server-12"), "go-server-12-build".into(), 18),
+            (build_name(&long, 7), String::new(), MAX_NAME_LENGTH),
+            (pod_name(&"b".repeat(250)), String::new(), MAX_NAME_LENGTH),
+        ];
+        for (got, want, len) in cases {
+            if !want.is_empty() {
+                assert_eq!(got, want);
+            }
+            assert_eq!(got.len(), len, "{got}");
+        }
+        // Shortened names stay distinct for distinct inputs and stable for equal ones.
+        assert_ne!(build_name(&long, 7), build_name(&long, 8));
+        assert_ne!(
+            build_name(&format!("{long}x"), 7),
+            build_name(&format!("{long}y"), 7)
+        );
+        assert_eq!(build_name(&long, 7), build_name(&long, 7));
+        assert!(build_name(&long, 7).ends_with("-7"));
+    }
+
+    #[test]
+    fn label_values_table() {
+        let cases = [
+            ("go-server", "go-server".to_string()),
+            (&*"x".repeat(63), "x".repeat(63)),
+        ];
+        for (input, want) in cases {
+            assert_eq!(label_value(input), want);
+        }
+        let long = format!("{}-{}", "y".repeat(70), "z");
+        let v = label_value(&long);
+        assert_eq!(v.len(), 63);
+        assert_ne!(v, label_value(&format!("{}-{}", "y".repeat(70), "w")));
+    }
+}
