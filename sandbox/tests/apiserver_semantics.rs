@@ -405,6 +405,16 @@ async fn crd_schema_validation_defaults_and_pruning() {
         .as_str()
         .unwrap()
         .contains("unknown field \"spec.junk\""));
+    // Deleting the CRD stops serving the resource and removes its objects.
+    let crd_path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.dev";
+    let (_, crd) = call(&router, Method::GET, crd_path, None, JSON).await;
+    let conditions: Vec<&str> = crd["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(conditions, vec!["NamesAccepted", "Established"]);
     // An update without resourceVersion is rejected for custom resources.
     let (code, body) = call(
         &router,
