@@ -314,3 +314,19 @@ async fn raise_last_version(
     }
     Err(Error::Contended(name, MAX_ATTEMPTS))
 }
+
+/// The `status.config` reference of a Build: its BuildConfig.
+pub fn config_reference(build: &Build) -> Option<ObjectReference> {
+    let (namespace, name) = crate::controller::index::config_of(build)?;
+    Some(ObjectReference {
+        kind: Some("BuildConfig".into()),
+        api_version: Some(format!(
+            "{}/{}",
+            crate::api::BUILD_GROUP,
+            crate::api::VERSION
+        )),
+        namespace: Some(namespace),
+        name: Some(name),
+        ..ObjectReference::default()
+    })
+}

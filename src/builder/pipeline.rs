@@ -114,6 +114,17 @@ fn fetch_inner(build: &Build, opts: &FetchOptions) -> Result<SourceInfo, Failure
                 fetch_failed("source.type is Git but source.git is missing".into())
             })?;
             url_policy::check(&git.uri, opts.mode).map_err(|e| fetch_failed(e.to_string()))?;
+            if let Some(ca) = opts
+                .source_secret
+                .as_ref()
+                .map(|d| d.join("ca.crt"))
+                .filter(|p| p.is_file())
+            {
+                let bundle = opts.source_dir.with_file_name("ca-bundle.crt");
+                source::trust_ca(&ca, &bundle).map_err(|e| {
+                    fetch_failed(format!("cannot use the source secret's ca.crt: {e}"))
+                })?;
+            }
             let commit = build
                 .spec
                 .common

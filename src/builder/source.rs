@@ -388,6 +388,30 @@ fn source_info(commit: &git2::Commit<'_>, url: &str, ref_: Option<String>) -> So
     }
 }
 
+/// System CA bundles, the first present one is extended with the source secret's `ca.crt`.
+const SYSTEM_BUNDLES: [&str; 3] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// Trusts `ca` for https clones: writes the system bundle plus `ca` to `bundle` and points
+/// `SSL_CERT_FILE` at it (read by libgit2's OpenSSL when it first initializes, so call this before
+/// any clone, while the process is single-threaded).
+pub fn trust_ca(ca: &Path, bundle: &Path) -> std::io::Result<()> {
+    let mut text = SYSTEM_BUNDLES
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&std::fs::read_to_string(ca)?);
+    std::fs::write(bundle, text)?;
+    std::env::set_var("SSL_CERT_FILE", bundle);
+    Ok(())
+}
+
 /// Picks the proxy for `url` from OpenShift's `httpProxy`/`httpsProxy`/`noProxy`.
 pub fn choose_proxy(
     url: &str,

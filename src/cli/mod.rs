@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod build;
 pub mod builder;
+pub mod controller;
 pub mod convert;
 
 /// Errors any `kiln` verb can end with.
@@ -25,6 +26,9 @@ pub enum Error {
     /// Generating the CRDs failed.
     #[error(transparent)]
     Crd(#[from] crate::crdgen::Error),
+    /// Talking to the cluster failed.
+    #[error("cannot reach the cluster: {0}")]
+    Kube(#[source] kube::Error),
     /// `kiln build` could not start its build.
     #[error(transparent)]
     LocalBuild(#[from] crate::builder::local::Error),
@@ -48,6 +52,8 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// Run a BuildConfig's build on this machine (clone, build, push) and print the Build status.
     Build(build::BuildArgs),
+    /// Run the operator: triggers, build Pods, Build status and ImageStream history.
+    Controller(controller::ControllerArgs),
     /// The build Pod's steps: `clone` (fetch the source) and `build` (build, push, report).
     Builder(builder::BuilderArgs),
 }
@@ -62,6 +68,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Convert(args) => convert::run(&args),
         Command::Build(args) => build::run(&args),
         Command::Builder(args) => Ok(builder::run(&args)),
+        Command::Controller(args) => {
+            init_tracing();
+            controller::run(&args)
+        }
     }
 }
 
@@ -76,4 +86,14 @@ pub fn write_stdout(text: &str) -> Result<(), Error> {
         }),
         _ => Ok(()),
     }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -380,3 +380,49 @@ pub fn log_snippet(text: &str) -> String {
 #[cfg(test)]
 #[path = "phase_tests.rs"]
 mod tests;
+
+/// The status of a New build whose Pod was just created: Pending, with where it pushes.
+pub fn started(build: &Build, output_reference: Option<String>, now: Timestamp) -> BuildStatus {
+    let mut status = build.status.clone().unwrap_or_default();
+    status.phase = BuildPhase::Pending;
+    status.reason = None;
+    status.message = None;
+    status.output_docker_image_reference = output_reference;
+    status.config = super::super::instantiate::config_reference(build);
+    sync_conditions(&mut status, now);
+    status
+}
+
+/// The status of a New build that cannot start yet, with the reason it waits.
+pub fn waiting(
+    build: &Build,
+    reason: StatusReason,
+    message: String,
+    now: Timestamp,
+) -> BuildStatus {
+    let mut status = build.status.clone().unwrap_or_default();
+    status.reason = Some(reason);
+    status.message = Some(message);
+    sync_conditions(&mut status, now);
+    status
+}
+
+/// The status of a build that ends before it ran: Cancelled (queued and cancelled) or Error.
+pub fn ended_before_start(
+    build: &Build,
+    phase: BuildPhase,
+    reason: StatusReason,
+    message: &str,
+    now: Timestamp,
+) -> BuildStatus {
+    let mut status = build.status.clone().unwrap_or_default();
+    if phase == BuildPhase::Cancelled {
+        status.cancelled = Some(true);
+    }
+    set_outcome(&mut status, phase, Some(reason), Some(message.to_string()));
+    let observed = Observed {
+        now,
+        push_secret_missing: false,
+    };
+    complete_terminal(build, status.clone(), &observed).unwrap_or(status)
+}

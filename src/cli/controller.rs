@@ -1,0 +1,118 @@
+//! `kiln controller`: runs the operator against the cluster in `KUBECONFIG` (or in-cluster).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::Error;
+use crate::controller::context::Settings;
+use crate::controller::history::DEFAULT_TAG_HISTORY_LIMIT;
+use crate::controller::pod::{PodSettings, SecurityProfile};
+
+/// Arguments of `kiln controller`; each also reads an environment variable.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Address of the HTTP server (/healthz, /readyz, /metrics).
+    #[arg(long, env = "KILN_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// The internal registry (`host[:port]`) ImageStreamTag outputs are pushed to.
+    #[arg(long, env = "KILN_REGISTRY")]
+    pub registry: Option<String>,
+    /// The image build Pods run (it holds `kiln` and buildah).
+    #[arg(
+        long,
+        env = "KILN_BUILDER_IMAGE",
+        default_value = "ghcr.io/kiln-dev/kiln-builder:latest"
+    )]
+    pub builder_image: String,
+    /// How build containers are isolated.
+    #[arg(
+        long,
+        env = "KILN_SECURITY_PROFILE",
+        value_enum,
+        default_value = "privileged"
+    )]
+    pub security_profile: SecurityProfile,
+    /// Registries reached without TLS verification (the internal registry is added automatically
+    /// when `--insecure-registry-internal` is set).
+    #[arg(
+        long = "insecure-registry",
+        env = "KILN_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
+    /// Treat the internal registry as insecure (plain HTTP or self-signed).
+    #[arg(long, env = "KILN_INSECURE_REGISTRY_INTERNAL")]
+    pub insecure_registry_internal: bool,
+    /// How many TagEvents each ImageStream tag keeps.
+    #[arg(long, env = "KILN_TAG_HISTORY_LIMIT", default_value_t = DEFAULT_TAG_HISTORY_LIMIT)]
+    pub tag_history_limit: usize,
+}
+
+impl ControllerArgs {
+    /// The controller settings these arguments describe.
+    pub fn settings(&self) -> Settings {
+        let mut insecure = self.insecure_registries.clone();
+        if self.insecure_registry_internal {
+            insecure.extend(self.registry.clone());
+        }
+        Settings {
+            registry: self.registry.clone(),
+            pod: PodSettings {
+                builder_image: self.builder_image.clone(),
+                security: self.security_profile,
+                insecure_registries: insecure,
+            },
+            tag_history_limit: self.tag_history_limit.max(1),
+        }
+    }
+}
+
+/// Runs the controller until SIGINT or SIGTERM.
+pub fn run(args: &ControllerArgs) -> Result<ExitCode, Error> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
+        context: "starting the runtime".into(),
+        source,
+    })?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default().await.map_err(Error::Kube)?;
+        let shutdown = async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(term) => term,
+                    Err(_) => return std::future::pending().await,
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let running = crate::controller::run::run(client, args.settings(), {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.changed().await;
+            }
+        })
+        .await;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|source| Error::Io {
+                context: format!("listening on {}", args.listen),
+                source,
+            })?;
+        tracing::info!(listen = %args.listen, "kiln controller started");
+        let app = crate::controller::server::router(running.context.clone());
+        let mut server_stop = stop_rx;
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = server_stop.changed().await;
+        });
+        let server = tokio::spawn(async move { server.await });
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+        let _ = server.await;
+        Ok(ExitCode::SUCCESS)
+    })
+}

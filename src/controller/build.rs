@@ -1,0 +1,215 @@
+//! The Build reconciler: follows each active build's Pod to a phase, cancels, and records pushed
+//! images. Starting New builds is the BuildConfig reconciler's job (it owns the run policy).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::ResourceExt;
+
+use super::context::{api_error, Context, Error, Metrics};
+use super::image_stream::record_push;
+use super::phase::{cancel_requested, next_status, Observed};
+use super::triggers::TagRef;
+use crate::api::{Build, BuildPhase, BuildStatus};
+use crate::naming;
+
+/// Reconciles one Build.
+pub async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Action, Error> {
+    Metrics::inc(&ctx.metrics.reconciles_build);
+    if build.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let namespace = build.namespace().unwrap_or_default();
+    let name = build.name_any();
+    let phase = build.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    if phase == BuildPhase::New && !cancel_requested(&build) {
+        return Ok(Action::await_change());
+    }
+    let pod = if phase == BuildPhase::New {
+        None
+    } else {
+        find_pod(&ctx, &namespace, &name).await?
+    };
+    let observed = Observed {
+        now: Timestamp::now(),
+        push_secret_missing: push_secret_missing(&ctx, &build, pod.as_ref()).await?,
+    };
+    let Some(next) = next_status(&build, pod.as_ref(), &observed) else {
+        return Ok(Action::await_change());
+    };
+    if next.phase == BuildPhase::Cancelled && pod.is_some() {
+        delete_pod(&ctx, &namespace, &name).await?;
+    }
+    if next.phase == BuildPhase::Complete && phase != BuildPhase::Complete {
+        record_output(&ctx, &build, &next).await?;
+    }
+    write_status(&ctx, &build, next.clone()).await?;
+    announce(&ctx, &build, phase, &next).await;
+    Ok(Action::await_change())
+}
+
+/// The build's Pod from the cache, confirmed with the API server when the cache lacks it (a Pod
+/// created moments ago may not have reached the cache yet; a missing Pod fails the build).
+async fn find_pod(ctx: &Context, namespace: &str, build: &str) -> Result<Option<Pod>, Error> {
+    let pod_name = naming::pod_name(build);
+    if let Some(pod) = ctx.pods.get(&ObjectRef::new(&pod_name).within(namespace)) {
+        return Ok(Some((*pod).clone()));
+    }
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    api.get_opt(&pod_name)
+        .await
+        .map_err(api_error(format!("reading Pod {pod_name}")))
+}
+
+async fn push_secret_missing(
+    ctx: &Context,
+    build: &Build,
+    pod: Option<&Pod>,
+) -> Result<bool, Error> {
+    let pending = pod
+        .and_then(|p| p.status.as_ref())
+        .and_then(|s| s.phase.as_deref())
+        == Some("Pending");
+    let Some(secret) = build
+        .spec
+        .common
+        .output
+        .as_ref()
+        .and_then(|o| o.push_secret.as_ref())
+    else {
+        return Ok(false);
+    };
+    if !pending {
+        return Ok(false);
+    }
+    let api: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());
+    Ok(api
+        .get_metadata_opt(&secret.name)
+        .await
+        .map_err(api_error(format!("reading Secret {}", secret.name)))?
+        .is_none())
+}
+
+async fn delete_pod(ctx: &Context, namespace: &str, build: &str) -> Result<(), Error> {
+    let pod_name = naming::pod_name(build);
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    match api.delete(&pod_name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(api_error(format!("deleting Pod {pod_name}"))(e)),
+    }
+}
+
+/// Records the pushed digest in the output ImageStreamTag (DockerImage outputs skip this).
+async fn record_output(ctx: &Context, build: &Build, next: &BuildStatus) -> Result<(), Error> {
+    let digest = next
+        .output
+        .as_ref()
+        .and_then(|o| o.to.as_ref())
+        .and_then(|t| t.image_digest.clone());
+    let namespace = build.namespace().unwrap_or_default();
+    let tag = build
+        .spec
+        .common
+        .output
+        .as_ref()
+        .and_then(|o| o.to.as_ref())
+        .and_then(|to| TagRef::from_object_reference(to, &namespace));
+    match (tag, digest) {
+        (Some(tag), Some(digest)) if to_kind_is_tag(build) => record_push(ctx, &tag, &digest).await,
+        _ => Ok(()),
+    }
+}
+
+fn to_kind_is_tag(build: &Build) -> bool {
+    build
+        .spec
+        .common
+        .output
+        .as_ref()
+        .and_then(|o| o.to.as_ref())
+        .and_then(|t| t.kind.as_deref())
+        .is_none_or(|k| k == "ImageStreamTag")
+}
+
+/// Writes the status with the Build's resourceVersion: a write based on a stale view fails with
+/// 409 and the reconcile runs again, so a terminal phase is never overwritten.
+pub async fn write_status(ctx: &Context, build: &Build, status: BuildStatus) -> Result<(), Error> {
+    let api: Api<Build> =
+        Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());
+    let mut updated = build.clone();
+    updated.status = Some(status);
+    api.replace_status(&build.name_any(), &PostParams::default(), &updated)
+        .await
+        .map_err(api_error(format!(
+            "updating Build {} status",
+            build.name_any()
+        )))?;
+    Ok(())
+}
+
+async fn announce(ctx: &Context, build: &Build, before: BuildPhase, next: &BuildStatus) {
+    if before == next.phase {
+        return;
+    }
+    let message = next.message.clone().unwrap_or_default();
+    let name = build.name_any();
+    match next.phase {
+        BuildPhase::Running => {
+            ctx.event(
+                build,
+                false,
+                "BuildStarted",
+                format!("Build {name} is now running"),
+            )
+            .await
+        }
+        BuildPhase::Complete => {
+            Metrics::inc(&ctx.metrics.builds_complete);
+            ctx.event(
+                build,
+                false,
+                "BuildCompleted",
+                format!("Build {name} completed successfully"),
+            )
+            .await
+        }
+        BuildPhase::Failed | BuildPhase::Error => {
+            Metrics::inc(&ctx.metrics.builds_failed);
+            ctx.event(
+                build,
+                true,
+                "BuildFailed",
+                format!("Build {name} failed: {message}"),
+            )
+            .await
+        }
+        BuildPhase::Cancelled => {
+            Metrics::inc(&ctx.metrics.builds_cancelled);
+            ctx.event(
+                build,
+                false,
+                "BuildCancelled",
+                format!("Build {name} was cancelled"),
+            )
+            .await
+        }
+        _ => {}
+    }
+}
+
+/// Retries failed reconciles with a short backoff (conflicts sooner).
+pub fn error_policy(_build: Arc<Build>, error: &Error, ctx: Arc<Context>) -> Action {
+    Metrics::inc(&ctx.metrics.reconcile_failures);
+    tracing::debug!(category = error.category(), %error, "build reconcile failed");
+    match error {
+        Error::Conflict(_) => Action::requeue(Duration::from_millis(50)),
+        _ => Action::requeue(Duration::from_secs(2)),
+    }
+}

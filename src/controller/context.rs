@@ -1,0 +1,215 @@
+//! What every reconciler shares: settings, caches, indexes, the event recorder and counters.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::Resource;
+
+use super::index::{BuildIndex, TriggerIndex};
+use super::pod::PodSettings;
+use crate::api::{Build, ImageStream};
+
+/// The field manager and event reporter name of the controller.
+pub const CONTROLLER_NAME: &str = "kiln-controller";
+
+/// The controller's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// The internal registry (`host[:port]`) ImageStreamTag outputs are pushed to.
+    pub registry: Option<String>,
+    /// What every build Pod gets from the configuration.
+    pub pod: PodSettings,
+    /// How many TagEvents each ImageStream tag keeps.
+    pub tag_history_limit: usize,
+}
+
+/// Why a reconcile failed; every variant is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("{action}: {source}")]
+    Api {
+        /// What was being done.
+        action: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Starting a build failed.
+    #[error(transparent)]
+    Instantiate(#[from] crate::instantiate::Error),
+    /// The build Pod could not be generated.
+    #[error(transparent)]
+    PodSpec(#[from] super::pod::Error),
+    /// A write lost a race with another writer; the reconcile runs again.
+    #[error("{0} changed while being reconciled; retrying")]
+    Conflict(String),
+}
+
+impl Error {
+    /// A short, bounded category for metrics and logs.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Api { .. } => "ApiError",
+            Self::Instantiate(_) => "InstantiateFailed",
+            Self::PodSpec(_) => "PodSpecFailed",
+            Self::Conflict(_) => "Conflict",
+        }
+    }
+}
+
+/// Maps a kube error to [`Error`], turning 409 Conflict into [`Error::Conflict`].
+pub fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let action = action.into();
+    move |source| match &source {
+        kube::Error::Api(status) if status.code == 409 => Error::Conflict(action),
+        _ => Error::Api { action, source },
+    }
+}
+
+/// Counters served on `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    /// Reconciles run, per controller.
+    pub reconciles_build: AtomicU64,
+    /// Reconciles of BuildConfigs.
+    pub reconciles_build_config: AtomicU64,
+    /// Reconciles that failed.
+    pub reconcile_failures: AtomicU64,
+    /// Builds started by instantiate.
+    pub builds_created: AtomicU64,
+    /// Build Pods created.
+    pub pods_created: AtomicU64,
+    /// Builds that reached Complete.
+    pub builds_complete: AtomicU64,
+    /// Builds that reached Failed or Error.
+    pub builds_failed: AtomicU64,
+    /// Builds that reached Cancelled.
+    pub builds_cancelled: AtomicU64,
+    /// TagEvents recorded in ImageStreams.
+    pub tag_events: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds one to a counter.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let rows: [(&str, &str, &AtomicU64); 9] = [
+            (
+                "kiln_reconciles_total{controller=\"build\"}",
+                "Reconciles run",
+                &self.reconciles_build,
+            ),
+            (
+                "kiln_reconciles_total{controller=\"buildconfig\"}",
+                "Reconciles run",
+                &self.reconciles_build_config,
+            ),
+            (
+                "kiln_reconcile_failures_total",
+                "Reconciles that failed",
+                &self.reconcile_failures,
+            ),
+            (
+                "kiln_builds_created_total",
+                "Builds created",
+                &self.builds_created,
+            ),
+            (
+                "kiln_build_pods_created_total",
+                "Build pods created",
+                &self.pods_created,
+            ),
+            (
+                "kiln_builds_finished_total{phase=\"Complete\"}",
+                "Builds finished",
+                &self.builds_complete,
+            ),
+            (
+                "kiln_builds_finished_total{phase=\"Failed\"}",
+                "Builds finished",
+                &self.builds_failed,
+            ),
+            (
+                "kiln_builds_finished_total{phase=\"Cancelled\"}",
+                "Builds finished",
+                &self.builds_cancelled,
+            ),
+            (
+                "kiln_tag_events_total",
+                "TagEvents recorded",
+                &self.tag_events,
+            ),
+        ];
+        let mut out = String::new();
+        let mut last_family = "";
+        for (name, help, value) in rows {
+            let family = name.split('{').next().unwrap_or(name);
+            if family != last_family {
+                out.push_str(&format!(
+                    "# HELP {family} {help}.\n# TYPE {family} counter\n"
+                ));
+                last_family = family;
+            }
+            out.push_str(&format!("{name} {}\n", value.load(Ordering::Relaxed)));
+        }
+        out
+    }
+}
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    /// The API client.
+    pub client: kube::Client,
+    /// The controller's configuration.
+    pub settings: Settings,
+    /// Build Pods, from the controller's watch.
+    pub pods: Store<Pod>,
+    /// ImageStreams, from the controller's watch.
+    pub image_streams: Store<ImageStream>,
+    /// Builds per BuildConfig.
+    pub builds: Arc<BuildIndex>,
+    /// BuildConfigs per watched ImageStream.
+    pub triggers: Arc<TriggerIndex>,
+    /// Publishes Kubernetes events.
+    pub recorder: Recorder,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Set once every cache has synced.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl Context {
+    /// Publishes an event about `build`; failures are logged, never fatal.
+    pub async fn event(&self, build: &Build, warning: bool, reason: &str, note: String) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(note),
+            action: "Build".into(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&event, &build.object_ref(&())).await {
+            tracing::warn!(%err, reason, "cannot publish event");
+        }
+    }
+}
+
+/// The reporter the controller's events carry.
+pub fn reporter() -> Reporter {
+    Reporter {
+        controller: CONTROLLER_NAME.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    }
+}

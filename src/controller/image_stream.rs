@@ -1,0 +1,90 @@
+//! Recording a pushed image in its ImageStream (I/O around [`super::history`]).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, PostParams};
+use kube::ResourceExt;
+
+use super::context::{api_error, Context, Error};
+use super::history::record_tag_event;
+use super::triggers::TagRef;
+use crate::api::{ImageStream, ImageStreamSpec, TagEvent};
+
+/// `<registry>/<namespace>/<stream>`: where an ImageStream's images live.
+pub fn repository(registry: &str, namespace: &str, stream: &str) -> String {
+    format!("{registry}/{namespace}/{stream}")
+}
+
+/// Prepends the TagEvent for `digest` to `tag`, creating the ImageStream if missing (as
+/// OpenShift's registry does on push). Idempotent: an image already in the tag's history is not
+/// recorded again, so a retried reconcile never records a TagEvent twice.
+pub async fn record_push(ctx: &Context, tag: &TagRef, digest: &str) -> Result<(), Error> {
+    let api: Api<ImageStream> = Api::namespaced(ctx.client.clone(), &tag.namespace);
+    let registry = ctx.settings.registry.clone().unwrap_or_default();
+    let repo = repository(&registry, &tag.namespace, &tag.stream);
+    for _ in 0..10 {
+        let mut stream = match api
+            .get_opt(&tag.stream)
+            .await
+            .map_err(api_error(format!("reading ImageStream {}", tag.stream)))?
+        {
+            Some(s) => s,
+            None => {
+                let new = ImageStream {
+                    metadata: ObjectMeta {
+                        name: Some(tag.stream.clone()),
+                        namespace: Some(tag.namespace.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: ImageStreamSpec::default(),
+                    status: None,
+                };
+                match api.create(&PostParams::default(), &new).await {
+                    Ok(created) => created,
+                    Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                    Err(e) => {
+                        return Err(api_error(format!("creating ImageStream {}", tag.stream))(e))
+                    }
+                }
+            }
+        };
+        let mut status = stream.status.clone().unwrap_or_default();
+        let already = status
+            .tags
+            .iter()
+            .any(|t| t.tag == tag.tag && t.items.iter().any(|i| i.image == digest));
+        status.docker_image_repository = Some(repo.clone());
+        if !already {
+            let event = TagEvent {
+                created: Time(Timestamp::now()),
+                docker_image_reference: format!("{repo}@{digest}"),
+                image: digest.to_string(),
+                generation: stream.metadata.generation.unwrap_or(1),
+            };
+            record_tag_event(&mut status, &tag.tag, event, ctx.settings.tag_history_limit);
+        }
+        if stream.status.as_ref() == Some(&status) {
+            return Ok(());
+        }
+        stream.status = Some(status);
+        match api
+            .replace_status(&stream.name_any(), &PostParams::default(), &stream)
+            .await
+        {
+            Ok(_) => {
+                if !already {
+                    super::context::Metrics::inc(&ctx.metrics.tag_events);
+                }
+                return Ok(());
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => {
+                return Err(api_error(format!(
+                    "updating ImageStream {} status",
+                    tag.stream
+                ))(e))
+            }
+        }
+    }
+    Err(Error::Conflict(format!("ImageStream {}", tag.stream)))
+}

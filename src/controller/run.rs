@@ -1,0 +1,149 @@
+//! Wiring: one watch per kind feeding the caches and indexes, the Build and BuildConfig
+//! controllers, and the HTTP server.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures::{future, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{watcher, Controller, WatchStreamExt};
+use tokio::sync::mpsc;
+
+use super::context::{reporter, Context, Metrics, Settings};
+use super::index::{BuildIndex, TriggerIndex};
+use super::{build, build_config};
+use crate::api::{Build, BuildConfig, ImageStream};
+use crate::naming;
+
+/// A running controller: its shared context, for the HTTP server and tests.
+pub struct Running {
+    /// The reconcilers' shared state.
+    pub context: Arc<Context>,
+}
+
+/// Runs the controllers until `shutdown` resolves.
+pub async fn run(
+    client: kube::Client,
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Running {
+    let config = watcher::Config::default();
+    let (pod_reader, pod_writer) = reflector::store::<Pod>();
+    let (is_reader, is_writer) = reflector::store::<ImageStream>();
+    let (build_reader, build_writer) = reflector::store::<Build>();
+    let builds = Arc::new(BuildIndex::default());
+    let triggers = Arc::new(TriggerIndex::default());
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let context = Arc::new(Context {
+        client: client.clone(),
+        settings,
+        pods: pod_reader.clone(),
+        image_streams: is_reader.clone(),
+        builds: builds.clone(),
+        triggers: triggers.clone(),
+        recorder: Recorder::new(client.clone(), reporter()),
+        metrics,
+        ready: ready.clone(),
+    });
+
+    // BuildConfigs to reconcile because one of their Builds or watched ImageStreams changed.
+    let (config_tx, config_rx) = mpsc::unbounded_channel::<ObjectRef<BuildConfig>>();
+
+    let build_tx = config_tx.clone();
+    let build_index = builds.clone();
+    let build_stream = watcher(Api::<Build>::all(client.clone()), config.clone())
+        .default_backoff()
+        .reflect(build_writer)
+        .inspect_ok(move |event| {
+            if let Some(config) = build_index.apply(event) {
+                let _ = build_tx.send(config);
+            }
+        })
+        .touched_objects();
+
+    let pod_stream = watcher(
+        Api::<Pod>::all(client.clone()),
+        config.clone().labels(naming::BUILD_NAME_LABEL),
+    )
+    .default_backoff()
+    .reflect(pod_writer)
+    .touched_objects();
+
+    let is_tx = config_tx;
+    let is_triggers = triggers.clone();
+    let is_stream = watcher(Api::<ImageStream>::all(client.clone()), config.clone())
+        .default_backoff()
+        .reflect(is_writer)
+        .touched_objects()
+        .try_for_each(move |stream| {
+            let namespace = stream.metadata.namespace.clone().unwrap_or_default();
+            let name = stream.metadata.name.clone().unwrap_or_default();
+            for config in is_triggers.configs_for(&namespace, &name) {
+                let _ = is_tx.send(config);
+            }
+            future::ready(Ok(()))
+        });
+    tokio::spawn(async move {
+        let mut is_stream = std::pin::pin!(is_stream);
+        while let Err(err) = is_stream.as_mut().await {
+            tracing::warn!(%err, "imagestream watch failed");
+        }
+    });
+
+    let (shutdown_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut build_shutdown = shutdown_tx.subscribe();
+    let mut config_shutdown = shutdown_tx.subscribe();
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = shutdown_tx.send(());
+    });
+
+    let build_controller = Controller::for_stream(build_stream, build_reader.clone())
+        .owns_stream(pod_stream)
+        .graceful_shutdown_on(async move {
+            let _ = build_shutdown.recv().await;
+        })
+        .run(build::reconcile, build::error_policy, context.clone())
+        .for_each(|_| future::ready(()));
+
+    let config_controller = Controller::new(Api::<BuildConfig>::all(client.clone()), config)
+        .reconcile_on(tokio_stream_from(config_rx))
+        .graceful_shutdown_on(async move {
+            let _ = config_shutdown.recv().await;
+        })
+        .run(
+            build_config::reconcile,
+            build_config::error_policy,
+            context.clone(),
+        )
+        .for_each(|_| future::ready(()));
+
+    let readiness = {
+        let ready = ready.clone();
+        async move {
+            let synced = future::join3(
+                build_reader.wait_until_ready(),
+                pod_reader.wait_until_ready(),
+                is_reader.wait_until_ready(),
+            )
+            .await;
+            if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() {
+                ready.store(true, Ordering::Relaxed);
+            }
+        }
+    };
+    tokio::spawn(readiness);
+    tokio::spawn(build_controller);
+    tokio::spawn(config_controller);
+    Running { context }
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
