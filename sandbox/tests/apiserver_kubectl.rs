@@ -168,6 +168,16 @@ fn apply_get_and_rejections() {
         "jsonpath={.spec.size} {.spec.mode} {.metadata.generation}",
     ]);
     assert_eq!(out, "4 Fast 2");
+    // Table output with the CRD's printer columns.
+    let table = sandbox.ok(&["get", "wd"]);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], vec!["NAME", "SIZE", "MODE", "AGE"], "{table}");
+    assert_eq!(rows[1][..3], ["w1", "4", "Fast"], "{table}");
+    let pods = sandbox.ok(&["get", "pods"]);
+    assert_eq!(pods.trim(), "", "no pods yet");
     let yaml = sandbox.ok(&["get", "widget", "w1", "-o", "yaml"]);
     assert!(
         yaml.contains("kind: Widget") && yaml.contains("size: 4") && yaml.contains("uid:"),

@@ -40,6 +40,8 @@ pub struct ResourceInfo {
     pub schema: Option<Arc<Value>>,
     /// Extra subresources beyond `status` (e.g. `log`, `binding` for pods).
     pub extra_subresources: Vec<&'static str>,
+    /// The CRD version's `additionalPrinterColumns` (empty for built-in kinds).
+    pub printer_columns: Vec<Value>,
 }
 
 impl ResourceInfo {
@@ -278,6 +280,7 @@ impl Registry {
                 custom: false,
                 schema: None,
                 extra_subresources: b.extra.to_vec(),
+                printer_columns: Vec::new(),
             });
         }
         registry
@@ -476,6 +479,11 @@ pub fn crd_resources(crd: &Value) -> ApiResult<Vec<ResourceInfo>> {
                 .cloned()
                 .map(Arc::new),
             extra_subresources: vec![],
+            printer_columns: version
+                .get("additionalPrinterColumns")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
         });
     }
     Ok(infos)

@@ -5,6 +5,7 @@ mod pod_log;
 mod query;
 mod read;
 pub mod route;
+pub mod table;
 mod watch;
 mod write;
 
@@ -164,13 +165,20 @@ async fn resource(
     if info.namespaced && namespace.is_empty() && !matches!(verb, "list" | "watch") {
         return Err(ApiError::UnknownPath);
     }
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let as_table =
+        table::wants_table(accept).then(|| table::IncludeObject::parse(query.get("includeObject")));
+    let ns = path.namespace.as_deref();
     match verb {
         "get" if path.subresource.as_deref() == Some("log") => {
             pod_log::serve(shared, &info, &path, &query)
         }
-        "get" => read::get(shared, &info, &path, &namespace),
-        "list" => read::list(shared, &info, path.namespace.as_deref(), &query),
-        "watch" => watch::serve(shared, &info, path.namespace.as_deref(), &query),
+        "get" => read::get(shared, &info, &path, &namespace, as_table),
+        "list" => read::list(shared, &info, ns, &query, as_table),
+        "watch" => watch::serve(shared, &info, ns, &query, as_table),
         _ => {
             let bytes = read_body(shared, body).await?;
             write::handle(

@@ -13,6 +13,7 @@ use super::super::selector::{FieldSelector, LabelSelector};
 use super::super::store::ObjectKey;
 use super::super::Shared;
 use super::route::ResourcePath;
+use super::table::{self, IncludeObject};
 use super::{json_response, Query};
 
 /// The object as served at this endpoint's version (`apiVersion` rewritten; no conversion).
@@ -25,12 +26,13 @@ pub fn present(info: &ResourceInfo, object: &Value) -> Value {
     out
 }
 
-/// GET one object.
+/// GET one object (as a Table when asked).
 pub fn get(
     shared: &Shared,
     info: &ResourceInfo,
     path: &ResourcePath,
     namespace: &str,
+    as_table: Option<IncludeObject>,
 ) -> ApiResult<Response> {
     let name = path.name.clone().unwrap_or_default();
     let key = ObjectKey::new(&info.storage_id(), namespace, &name);
@@ -38,7 +40,18 @@ pub fn get(
         .store()
         .get(&key)
         .ok_or_else(|| ApiError::NotFound(info.subject(&name)))?;
-    Ok(json_response(StatusCode::OK, &present(info, &object), &[]))
+    let object = present(info, &object);
+    let body = match as_table {
+        Some(include) => {
+            let rv = object
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(Value::Null);
+            table::table(info, &[object], json!({"resourceVersion": rv}), include)
+        }
+        None => object,
+    };
+    Ok(json_response(StatusCode::OK, &body, &[]))
 }
 
 /// Both selectors of a list or watch request.
@@ -117,6 +130,7 @@ pub fn list(
     info: &ResourceInfo,
     namespace: Option<&str>,
     query: &Query,
+    as_table: Option<IncludeObject>,
 ) -> ApiResult<Response> {
     let selectors = Selectors::from_query(info, query)?;
     let limit = query
@@ -176,7 +190,12 @@ pub fn list(
         map.insert("remainingItemCount".into(), Value::from(remaining));
     }
     let items: Vec<Value> = items.iter().map(|o| present(info, o)).collect();
-    let body = json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": metadata, "items": items});
+    let body = match as_table {
+        Some(include) => table::table(info, &items, metadata, include),
+        None => {
+            json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": metadata, "items": items})
+        }
+    };
     Ok(json_response(StatusCode::OK, &body, &[]))
 }
 

@@ -17,6 +17,7 @@ use super::super::resources::ResourceInfo;
 use super::super::store::{EventType, StoredEvent};
 use super::super::{meta, Shared};
 use super::read::{present, Selectors};
+use super::table::{self, IncludeObject};
 use super::Query;
 
 #[derive(Serialize)]
@@ -34,6 +35,7 @@ fn encode(event_type: &str, object: &Value) -> Bytes {
 
 /// What one watcher filters on.
 struct Filter {
+    as_table: Option<IncludeObject>,
     info: ResourceInfo,
     storage_id: String,
     namespace: Option<String>,
@@ -41,6 +43,26 @@ struct Filter {
 }
 
 impl Filter {
+    /// Encodes one event line (objects wrapped in a one-row Table when asked).
+    fn line(&self, event_type: &str, object: &Value) -> Bytes {
+        match self.as_table {
+            Some(include) => {
+                let rv = object
+                    .pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let one = table::table(
+                    &self.info,
+                    std::slice::from_ref(object),
+                    json!({"resourceVersion": rv}),
+                    include,
+                );
+                encode(event_type, &one)
+            }
+            None => encode(event_type, object),
+        }
+    }
+
     /// The event as this watcher sees it (None if it does not concern it).
     fn view(&self, event: &StoredEvent) -> Option<(EventType, Value)> {
         if event.key.resource != self.storage_id
@@ -100,6 +122,7 @@ pub fn serve(
     info: &ResourceInfo,
     namespace: Option<&str>,
     query: &Query,
+    as_table: Option<IncludeObject>,
 ) -> ApiResult<Response> {
     let selectors = Selectors::from_query(info, query)?;
     let bookmarks = query.flag("allowWatchBookmarks");
@@ -117,6 +140,7 @@ pub fn serve(
         })?),
     };
     let filter = Filter {
+        as_table,
         info: info.clone(),
         storage_id: info.storage_id(),
         namespace: namespace.map(String::from),
@@ -131,7 +155,7 @@ pub fn serve(
             let initial: Vec<Bytes> = store
                 .range(&filter.storage_id, namespace, None)
                 .filter(|(_, o)| filter.selectors.matches(o))
-                .map(|(_, o)| encode("ADDED", &present(info, o)))
+                .map(|(_, o)| filter.line("ADDED", &present(info, o)))
                 .collect();
             (initial, start_rv, store.subscribe())
         } else {
@@ -235,7 +259,7 @@ async fn run(mut s: Stream) {
                 Ok(event) => {
                     last_rv = event.resource_version;
                     match s.filter.view(&event) {
-                        Some((event_type, object)) => encode(event_type.as_str(), &object),
+                        Some((event_type, object)) => s.filter.line(event_type.as_str(), &object),
                         None => continue,
                     }
                 }

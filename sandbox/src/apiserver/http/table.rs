@@ -1,0 +1,428 @@
+//! `meta.k8s.io/v1` Table output (what `kubectl get` asks for): CRD `additionalPrinterColumns`,
+//! and kubectl-like columns for a few built-in kinds.
+
+use serde_json::{json, Value};
+
+use super::super::resources::ResourceInfo;
+
+/// Whether the Accept header asks for a Table.
+pub fn wants_table(accept: &str) -> bool {
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=Table"))
+}
+
+/// How much of each object a row carries (`includeObject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncludeObject {
+    /// No object.
+    None,
+    /// `PartialObjectMetadata` (the default).
+    Metadata,
+    /// The whole object.
+    Object,
+}
+
+impl IncludeObject {
+    /// Parses the `includeObject` parameter.
+    pub fn parse(value: Option<&str>) -> IncludeObject {
+        match value {
+            Some("None") => IncludeObject::None,
+            Some("Object") => IncludeObject::Object,
+            _ => IncludeObject::Metadata,
+        }
+    }
+}
+
+/// `duration.HumanDuration` of the apiserver, for `date` columns.
+pub fn human_duration(seconds: i64) -> String {
+    if seconds < -1 {
+        return "<invalid>".into();
+    }
+    let seconds = seconds.max(0);
+    if seconds < 120 {
+        return format!("{seconds}s");
+    }
+    let minutes = seconds / 60;
+    if minutes < 10 {
+        let s = seconds % 60;
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
+    }
+    if minutes < 180 {
+        return format!("{minutes}m");
+    }
+    let hours = minutes / 60;
+    if hours < 8 {
+        let m = minutes % 60;
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    if hours < 24 * 8 {
+        let (d, h) = (hours / 24, hours % 24);
+        return if h == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{h}h")
+        };
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{}d", hours / 24);
+    }
+    let years = hours / 24 / 365;
+    if hours < 24 * 365 * 8 {
+        let d = (hours / 24) % 365;
+        return if d == 0 {
+            format!("{years}y")
+        } else {
+            format!("{years}y{d}d")
+        };
+    }
+    format!("{years}y")
+}
+
+fn age(timestamp: Option<&str>) -> Value {
+    let Some(parsed) = timestamp.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) else {
+        return Value::String("<unknown>".into());
+    };
+    let seconds = (chrono::Utc::now() - parsed.with_timezone(&chrono::Utc)).num_seconds();
+    Value::String(human_duration(seconds))
+}
+
+/// Evaluates the simple JSONPath used by printer columns (`.a.b[0].c`, `[*]`).
+pub fn json_path(object: &Value, path: &str) -> Vec<Value> {
+    let mut current = vec![object.clone()];
+    for token in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|t| !t.is_empty())
+    {
+        let (field, indexes) = match token.find('[') {
+            Some(i) => (&token[..i], &token[i..]),
+            None => (token, ""),
+        };
+        let mut next: Vec<Value> = current
+            .iter()
+            .filter_map(|v| v.get(field).cloned())
+            .collect();
+        for index in indexes.split('[').filter(|s| !s.is_empty()) {
+            let index = index.trim_end_matches(']');
+            next = next
+                .iter()
+                .filter_map(Value::as_array)
+                .flat_map(|items| match index {
+                    "*" => items.clone(),
+                    n => n
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| items.get(i).cloned())
+                        .into_iter()
+                        .collect(),
+                })
+                .collect();
+        }
+        current = next;
+    }
+    current
+}
+
+fn column(name: &str, kind: &str, format: &str, priority: i64) -> Value {
+    json!({"name": name, "type": kind, "format": format, "description": "", "priority": priority})
+}
+
+fn columns(info: &ResourceInfo) -> Vec<Value> {
+    let mut out = vec![column("Name", "string", "name", 0)];
+    if info.custom {
+        if info.printer_columns.is_empty() {
+            out.push(column("Age", "date", "", 0));
+        }
+        for c in &info.printer_columns {
+            let text = |k: &str| {
+                c.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let priority = c.get("priority").and_then(Value::as_i64).unwrap_or(0);
+            out.push(column(
+                &text("name"),
+                &text("type"),
+                &text("format"),
+                priority,
+            ));
+        }
+        return out;
+    }
+    let extra: &[(&str, &str)] = match (info.group.as_str(), info.plural.as_str()) {
+        ("", "pods") => &[
+            ("Ready", "string"),
+            ("Status", "string"),
+            ("Restarts", "string"),
+        ],
+        ("", "namespaces") => &[("Status", "string")],
+        ("", "configmaps") => &[("Data", "integer")],
+        ("", "secrets") => &[("Type", "string"), ("Data", "integer")],
+        _ => &[],
+    };
+    out.extend(extra.iter().map(|(n, k)| column(n, k, "", 0)));
+    out.push(column("Age", "date", "", 0));
+    out
+}
+
+fn pod_status(pod: &Value) -> String {
+    if pod
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+    {
+        return "Terminating".into();
+    }
+    let statuses = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for status in &statuses {
+        if let Some(reason) = status
+            .pointer("/state/waiting/reason")
+            .and_then(Value::as_str)
+        {
+            return reason.to_string();
+        }
+        if let Some(terminated) = status.pointer("/state/terminated") {
+            if let Some(reason) = terminated.get("reason").and_then(Value::as_str) {
+                return reason.to_string();
+            }
+            let code = terminated
+                .get("exitCode")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            return format!("ExitCode:{code}");
+        }
+    }
+    pod.pointer("/status/reason")
+        .or_else(|| pod.pointer("/status/phase"))
+        .and_then(Value::as_str)
+        .unwrap_or("Unknown")
+        .to_string()
+}
+
+fn cells(info: &ResourceInfo, object: &Value) -> Vec<Value> {
+    let name = object
+        .pointer("/metadata/name")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let created = object
+        .pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str);
+    let mut out = vec![name];
+    if info.custom {
+        if info.printer_columns.is_empty() {
+            out.push(age(created));
+        }
+        for c in &info.printer_columns {
+            let path = c
+                .get("jsonPath")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let values = json_path(object, path);
+            let cell = match (c.get("type").and_then(Value::as_str), values.as_slice()) {
+                (_, []) => Value::Null,
+                (Some("date"), [v, ..]) => age(v.as_str()),
+                (_, [v]) => v.clone(),
+                (_, many) => Value::String(
+                    many.iter()
+                        .map(|v| {
+                            v.as_str()
+                                .map(String::from)
+                                .unwrap_or_else(|| v.to_string())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+            };
+            out.push(cell);
+        }
+        return out;
+    }
+    let count = |p: &str| {
+        object
+            .pointer(p)
+            .and_then(Value::as_object)
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    match (info.group.as_str(), info.plural.as_str()) {
+        ("", "pods") => {
+            let total = object
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                .unwrap_or(0);
+            let statuses = object
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let ready = statuses
+                .iter()
+                .filter(|s| s.get("ready").and_then(Value::as_bool) == Some(true))
+                .count();
+            let restarts: i64 = statuses
+                .iter()
+                .filter_map(|s| s.get("restartCount").and_then(Value::as_i64))
+                .sum();
+            out.push(json!(format!("{ready}/{total}")));
+            out.push(json!(pod_status(object)));
+            out.push(json!(restarts.to_string()));
+        }
+        ("", "namespaces") => out.push(
+            object
+                .pointer("/status/phase")
+                .cloned()
+                .unwrap_or(Value::Null),
+        ),
+        ("", "configmaps") => out.push(json!(count("/data") + count("/binaryData"))),
+        ("", "secrets") => {
+            out.push(object.get("type").cloned().unwrap_or(Value::Null));
+            out.push(json!(count("/data")));
+        }
+        _ => {}
+    }
+    out.push(age(created));
+    out
+}
+
+fn row(info: &ResourceInfo, object: &Value, include: IncludeObject) -> Value {
+    let mut row = json!({"cells": cells(info, object)});
+    let embedded = match include {
+        IncludeObject::None => None,
+        IncludeObject::Object => Some(object.clone()),
+        IncludeObject::Metadata => Some(json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": object.get("metadata").cloned().unwrap_or(Value::Null),
+        })),
+    };
+    if let (Some(embedded), Some(map)) = (embedded, row.as_object_mut()) {
+        map.insert("object".into(), embedded);
+    }
+    row
+}
+
+/// A Table of objects with the given list metadata.
+pub fn table(
+    info: &ResourceInfo,
+    objects: &[Value],
+    metadata: Value,
+    include: IncludeObject,
+) -> Value {
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata,
+        "columnDefinitions": columns(info),
+        "rows": objects.iter().map(|o| row(info, o, include)).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::resources::Registry;
+
+    #[test]
+    fn human_durations() {
+        let cases = [
+            (-5, "<invalid>"),
+            (0, "0s"),
+            (119, "119s"),
+            (120, "2m"),
+            (125, "2m5s"),
+            (600, "10m"),
+            (3 * 3600, "3h"),
+            (3 * 3600 + 120, "3h2m"),
+            (47 * 3600, "47h"),
+            (3 * 86400 + 3600, "3d1h"),
+            (30 * 86400, "30d"),
+            (3 * 365 * 86400, "3y"),
+        ];
+        for (seconds, expected) in cases {
+            assert_eq!(human_duration(seconds), expected, "{seconds}");
+        }
+    }
+
+    #[test]
+    fn json_paths() {
+        let o = json!({"status": {"tags": [{"tag": "a", "items": [{"created": "x"}]}, {"tag": "b"}]}, "spec": {"n": 3}});
+        let cases = [
+            (".spec.n", vec![json!(3)]),
+            (".status.tags[*].tag", vec![json!("a"), json!("b")]),
+            (".status.tags[0].items[0].created", vec![json!("x")]),
+            (".status.tags[5].tag", vec![]),
+            (".missing.field", vec![]),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(json_path(&o, path), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn tables_for_pods_and_custom_resources() {
+        let registry = Registry::new();
+        let pods = registry.get("", "v1", "pods").unwrap();
+        let pod = json!({"metadata": {"name": "p", "creationTimestamp": meta_now()},
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"ready": true, "restartCount": 1, "state": {"running": {}}},
+                {"ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 2}}}]}});
+        let t = table(pods, &[pod], json!({}), IncludeObject::Metadata);
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["p", "1/2", "ExitCode:2", "1", "0s"])
+        );
+        assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+
+        let mut custom = pods.clone();
+        custom.custom = true;
+        custom.printer_columns = vec![
+            json!({"name": "Status", "type": "string", "jsonPath": ".status.phase"}),
+            json!({"name": "Tags", "type": "string", "jsonPath": ".status.tags[*].tag"}),
+        ];
+        let object = json!({"metadata": {"name": "b"}, "status": {"phase": "Complete", "tags": [{"tag": "x"}, {"tag": "y"}]}});
+        let t = table(&custom, &[object], json!({}), IncludeObject::None);
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, vec!["Name", "Status", "Tags"]);
+        assert_eq!(t["rows"][0]["cells"], json!(["b", "Complete", "x,y"]));
+        assert!(t["rows"][0].get("object").is_none());
+    }
+
+    fn meta_now() -> String {
+        crate::apiserver::meta::now()
+    }
+
+    #[test]
+    fn accept_headers() {
+        assert!(wants_table(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+        ));
+        assert!(!wants_table("application/json"));
+        assert!(!wants_table(
+            "application/json, application/json;as=Table;v=v1;g=meta.k8s.io"
+        ));
+    }
+}
