@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use kiln_sandbox::{serve, ApiServer};
 
+mod kubelet_cli;
+
 /// A stand-in for kube-apiserver and a kubelet, for kiln's tests and demo.
 #[derive(Parser)]
 #[command(name = "kiln-sandbox", version)]
@@ -33,6 +35,8 @@ struct ServeArgs {
     /// Create every object of the YAML files in this directory at startup (e.g. `crds/`).
     #[arg(long)]
     preload: Vec<PathBuf>,
+    #[command(flatten)]
+    kubelet: kubelet_cli::KubeletArgs,
 }
 
 async fn serve_command(args: ServeArgs) -> Result<(), serve::ServeError> {
@@ -53,9 +57,21 @@ async fn serve_command(args: ServeArgs) -> Result<(), serve::ServeError> {
     }
     let mut stdout = std::io::stdout();
     // The address line is the readiness signal for scripts and tests.
+    let kubelet = kubelet_cli::start(&args.kubelet, &server)?;
     let _ = writeln!(stdout, "listening on http://{addr}");
     let _ = stdout.flush();
-    serve::run(server, listener).await
+    match kubelet {
+        None => serve::run(server, listener).await,
+        Some(kubelet) => {
+            // With a kubelet, SIGTERM/SIGINT stop it first: containers killed, Pod dirs removed.
+            let result = tokio::select! {
+                result = serve::run(server, listener) => result,
+                () = kubelet_cli::shutdown_signal() => Ok(()),
+            };
+            kubelet.stop().await;
+            result
+        }
+    }
 }
 
 #[tokio::main]

@@ -1,104 +1,15 @@
 //! The local kubelet against the in-process API server: real processes in mount namespaces.
 
+mod kubelet_support;
+
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
-use kiln_sandbox::kubelet::{Kubelet, KubeletConfig, KubeletHandle};
-use kiln_sandbox::ApiServer;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, PostParams};
-use kube::{Api, Client};
+use kube::Api;
+use kubelet_support::*;
 use serde_json::json;
-
-const LIMIT: Duration = Duration::from_secs(30);
-
-struct Setup {
-    server: ApiServer,
-    client: Client,
-    kubelet: Option<KubeletHandle>,
-    root: tempfile::TempDir,
-}
-
-impl Setup {
-    fn start() -> Setup {
-        let server = ApiServer::new();
-        let client = server.client();
-        let root = tempfile::tempdir().unwrap();
-        let mut config = KubeletConfig::new(root.path());
-        config.max_grace = Duration::from_millis(500);
-        let kubelet = Kubelet::new(client.clone(), config)
-            .with_logs(Arc::new(server.logs()))
-            .run();
-        Setup {
-            server,
-            client,
-            kubelet: Some(kubelet),
-            root,
-        }
-    }
-
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), "default")
-    }
-
-    async fn create(&self, pod: serde_json::Value) -> Pod {
-        let pod: Pod = serde_json::from_value(pod).unwrap();
-        self.pods()
-            .create(&PostParams::default(), &pod)
-            .await
-            .unwrap()
-    }
-
-    /// Polls the Pod until `done` holds, failing after LIMIT.
-    async fn wait_for(&self, name: &str, done: impl Fn(&Pod) -> bool) -> Pod {
-        let start = Instant::now();
-        loop {
-            if let Some(pod) = self.pods().get_opt(name).await.unwrap() {
-                if done(&pod) {
-                    return pod;
-                }
-            }
-            assert!(start.elapsed() < LIMIT, "pod {name} never got there");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn wait_gone(&self, name: &str) {
-        let start = Instant::now();
-        while self.pods().get_opt(name).await.unwrap().is_some() {
-            assert!(start.elapsed() < LIMIT, "pod {name} never went away");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(k) = self.kubelet.take() {
-            k.stop().await;
-        }
-    }
-}
-
-fn phase(pod: &Pod) -> &str {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
-}
-
-fn finished(pod: &Pod) -> bool {
-    matches!(phase(pod), "Succeeded" | "Failed")
-}
-
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let dir = dir.display().to_string();
-    table
-        .lines()
-        .filter(|l| l.contains(&dir) || l.contains("/sandbox-test-"))
-        .map(str::to_string)
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_container_emptydir_secret_and_termination_message() {
@@ -196,5 +107,159 @@ async fn init_container_emptydir_secret_and_termination_message() {
     }
     assert!(logs.read("default", "happy", "main").is_none());
     assert_eq!(mounts_under(s.root.path()), Vec::<String>::new());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_report_exit_codes_and_log_fallback() {
+    let s = Setup::start();
+    s.create(json!({
+        "metadata": {"name": "sad"},
+        "spec": {"restartPolicy": "Never", "containers": [
+            {"name": "fails", "image": "busybox",
+             "command": ["sh", "-c", "echo first; sleep 0.1; echo boom >&2; exit 3"],
+             "terminationMessagePolicy": "FallbackToLogsOnError"},
+            {"name": "quiet", "image": "busybox", "command": ["sh", "-c", "echo x; exit 4"]},
+            {"name": "ok", "image": "busybox", "command": ["true"]}
+        ]}
+    }))
+    .await;
+    let pod = s.wait_for("sad", finished).await;
+    assert_eq!(phase(&pod), "Failed");
+    let fails = terminated(&pod, "fails").unwrap();
+    assert_eq!(fails.exit_code, 3);
+    assert_eq!(fails.reason.as_deref(), Some("Error"));
+    assert_eq!(fails.message.as_deref(), Some("first\nboom\n"));
+    let quiet = terminated(&pod, "quiet").unwrap();
+    assert_eq!((quiet.exit_code, quiet.message), (4, None));
+    assert_eq!(terminated(&pod, "ok").unwrap().exit_code, 0);
+
+    // A failing init container stops the Pod before its containers run.
+    s.create(json!({
+        "metadata": {"name": "bad-init"},
+        "spec": {"restartPolicy": "Never",
+            "initContainers": [{"name": "setup", "image": "busybox", "command": ["sh", "-c", "exit 7"]}],
+            "containers": [{"name": "never", "image": "busybox", "command": ["true"]}]}
+    }))
+    .await;
+    let pod = s.wait_for("bad-init", finished).await;
+    assert_eq!(phase(&pod), "Failed");
+    assert_eq!(terminated(&pod, "setup").unwrap().exit_code, 7);
+    assert!(terminated(&pod, "never").is_none());
+    let main = &pod
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0];
+    let reason = main
+        .state
+        .as_ref()
+        .unwrap()
+        .waiting
+        .as_ref()
+        .unwrap()
+        .reason
+        .clone();
+    assert_eq!(reason.as_deref(), Some("PodInitializing"));
+
+    // An unknown command: the shell of `env` reports 127, as a shell would.
+    s.create(json!({
+        "metadata": {"name": "missing"},
+        "spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox", "command": ["/no/such/program"]}]}
+    }))
+    .await;
+    let pod = s.wait_for("missing", finished).await;
+    assert_eq!(phase(&pod), "Failed");
+    assert_eq!(terminated(&pod, "c").unwrap().exit_code, 127);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_deadline_kills_the_pod() {
+    let s = Setup::start();
+    let started = Instant::now();
+    s.create(json!({
+        "metadata": {"name": "slow"},
+        "spec": {"restartPolicy": "Never", "activeDeadlineSeconds": 1, "containers": [
+            {"name": "sleeper", "image": "busybox", "command": ["sleep", "4242"]}
+        ]}
+    }))
+    .await;
+    let pod = s.wait_for("slow", finished).await;
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "killed before the deadline"
+    );
+    let status = pod.status.clone().unwrap();
+    assert_eq!(phase(&pod), "Failed");
+    assert_eq!(status.reason.as_deref(), Some("DeadlineExceeded"));
+    assert_eq!(
+        status.message.as_deref(),
+        Some("Pod was active on the node longer than the specified deadline")
+    );
+    // `sleep` as PID 1 ignores SIGTERM, so it is SIGKILLed after the grace period.
+    let t = terminated(&pod, "sleeper").unwrap();
+    assert_eq!((t.exit_code, t.reason.as_deref()), (137, Some("Error")));
+    assert_eq!(processes_with("sleep 4242"), Vec::<String>::new());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_kills_removes_and_cleans_up() {
+    let s = Setup::start();
+    // Bound to the kubelet's node: the API server deletes gracefully and waits for it.
+    let bound = s
+        .create(json!({
+            "metadata": {"name": "bound"},
+            "spec": {"nodeName": "sandbox-node", "restartPolicy": "Never",
+                "volumes": [{"name": "scratch", "emptyDir": {}}],
+                "containers": [{"name": "c", "image": "busybox",
+                    "command": ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.05; done; : 4343"],
+                    "volumeMounts": [{"name": "scratch", "mountPath": "/sandbox-test-scratch"}]}]}
+        }))
+        .await;
+    // Not bound to any node: the API server removes it at once.
+    let loose = s
+        .create(json!({
+            "metadata": {"name": "loose"},
+            "spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "4343"]}]}
+        }))
+        .await;
+    for name in ["bound", "loose"] {
+        s.wait_for(name, |p| phase(p) == "Running").await;
+    }
+    let dir = |pod: &k8s_openapi::api::core::v1::Pod| {
+        s.root
+            .path()
+            .join("pods")
+            .join(pod.metadata.uid.clone().unwrap())
+    };
+    assert!(dir(&bound).exists() && dir(&loose).exists());
+    assert!(!processes_with("sleep 4343").is_empty());
+
+    s.pods()
+        .delete("bound", &DeleteParams::default())
+        .await
+        .unwrap();
+    s.pods()
+        .delete("loose", &DeleteParams::default())
+        .await
+        .unwrap();
+    s.wait_gone("bound").await;
+    s.wait_gone("loose").await;
+    wait_removed(&dir(&bound)).await;
+    wait_removed(&dir(&loose)).await;
+    let logs = s.server.logs();
+    assert!(logs.read("default", "bound", "c").is_none());
+    assert_eq!(processes_with("sleep 4343"), Vec::<String>::new());
+    assert_eq!(processes_with("4343"), Vec::<String>::new());
+    assert_eq!(mounts_under(s.root.path()), Vec::<String>::new());
+    assert!(!Path::new("/sandbox-test-scratch").exists());
     s.stop().await;
 }

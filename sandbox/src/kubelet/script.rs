@@ -94,7 +94,10 @@ pub fn container_script(plan: &ContainerPlan, hostname: &str) -> String {
     s
 }
 
-/// The full host command line: `unshare … sh -c SETUP sh CONTAINER_SCRIPT NAME=VALUE… ARGV…`.
+/// The full host command line:
+/// `setpriv --pdeathsig KILL unshare … sh -c SETUP sh CONTAINER_SCRIPT NAME=VALUE… ARGV…`.
+/// The parent-death signal kills the container if the kubelet process dies without
+/// cleaning up; `--kill-child` then takes the whole PID namespace with it.
 pub fn command_line(
     plan: &ContainerPlan,
     ns_dir: &Path,
@@ -102,6 +105,9 @@ pub fn command_line(
     hostname: &str,
 ) -> Vec<String> {
     let mut argv: Vec<String> = [
+        "setpriv",
+        "--pdeathsig",
+        "KILL",
         "unshare",
         "--mount",
         "--uts",
@@ -170,14 +176,14 @@ mod tests {
     #[test]
     fn command_line_passes_env_and_argv_as_arguments() {
         let argv = command_line(&plan(), Path::new("/k/ns"), Path::new("/k/term"), "p");
-        assert_eq!(argv[0], "unshare");
+        assert_eq!(argv[..4], ["setpriv", "--pdeathsig", "KILL", "unshare"]);
         let tail: Vec<&str> = argv[argv.len() - 4..].iter().map(String::as_str).collect();
         assert_eq!(tail, ["A=x y", "sh", "-c", "echo 'hi'"]);
-        let setup = &argv[10];
+        let setup = &argv[13];
         assert!(setup.contains("T='/k/ns'"), "{setup}");
         assert!(setup.contains("stage '/k/v' 0"), "{setup}");
         assert!(setup.contains("stage '/k/term' term"), "{setup}");
-        let inner = &argv[12];
+        let inner = &argv[15];
         assert!(inner.contains("place 0 '/data' '/' ro"), "{inner}");
         assert!(
             inner.contains("place term '/dev/termination-log' '/dev' rw"),

@@ -1,0 +1,101 @@
+//! `kiln-sandbox serve --kubelet`: flags and start-up of the local kubelet.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use kiln_sandbox::kubelet::config::parse_image_mapping;
+use kiln_sandbox::kubelet::{ImageMapping, InstantMode, Kubelet, KubeletConfig, KubeletHandle};
+use kiln_sandbox::{serve, ApiServer};
+
+/// Flags of the local kubelet.
+#[derive(Args, Debug)]
+pub struct KubeletArgs {
+    /// Also run the local kubelet: Pods run as host processes in private mount namespaces.
+    #[arg(long)]
+    kubelet: bool,
+    /// Directory for Pod volumes and mount points (default: a new temporary directory,
+    /// removed on SIGTERM/SIGINT).
+    #[arg(long, requires = "kubelet")]
+    kubelet_root: Option<PathBuf>,
+    /// The kubelet's node name (it runs Pods bound to it and unbound Pods).
+    #[arg(long, default_value = "sandbox-node", requires = "kubelet")]
+    node_name: String,
+    /// Run IMAGE's entrypoint as this host binary: IMAGE=HOSTPATH (repeatable).
+    #[arg(long = "image-map", value_parser = image_mapping, requires = "kubelet")]
+    image_map: Vec<ImageMapping>,
+    /// Instant mode: complete every Pod at once with this termination message (the
+    /// `sandbox.kiln.dev/termination-message` annotation overrides it), running nothing.
+    #[arg(long, requires = "kubelet")]
+    instant: Option<String>,
+}
+
+fn image_mapping(text: &str) -> Result<ImageMapping, String> {
+    parse_image_mapping(text).map_err(|e| e.to_string())
+}
+
+/// A running kubelet and the root directory it owns.
+pub struct Running {
+    handle: KubeletHandle,
+    owned_root: Option<PathBuf>,
+}
+
+impl Running {
+    /// Stops the kubelet and removes a temporary root directory.
+    pub async fn stop(self) {
+        self.handle.stop().await;
+        if let Some(root) = self.owned_root {
+            if let Err(e) = std::fs::remove_dir_all(&root) {
+                tracing::warn!(root = %root.display(), error = %e, "removing kubelet root");
+            }
+        }
+    }
+}
+
+/// Starts the kubelet when `--kubelet` was given (in-process client, logs into the server).
+pub fn start(args: &KubeletArgs, server: &ApiServer) -> Result<Option<Running>, serve::ServeError> {
+    if !args.kubelet {
+        return Ok(None);
+    }
+    let (root, owned_root) = match &args.kubelet_root {
+        Some(root) => (root.clone(), None),
+        None => {
+            let root =
+                std::env::temp_dir().join(format!("kiln-sandbox-kubelet-{}", std::process::id()));
+            (root.clone(), Some(root))
+        }
+    };
+    std::fs::create_dir_all(&root).map_err(|source| serve::ServeError::Io {
+        context: format!("creating {}", root.display()),
+        source,
+    })?;
+    let mut config = KubeletConfig::new(&root);
+    config.node_name = args.node_name.clone();
+    for row in &args.image_map {
+        config.image_map.prepend(row.clone());
+    }
+    config.instant = args
+        .instant
+        .clone()
+        .map(|default_message| InstantMode { default_message });
+    let handle = Kubelet::new(server.client(), config)
+        .with_logs(Arc::new(server.logs()))
+        .run();
+    Ok(Some(Running { handle, owned_root }))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
