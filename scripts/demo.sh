@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# `make demo`: the seed's go-server example built by the kiln operator, end to end, on this machine.
+#
+#   docker-registry        the internal registry (base images and build output), 127.0.0.1
+#   git daemon             serves a repository holding examples/go-server, 127.0.0.1
+#   kiln-sandbox serve     a stand-in kube-apiserver + a local kubelet running build Pods as
+#                          host processes (the builder image maps to target/debug/kiln)
+#   kiln controller        the operator, reading the sandbox through KUBECONFIG
+#   kubectl                applies crds/ and examples/go-server/, follows the build, shows the result
+#
+# Then the produced image's /app/server is run and asked for its page.
+# Everything it starts is stopped by PID and its temporary directory removed on exit.
+#
+# environment: DEMO_KEEP=1 keeps the temporary directory (logs, kubeconfig) for inspection;
+#              DEMO_TIMEOUT (seconds, default 600) bounds the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+timeout_s=${DEMO_TIMEOUT:-600}
+builder_image=kiln-builder:local
+start=$(date +%s)
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+elapsed() { echo "$(($(date +%s) - start))s"; }
+
+say "dependencies"
+if [ "$(id -u)" = 0 ]; then
+  scripts/install-deps.sh
+else
+  echo "not root: skipping scripts/install-deps.sh (run 'sudo scripts/install-deps.sh' if tools are missing)"
+fi
+for tool in cargo kubectl docker-registry buildah skopeo git go busybox curl; do
+  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+
+say "build kiln and kiln-sandbox (cargo build --workspace --bins)"
+cargo build --workspace --bins
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+kiln=$target_dir/debug/kiln
+sandbox=$target_dir/debug/kiln-sandbox
+
+work=$(mktemp -d -t kiln-demo.XXXXXX)
+pids=()
+storage=(--root "$work/storage/root" --runroot "$work/storage/run")
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ -d "$work/storage" ]; then
+    buildah "${storage[@]}" rm --all >/dev/null 2>&1 || true
+    buildah "${storage[@]}" rmi --all --force >/dev/null 2>&1 || true
+  fi
+  if [ "${DEMO_KEEP:-0}" = 1 ]; then
+    echo "kept $work (logs: $work/*.log)"
+  else
+    rm -rf "$work"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+on_failure() {
+  echo
+  echo "!! the demo failed after $(elapsed); recent logs:" >&2
+  for log in "$work"/sandbox.log "$work"/controller.log; do
+    [ -f "$log" ] && { echo "--- $log" >&2; tail -n 40 "$log" >&2; }
+  done
+  if [ -f "$work/kubeconfig" ]; then
+    echo "--- builds" >&2
+    KUBECONFIG=$work/kubeconfig kubectl -n demo get builds -o yaml 2>&1 | tail -n 60 >&2 || true
+  fi
+}
+trap on_failure ERR
+
+# A free port on 127.0.0.1 (nothing answers on it).
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 20000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return
+    fi
+  done
+}
+
+# wait_for WHAT SECONDS COMMAND...: retries COMMAND every 0.2 s until it succeeds or time runs out.
+wait_for() {
+  local what=$1 limit=$2
+  shift 2
+  local deadline=$(($(date +%s) + limit))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "timed out after ${limit}s waiting for $what" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+say "registry on 127.0.0.1"
+registry_port=$(free_port)
+registry=127.0.0.1:$registry_port
+cat > "$work/registry.yml" <<EOF
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+http:
+  addr: $registry
+EOF
+docker-registry serve "$work/registry.yml" > "$work/registry.log" 2>&1 &
+pids+=($!)
+wait_for "the registry" 30 listening "$registry_port"
+echo "registry: $registry"
+
+say "base images (golang, busybox) from Debian packages, pushed to $registry"
+BUILDAH_ROOT=$work/storage/root BUILDAH_RUNROOT=$work/storage/run \
+  scripts/make-base-images.sh "$registry"
+
+say "git server holding examples/go-server"
+mkdir -p "$work/git/src/examples"
+cp -r examples/go-server "$work/git/src/examples/go-server"
+(
+  cd "$work/git/src"
+  export GIT_CONFIG_NOSYSTEM=1 HOME=$work/git
+  git init -q -b main
+  git add -A
+  git -c user.name=Demo -c user.email=demo@example.com commit -q -m "go-server example"
+)
+git clone -q --bare "$work/git/src" "$work/git/go-server.git"
+git_port=$(free_port)
+git daemon --export-all --reuseaddr --listen=127.0.0.1 --port="$git_port" \
+  --base-path="$work/git" "$work/git" > "$work/git.log" 2>&1 &
+pids+=($!)
+wait_for "git daemon" 30 listening "$git_port"
+git_url=git://127.0.0.1:$git_port/go-server.git
+echo "git: $git_url"
+
+say "kiln-sandbox serve --kubelet (API server + local kubelet)"
+"$sandbox" serve --listen 127.0.0.1:0 --kubeconfig "$work/kubeconfig" \
+  --kubelet --kubelet-root "$work/kubelet" \
+  --image-map "$builder_image=$kiln" > "$work/sandbox.out" 2> "$work/sandbox.log" &
+pids+=($!)
+wait_for "the sandbox" 30 grep -q '^listening on' "$work/sandbox.out"
+head -n 1 "$work/sandbox.out"
+export KUBECONFIG=$work/kubeconfig
+
+say "kubectl apply -f crds/"
+kubectl apply -f crds/
+kubectl wait --for=condition=established --timeout=30s crd --all
+
+say "kiln controller --registry $registry --insecure-registry-internal"
+controller_port=$(free_port)
+"$kiln" controller --listen "127.0.0.1:$controller_port" --registry "$registry" \
+  --insecure-registry-internal --builder-image "$builder_image" > "$work/controller.log" 2>&1 &
+pids+=($!)
+wait_for "the controller to be ready" 60 curl -fsS "http://127.0.0.1:$controller_port/readyz"
+echo "controller ready on 127.0.0.1:$controller_port"
+
+say "kubectl apply -f examples/go-server/ (git URI and base-image registry set for this machine)"
+mkdir -p "$work/manifests"
+for f in examples/go-server/*.yaml; do
+  sed -e "s|^\(\s*uri:\).*|\1 $git_url|" \
+    -e "/name: REGISTRY/{n;s|^\(\s*value:\).*|\1 \"$registry\"|}" \
+    "$f" > "$work/manifests/$(basename "$f")"
+done
+diff -u examples/go-server/buildconfig.yaml "$work/manifests/buildconfig.yaml" | sed -n '3,$p' || true
+kubectl apply -f "$work/manifests/"
+
+say "following build go-server-1 (its ConfigChange trigger started it)"
+wait_for "the build pod" 60 kubectl -n demo get pod go-server-1-build
+wait_for "the clone container" 60 sh -c \
+  "kubectl -n demo logs go-server-1-build -c clone --tail=1 >/dev/null"
+timeout "$timeout_s" kubectl -n demo logs -f go-server-1-build -c clone || true
+wait_for "the build container" 120 sh -c \
+  "kubectl -n demo logs go-server-1-build -c build --tail=1 >/dev/null"
+timeout "$timeout_s" kubectl -n demo logs -f go-server-1-build -c build || true
+kubectl -n demo wait --for=jsonpath='{.status.phase}'=Complete build/go-server-1 --timeout=60s
+
+say "kubectl get builds,is"
+kubectl -n demo get builds,is
+echo
+kubectl -n demo get is go-server -o jsonpath='{range .status.tags[*]}{.tag}: {.items[0].dockerImageReference}{"\n"}{end}'
+digest=$(kubectl -n demo get is go-server -o jsonpath='{.status.tags[?(@.tag=="latest")].items[0].image}')
+registry_digest=$(curl -fsSI \
+  -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
+  "http://$registry/v2/demo/go-server/manifests/latest" | tr -d '\r' |
+  sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p')
+echo "ImageStream digest: $digest"
+echo "registry digest:    $registry_digest"
+[ "$digest" = "$registry_digest" ] || { echo "digests differ" >&2; false; }
+
+say "running the produced image's /app/server"
+ctr=$(buildah "${storage[@]}" from --quiet --tls-verify=false "docker://$registry/demo/go-server:latest")
+mnt=$(buildah "${storage[@]}" mount "$ctr")
+app_port=$(free_port)
+PORT=$app_port "$mnt/app/server" > "$work/server.log" 2>&1 &
+server_pid=$!
+pids+=("$server_pid")
+wait_for "the server" 20 listening "$app_port"
+echo "GET http://127.0.0.1:$app_port/"
+answer=$(curl -fsS "http://127.0.0.1:$app_port/")
+echo "$answer"
+kill "$server_pid"
+buildah "${storage[@]}" umount "$ctr" >/dev/null
+echo "$answer" | grep -q '^Welcome to my website!$'
+echo "$answer" | grep -Eq '^[0-9a-f]{32}$'
+
+say "done in $(elapsed)"
