@@ -307,6 +307,56 @@ async fn server_side_apply_creates_and_records_managers() {
         ),
         (json!(5), json!(2))
     );
+    // Field ownership: another manager changing an owned field conflicts unless forced.
+    let other = json!({"apiVersion": "example.dev/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 9}});
+    let (code, body) = call(
+        &router,
+        Method::PATCH,
+        &format!("{widgets}/w?fieldManager=other"),
+        Some(other.clone()),
+        APPLY,
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    assert_status(&body, 409, "Conflict");
+    assert_eq!(
+        body["message"],
+        "Apply failed with 1 conflict: conflict with \"me\": .spec.size"
+    );
+    assert_eq!(body["details"]["causes"][0]["field"], ".spec.size");
+    let (code, body) = call(
+        &router,
+        Method::PATCH,
+        &format!("{widgets}/w?fieldManager=other&force=true"),
+        Some(other),
+        APPLY,
+    )
+    .await;
+    assert_eq!(
+        (code, body["spec"]["size"].clone()),
+        (StatusCode::OK, json!(9))
+    );
+    // A manager that stops applying a field it alone owns removes it.
+    let labelled = json!({"apiVersion": "example.dev/v1", "kind": "Widget", "metadata": {"name": "w", "labels": {"team": "a"}}, "spec": {"size": 9}});
+    let (_, body) = call(
+        &router,
+        Method::PATCH,
+        &format!("{widgets}/w?fieldManager=other"),
+        Some(labelled),
+        APPLY,
+    )
+    .await;
+    assert_eq!(body["metadata"]["labels"]["team"], "a");
+    let unlabelled = json!({"apiVersion": "example.dev/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 9}});
+    let (_, body) = call(
+        &router,
+        Method::PATCH,
+        &format!("{widgets}/w?fieldManager=other"),
+        Some(unlabelled),
+        APPLY,
+    )
+    .await;
+    assert!(body["metadata"]["labels"].get("team").is_none(), "{body}");
     // Status through apply on the subresource only touches status.
     let status = json!({"apiVersion": "example.dev/v1", "kind": "Widget", "metadata": {"name": "w"}, "status": {"phase": "Ready"}, "spec": {"size": 7}});
     let (code, body) = call(
@@ -323,7 +373,7 @@ async fn server_side_apply_creates_and_records_managers() {
             body["status"]["phase"].clone(),
             body["spec"]["size"].clone()
         ),
-        (json!("Ready"), json!(5))
+        (json!("Ready"), json!(9))
     );
 }
 

@@ -107,6 +107,9 @@ pub enum ApiError {
     /// 409 on a stale resourceVersion or failed precondition.
     #[error("Operation cannot be fulfilled on {} {:?}: {}", .0.qualified_resource(), .0.name, .1)]
     Conflict(Subject, String),
+    /// 409 from server-side apply: fields owned by other managers.
+    #[error("Apply failed with {} conflict{}: {}", .1.len(), if .1.len() == 1 { "" } else { "s" }, join_conflicts(.1))]
+    ApplyConflict(Subject, Vec<crate::apiserver::ssa::Conflict>),
     /// 422 with field causes.
     #[error("{} {:?} is invalid: {}", .0.qualified_kind(), .0.name, join_causes(.1))]
     Invalid(Subject, Vec<FieldCause>),
@@ -141,6 +144,14 @@ pub enum ApiError {
     Injected(u16, String),
 }
 
+fn join_conflicts(conflicts: &[crate::apiserver::ssa::Conflict]) -> String {
+    let parts: Vec<String> = conflicts
+        .iter()
+        .map(|c| format!("conflict with {:?}: {}", c.manager, c.field))
+        .collect();
+    parts.join(", ")
+}
+
 fn join_causes(causes: &[FieldCause]) -> String {
     let parts: Vec<String> = causes
         .iter()
@@ -164,7 +175,9 @@ impl ApiError {
     pub fn code(&self) -> u16 {
         match self {
             ApiError::NotFound(_) | ApiError::UnknownPath => 404,
-            ApiError::AlreadyExists(_) | ApiError::Conflict(..) => 409,
+            ApiError::AlreadyExists(_) | ApiError::Conflict(..) | ApiError::ApplyConflict(..) => {
+                409
+            }
             ApiError::Invalid(..) => 422,
             ApiError::BadRequest(_) => 400,
             ApiError::Forbidden(..) => 403,
@@ -183,7 +196,7 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) | ApiError::UnknownPath => "NotFound",
             ApiError::AlreadyExists(_) => "AlreadyExists",
-            ApiError::Conflict(..) => "Conflict",
+            ApiError::Conflict(..) | ApiError::ApplyConflict(..) => "Conflict",
             ApiError::Invalid(..) => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Forbidden(..) => "Forbidden",
@@ -220,6 +233,16 @@ impl ApiError {
                 "causes": causes.iter().map(|c| json!({
                     "reason": c.reason,
                     "message": c.message,
+                    "field": c.field,
+                })).collect::<Vec<_>>(),
+            })),
+            ApiError::ApplyConflict(s, conflicts) => Some(json!({
+                "name": s.name,
+                "group": s.group,
+                "kind": s.resource,
+                "causes": conflicts.iter().map(|c| json!({
+                    "reason": "FieldManagerConflict",
+                    "message": format!("conflict with {:?}", c.manager),
                     "field": c.field,
                 })).collect::<Vec<_>>(),
             })),

@@ -159,44 +159,6 @@ pub fn fields_v1(value: &Value) -> Value {
     }
 }
 
-/// Records (or refreshes) the `managedFields` entry of a manager.
-pub fn record_manager(
-    object: &mut Value,
-    manager: &str,
-    operation: &str,
-    api_version: &str,
-    subresource: Option<&str>,
-    fields: Value,
-) {
-    let entry = {
-        let mut e = json!({
-            "manager": manager,
-            "operation": operation,
-            "apiVersion": api_version,
-            "time": now(),
-            "fieldsType": "FieldsV1",
-            "fieldsV1": fields,
-        });
-        if let (Some(sub), Some(map)) = (subresource, e.as_object_mut()) {
-            map.insert("subresource".into(), Value::String(sub.to_string()));
-        }
-        e
-    };
-    let metadata = metadata_mut(object);
-    let list = metadata.entry("managedFields").or_insert_with(|| json!([]));
-    if !list.is_array() {
-        *list = json!([]);
-    }
-    if let Some(entries) = list.as_array_mut() {
-        entries.retain(|e| {
-            !(e.get("manager").and_then(Value::as_str) == Some(manager)
-                && e.get("operation").and_then(Value::as_str) == Some(operation)
-                && e.get("subresource").and_then(Value::as_str) == subresource)
-        });
-        entries.push(entry);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,20 +176,6 @@ mod tests {
         let mut not_object = json!(3);
         metadata_mut(&mut not_object).insert("name".into(), json!("b"));
         assert_eq!(name(&not_object), Some("b"));
-    }
-
-    #[test]
-    fn managers_are_upserted() {
-        let mut o = json!({"metadata": {"name": "a"}});
-        record_manager(&mut o, "m", "Apply", "v1", None, json!({}));
-        record_manager(&mut o, "m", "Apply", "v1", None, json!({"f:spec": {}}));
-        record_manager(&mut o, "m", "Apply", "v1", Some("status"), json!({}));
-        let entries = o
-            .pointer("/metadata/managedFields")
-            .unwrap()
-            .as_array()
-            .unwrap();
-        assert_eq!(entries.len(), 2);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod patch;
 pub mod resources;
 pub mod schema;
 pub mod selector;
+pub mod ssa;
 pub mod store;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -164,7 +165,7 @@ impl ApiServer {
             manager: None,
             dry_run: false,
             validation: ops::FieldValidation::Ignore,
-            request_fields: Value::Null,
+            apply_config: None,
         };
         ops::create(&mut store, &ctx, object, "Update").map(|w| w.object)
     }

@@ -9,6 +9,7 @@ use super::super::meta;
 use super::super::ops::{self, DeleteOptions, FieldValidation, UpdateMode, WriteContext};
 use super::super::patch::{self, PatchError, PatchKind, PATCH_CONTENT_TYPES};
 use super::super::resources::ResourceInfo;
+use super::super::ssa;
 use super::super::store::ObjectKey;
 use super::super::Shared;
 use super::read::{present, Selectors};
@@ -65,7 +66,7 @@ fn manager_from(request: &WriteRequest<'_>) -> Option<String> {
         })
 }
 
-fn context(request: &WriteRequest<'_>, request_fields: Value) -> ApiResult<WriteContext> {
+fn context(request: &WriteRequest<'_>, apply_config: Option<Value>) -> ApiResult<WriteContext> {
     let validation = FieldValidation::parse(request.query.get("fieldValidation").unwrap_or_default()).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "fieldValidation: Unsupported value: {:?}: supported values: \"Ignore\", \"Warn\", \"Strict\"",
@@ -87,7 +88,7 @@ fn context(request: &WriteRequest<'_>, request_fields: Value) -> ApiResult<Write
         manager: manager_from(request),
         dry_run,
         validation,
-        request_fields,
+        apply_config,
     })
 }
 
@@ -114,13 +115,13 @@ pub fn handle(shared: &Shared, request: WriteRequest<'_>) -> ApiResult<Response>
         ("create", Some(_)) => Err(ApiError::MethodNotAllowed),
         ("create", None) => {
             let body = parse_body(request.body, true)?;
-            let ctx = context(&request, meta::fields_v1(&body))?;
+            let ctx = context(&request, None)?;
             let written = ops::create(&mut shared.store(), &ctx, body, "Update")?;
             Ok(respond(&request.info, StatusCode::CREATED, written))
         }
         ("update", sub) => {
             let body = parse_body(request.body, true)?;
-            let ctx = context(&request, meta::fields_v1(&body))?;
+            let ctx = context(&request, None)?;
             let name = request.path.name.clone().unwrap_or_default();
             let written =
                 ops::update(&mut shared.store(), &ctx, &name, body, sub, UpdateMode::Put)?;
@@ -162,12 +163,7 @@ fn patch_object(
     }
     let name = request.path.name.clone().unwrap_or_default();
     let body = parse_body(request.body, kind == PatchKind::Apply)?;
-    let fields = if kind == PatchKind::Json {
-        json!({})
-    } else {
-        meta::fields_v1(&body)
-    };
-    let ctx = context(request, fields)?;
+    let ctx = context(request, (kind == PatchKind::Apply).then(|| body.clone()))?;
     if kind == PatchKind::Apply {
         if request.query.get("fieldManager").is_none_or(str::is_empty) {
             return Err(ApiError::Invalid(
@@ -199,6 +195,19 @@ fn patch_object(
             return Ok(respond(&request.info, StatusCode::CREATED, written));
         }
         return Err(ApiError::NotFound(request.info.subject(&name)));
+    };
+    let live = if kind == PatchKind::Apply {
+        let manager = ctx.manager.clone().unwrap_or_default();
+        let scope = ssa::Scope {
+            subresource,
+            has_status: request.info.has_status,
+        };
+        let force = request.query.flag("force");
+        let base = ssa::prepare_apply(&live, &body, &manager, scope, force)
+            .map_err(|c| ApiError::ApplyConflict(request.info.subject(&name), c))?;
+        std::sync::Arc::new(base)
+    } else {
+        live
     };
     let patched = match kind {
         PatchKind::Json => {
@@ -254,7 +263,7 @@ fn delete_options(request: &WriteRequest<'_>) -> ApiResult<DeleteOptions> {
 
 fn delete_object(shared: &Shared, request: &WriteRequest<'_>) -> ApiResult<Response> {
     let options = delete_options(request)?;
-    let ctx = context(request, Value::Null)?;
+    let ctx = context(request, None)?;
     let name = request.path.name.clone().unwrap_or_default();
     let object = ops::delete(&mut shared.store(), &ctx, &name, &options)?;
     let is_pod =
@@ -282,7 +291,7 @@ fn store_lacks(shared: &Shared, ctx: &WriteContext, name: &str) -> bool {
 
 fn delete_collection(shared: &Shared, request: &WriteRequest<'_>) -> ApiResult<Response> {
     let options = delete_options(request)?;
-    let ctx = context(request, Value::Null)?;
+    let ctx = context(request, None)?;
     let selectors = Selectors::from_query(&request.info, &request.query)?;
     let mut store = shared.store();
     let names: Vec<String> = store
@@ -318,7 +327,7 @@ fn bind(shared: &Shared, request: &WriteRequest<'_>) -> ApiResult<Response> {
             vec![FieldCause::required("target.name")],
         ));
     }
-    let ctx = context(request, json!({"f:spec": {"f:nodeName": {}}}))?;
+    let ctx = context(request, None)?;
     let mut store = shared.store();
     let key = ObjectKey::new(&request.info.storage_id(), &request.namespace, &name);
     let live = store

@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use super::super::error::{ApiError, ApiResult};
-use super::super::meta;
 use super::super::store::{ObjectKey, Store};
+use super::super::{meta, ssa};
 use super::{admission, builtin, WriteContext, Written};
 
 const GENERATE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -117,13 +117,20 @@ pub fn create(
     builtin::prepare_create(&ctx.info, &mut object);
     let warnings = admission::admit(ctx, &mut object)?;
     if let Some(manager) = &ctx.manager {
-        meta::record_manager(
+        let scope = ssa::Scope {
+            subresource: None,
+            has_status: ctx.info.has_status,
+        };
+        let api_version = ctx.info.api_version();
+        let applied = ctx.apply_config.as_ref().filter(|_| operation == "Apply");
+        ssa::record(
             &mut object,
+            &Value::Null,
             manager,
             operation,
-            &ctx.info.api_version(),
-            None,
-            ctx.request_fields.clone(),
+            &api_version,
+            scope,
+            applied,
         );
     }
     if ctx.dry_run {

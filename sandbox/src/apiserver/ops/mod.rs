@@ -52,8 +52,8 @@ pub struct WriteContext {
     pub dry_run: bool,
     /// Unknown field handling.
     pub validation: FieldValidation,
-    /// Fields set by the request (for `managedFields`).
-    pub request_fields: Value,
+    /// The applied configuration, for server-side apply (field ownership).
+    pub apply_config: Option<Value>,
 }
 
 /// The result of a write.

@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use super::super::error::{ApiError, ApiResult, FieldCause};
-use super::super::meta;
 use super::super::store::{ObjectKey, Store};
+use super::super::{meta, ssa};
 use super::{admission, builtin, delete, WriteContext, Written};
 
 /// What kind of write reached `update`.
@@ -187,13 +187,23 @@ pub fn update(
         } else {
             "Update"
         };
-        meta::record_manager(
+        let scope = ssa::Scope {
+            subresource,
+            has_status: ctx.info.has_status,
+        };
+        let api_version = ctx.info.api_version();
+        let applied = ctx
+            .apply_config
+            .as_ref()
+            .filter(|_| mode == UpdateMode::Apply);
+        ssa::record(
             &mut merged,
+            &old,
             manager,
             operation,
-            &ctx.info.api_version(),
-            subresource,
-            ctx.request_fields.clone(),
+            &api_version,
+            scope,
+            applied,
         );
     }
     if ctx.dry_run {
