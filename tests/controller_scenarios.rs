@@ -1,0 +1,297 @@
+//! Scenarios with the real controller on the in-process sandbox: run policies, cancellation, a
+//! deleted Pod, pruning, ConfigChange, ImageStream history and chained ImageChange builds.
+
+mod controller_support;
+
+use std::time::Duration;
+
+use controller_support::{bc_yaml, digest, eventually, Harness, NS, REGISTRY};
+use kiln::api::{Build, BuildPhase, StatusReason};
+use kube::api::{Api, Patch, PatchParams};
+use kube::ResourceExt;
+use serde_json::json;
+
+/// Lets the controller act on whatever it may act on, so "nothing happened" is a real observation.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn serial_builds_run_one_at_a_time_in_number_order() {
+    let h = Harness::start().await;
+    h.create_bc(&bc_yaml("app", "Serial", "")).await;
+    for i in 1..=5 {
+        h.start_build("app", &format!("manual-{i}")).await;
+    }
+    for i in 1..=5 {
+        let build = format!("app-{i}");
+        h.wait_pod(&build).await;
+        settle().await;
+        assert_eq!(
+            h.active_pods().await,
+            [format!("{build}-build")],
+            "only {build} may run"
+        );
+        for later in i + 1..=5 {
+            assert_eq!(
+                h.phase(&format!("app-{later}")).await,
+                Some(BuildPhase::New)
+            );
+        }
+        h.run_pod(&build).await;
+        h.wait_phase(&build, BuildPhase::Running).await;
+        h.succeed_pod(&build, &digest(i)).await;
+        h.wait_phase(&build, BuildPhase::Complete).await;
+    }
+    // Each completion prepended its image; the newest is current.
+    let images = h.tag_images("app", "latest").await;
+    assert_eq!(images, (1..=5).rev().map(digest).collect::<Vec<_>>());
+    let is = h.image_stream("app").await.unwrap();
+    assert_eq!(
+        is.status.unwrap().docker_image_repository.unwrap(),
+        format!("{REGISTRY}/{NS}/app")
+    );
+}
+
+#[tokio::test]
+async fn serial_latest_only_leaves_only_the_newest_queued_build() {
+    let h = Harness::start().await;
+    h.create_bc(&bc_yaml("app", "SerialLatestOnly", "")).await;
+    h.start_build("app", "m1").await;
+    h.wait_pod("app-1").await;
+    h.run_pod("app-1").await;
+    for i in 2..=4 {
+        h.start_build("app", &format!("m{i}")).await;
+    }
+    for i in [2, 3] {
+        let b = h
+            .wait_phase(&format!("app-{i}"), BuildPhase::Cancelled)
+            .await;
+        assert_eq!(b.status.unwrap().reason, Some(StatusReason::CancelledBuild));
+    }
+    assert_eq!(
+        h.phase("app-4").await,
+        Some(BuildPhase::New),
+        "waits for the running build"
+    );
+    assert_eq!(
+        h.phase("app-1").await,
+        Some(BuildPhase::Running),
+        "a running build is never cancelled"
+    );
+    h.succeed_pod("app-1", &digest(1)).await;
+    h.complete("app-4", &digest(4)).await;
+}
+
+#[tokio::test]
+async fn parallel_builds_run_all_at_once() {
+    let h = Harness::start().await;
+    h.create_bc(&bc_yaml("app", "Parallel", "")).await;
+    for i in 1..=3 {
+        h.start_build("app", &format!("m{i}")).await;
+    }
+    let pods = eventually("three pods", || async {
+        let pods = h.active_pods().await;
+        (pods.len() == 3).then_some(pods)
+    })
+    .await;
+    assert_eq!(pods, ["app-1-build", "app-2-build", "app-3-build"]);
+    for i in 1..=3 {
+        h.complete(&format!("app-{i}"), &digest(i)).await;
+    }
+}
+
+#[tokio::test]
+async fn cancelling_a_running_build_deletes_its_pod() {
+    let h = Harness::start().await;
+    h.create_bc(&bc_yaml("app", "Serial", "")).await;
+    h.start_build("app", "m1").await;
+    h.wait_pod("app-1").await;
+    h.run_pod("app-1").await;
+    h.wait_phase("app-1", BuildPhase::Running).await;
+    // What `kiln cancel-build` (and `oc cancel-build`) does: status.cancelled = true.
+    let builds: Api<Build> = Api::namespaced(h.client.clone(), NS);
+    builds
+        .patch_status(
+            "app-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"cancelled": true}})),
+        )
+        .await
+        .unwrap();
+    let b = h.wait_phase("app-1", BuildPhase::Cancelled).await;
+    let status = b.status.unwrap();
+    assert_eq!(status.reason, Some(StatusReason::CancelledBuild));
+    assert!(status.completion_timestamp.is_some() && status.duration.is_some());
+    eventually("the pod to be deleted", || async {
+        h.active_pods().await.is_empty().then_some(())
+    })
+    .await;
+    // The declarative form works too, for a queued build.
+    h.start_build("app", "m2").await;
+    h.wait_pod("app-2").await;
+    h.start_build("app", "m3").await;
+    builds
+        .patch(
+            "app-3",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"cancel": true}})),
+        )
+        .await
+        .unwrap();
+    h.wait_phase("app-3", BuildPhase::Cancelled).await;
+    // A terminal phase is never left, whatever happens next.
+    h.succeed_pod("app-2", &digest(2)).await;
+    h.wait_phase("app-2", BuildPhase::Complete).await;
+    settle().await;
+    assert_eq!(h.phase("app-1").await, Some(BuildPhase::Cancelled));
+}
+
+#[tokio::test]
+async fn a_pod_deleted_under_a_running_build_errors_it() {
+    let h = Harness::start().await;
+    h.create_bc(&bc_yaml("app", "Serial", "")).await;
+    h.start_build("app", "m1").await;
+    h.start_build("app", "m2").await;
+    h.wait_pod("app-1").await;
+    h.run_pod("app-1").await;
+    h.wait_phase("app-1", BuildPhase::Running).await;
+    h.delete_pod("app-1").await;
+    let b = h.wait_phase("app-1", BuildPhase::Error).await;
+    assert_eq!(
+        b.status.unwrap().reason,
+        Some(StatusReason::BuildPodDeleted)
+    );
+    // The queue moves on.
+    h.complete("app-2", &digest(2)).await;
+}
+
+#[tokio::test]
+async fn failed_builds_carry_the_builder_reason_and_a_log_snippet() {
+    let h = Harness::start().await;
+    h.create_bc(&bc_yaml("app", "Serial", "")).await;
+    h.start_build("app", "m1").await;
+    h.wait_pod("app-1").await;
+    h.run_pod("app-1").await;
+    h.fail_pod("app-1").await;
+    let status = h
+        .wait_phase("app-1", BuildPhase::Failed)
+        .await
+        .status
+        .unwrap();
+    assert_eq!(status.reason, Some(StatusReason::DockerBuildFailed));
+    assert_eq!(status.message.as_deref(), Some("RUN false: exit status 1"));
+    assert_eq!(
+        status.log_snippet.as_deref(),
+        Some("STEP 2/2: RUN false\nerror")
+    );
+    assert!(
+        h.tag_images("app", "latest").await.is_empty(),
+        "failed builds record nothing"
+    );
+}
+
+#[tokio::test]
+async fn pruning_keeps_exactly_the_history_limits() {
+    let h = Harness::start().await;
+    h.create_bc(&bc_yaml(
+        "app",
+        "Serial",
+        "  successfulBuildsHistoryLimit: 2\n  failedBuildsHistoryLimit: 1\n",
+    ))
+    .await;
+    for i in 1..=6u32 {
+        let build = format!("app-{i}");
+        h.start_build("app", &format!("m{i}")).await;
+        h.wait_pod(&build).await;
+        h.run_pod(&build).await;
+        if i % 3 == 0 {
+            h.fail_pod(&build).await;
+            h.wait_phase(&build, BuildPhase::Failed).await;
+        } else {
+            h.succeed_pod(&build, &digest(i)).await;
+            h.wait_phase(&build, BuildPhase::Complete).await;
+        }
+    }
+    let names = eventually("pruning", || async {
+        let names: Vec<String> = h.builds().await.iter().map(|b| b.name_any()).collect();
+        (names.len() == 3).then_some(names)
+    })
+    .await;
+    assert_eq!(
+        names,
+        ["app-4", "app-5", "app-6"],
+        "2 newest Complete + 1 newest Failed"
+    );
+}
+
+#[tokio::test]
+async fn config_change_fires_once_even_across_restarts() {
+    let mut h = Harness::start().await;
+    h.create_bc(&bc_yaml(
+        "app",
+        "Serial",
+        "  triggers:\n  - type: ConfigChange\n",
+    ))
+    .await;
+    h.complete("app-1", &digest(1)).await;
+    h.stop_controller();
+    settle().await;
+    h.start_controller();
+    settle().await;
+    // Editing the BuildConfig does not fire it again either (OpenShift's behaviour).
+    let bcs: Api<kiln::api::BuildConfig> = Api::namespaced(h.client.clone(), NS);
+    bcs.patch(
+        "app",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"completionDeadlineSeconds": 900}})),
+    )
+    .await
+    .unwrap();
+    settle().await;
+    assert_eq!(h.builds().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_chain_builds_the_dependent_exactly_once_per_new_base_image() {
+    let h = Harness::start().await;
+    h.create_bc(&bc_yaml("base", "Serial", "")).await;
+    let app = bc_yaml("app", "Serial", "  triggers:\n  - type: ImageChange\n    imageChange: {}\n")
+        .replace("    type: Docker\n", "    type: Docker\n    dockerStrategy:\n      from:\n        kind: ImageStreamTag\n        name: base:latest\n");
+    h.create_bc(&app).await;
+    settle().await;
+    assert!(
+        h.builds().await.is_empty(),
+        "no base image yet, so nothing to trigger"
+    );
+    for (n, d) in [(1, 101), (2, 102)] {
+        h.start_build("base", &format!("m{n}")).await;
+        h.complete(&format!("base-{n}"), &digest(d)).await;
+        let build = h.complete(&format!("app-{n}"), &digest(200 + d)).await;
+        let from = build
+            .spec
+            .common
+            .strategy
+            .docker_strategy
+            .unwrap()
+            .from
+            .unwrap();
+        assert_eq!(from.kind.as_deref(), Some("DockerImage"));
+        assert_eq!(
+            from.name.unwrap(),
+            format!("{REGISTRY}/{NS}/base@{}", digest(d))
+        );
+        assert_eq!(
+            build.spec.triggered_by[0].message.as_deref(),
+            Some("Image change")
+        );
+    }
+    settle().await;
+    let apps = h
+        .builds()
+        .await
+        .into_iter()
+        .filter(|b| b.name_any().starts_with("app-"))
+        .count();
+    assert_eq!(apps, 2, "one app build per base image");
+}
