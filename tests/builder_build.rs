@@ -348,6 +348,8 @@ fn go_server_from_git_at_branch_tag_and_commit() {
         &reference("branch"),
         None,
     );
+    let mut branch = branch;
+    branch["spec"]["postCommit"] = json!({"command": ["/bin/test", "-x", "/app/server"]});
     let run = pod_build(&branch, None, None, &insecure_default());
     assert_success(&run);
     assert_digest_confirmed(&run, "demo/go-server", "branch");
@@ -367,7 +369,16 @@ fn go_server_from_git_at_branch_tag_and_commit() {
         .iter()
         .map(|s| format!("{:?}", s.name))
         .collect();
-    assert_eq!(stages, ["FetchInputs", "PullImages", "Build", "PushImage"]);
+    assert_eq!(
+        stages,
+        [
+            "FetchInputs",
+            "PullImages",
+            "Build",
+            "PostCommit",
+            "PushImage"
+        ]
+    );
     assert!(
         run.log.contains("STEP") && run.log.contains("==> PushImage"),
         "log reads well:\n{}",
@@ -584,6 +595,41 @@ fn build_failures_have_reasons_and_actionable_messages() {
         .map(|s| format!("{:?}", s.name))
         .collect();
     assert_eq!(stages, ["FetchInputs", "PullImages", "Build"]);
+
+    let hook_dockerfile = busybox_dockerfile("RUN echo built");
+    let mut hook = build_json(
+        "hook",
+        git_source(&url, Some("main"), None),
+        Some(&hook_dockerfile),
+        &out,
+        None,
+    );
+    hook["spec"]["postCommit"] = json!({"script": "echo running the checks; exit 7"});
+    let run = pod_build(&hook, None, None, &insecure_default());
+    expect_failure(
+        &run,
+        StatusReason::PostCommitHookFailed,
+        "post-commit hook failed",
+    );
+    assert!(run
+        .report
+        .log_tail
+        .unwrap_or_default()
+        .contains("running the checks"));
+    let stages: Vec<String> = run
+        .report
+        .stages
+        .iter()
+        .map(|s| format!("{:?}", s.name))
+        .collect();
+    assert_eq!(stages, ["FetchInputs", "PullImages", "Build", "PostCommit"]);
+    assert_eq!(
+        fixture()
+            .registry
+            .manifest_digest("demo/fails", "latest", None),
+        None,
+        "nothing was pushed"
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 
 cargo build --release --quiet --bin kiln >&2
-kiln=$root/target/release/kiln
+kiln=${CARGO_TARGET_DIR:-$root/target}/release/kiln
 
 work=$(mktemp -d)
 pids=()
@@ -24,7 +24,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { # a random high port nothing listens on
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+  done
+}
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.3f", a - b }'; }

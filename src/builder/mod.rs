@@ -12,6 +12,8 @@ pub mod auth;
 pub mod buildah;
 pub mod context;
 pub mod dockerfile;
+pub mod fetch;
+pub mod git_auth;
 pub mod heredoc;
 pub mod local;
 pub mod pipeline;

@@ -4,13 +4,12 @@
 //! fail early with a precise message. Only the one ref is fetched, at depth 1; a commit that is not
 //! the tip is found by deepening step by step. libgit2 never runs hooks. Submodules only on request.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use git2::{
-    AutotagOption, CertificateCheckStatus, Cred, CredentialType, FetchOptions, Oid, ProxyOptions,
-    RemoteCallbacks, Repository,
-};
+use git2::{AutotagOption, FetchOptions, Oid, ProxyOptions, Repository};
 
+use super::git_auth;
+pub use super::git_auth::{choose_proxy, known_host_matches, trust_ca, SourceAuth};
 use super::report::SourceInfo;
 use crate::api::common::SourceControlUser;
 
@@ -60,43 +59,6 @@ fn git(context: impl Into<String>) -> impl FnOnce(git2::Error) -> Error {
     move |source| Error::Git { context, source }
 }
 
-/// Credentials and trust for a clone, read from the source secret's files.
-#[derive(Clone, Debug, Default)]
-pub struct SourceAuth {
-    /// Basic-auth user name.
-    pub username: Option<String>,
-    /// Basic-auth password or token.
-    pub password: Option<String>,
-    /// An SSH private key (PEM/OpenSSH text).
-    pub ssh_private_key: Option<String>,
-    /// known_hosts lines the SSH host key must match.
-    pub known_hosts: Option<String>,
-    /// Accept unknown SSH host keys (only when the secret says so explicitly).
-    pub insecure_ignore_host_key: bool,
-}
-
-impl SourceAuth {
-    /// Reads `username`, `password`, `ssh-privatekey`, `known_hosts` and `insecure-ignore-host-key`
-    /// from a mounted secret directory; absent files are absent fields.
-    pub fn from_dir(dir: &Path) -> Self {
-        let read = |name: &str| {
-            std::fs::read_to_string(dir.join(name))
-                .ok()
-                .filter(|s| !s.is_empty())
-        };
-        Self {
-            username: read("username").map(|s| s.trim().to_string()),
-            password: read("password")
-                .or_else(|| read("token"))
-                .map(|s| s.trim_end().to_string()),
-            ssh_private_key: read("ssh-privatekey"),
-            known_hosts: read("known_hosts"),
-            insecure_ignore_host_key: read("insecure-ignore-host-key")
-                .is_some_and(|s| s.trim() == "true"),
-        }
-    }
-}
-
 /// What to clone and where.
 #[derive(Clone, Debug, Default)]
 pub struct CloneRequest {
@@ -135,7 +97,7 @@ pub fn clone(req: &CloneRequest) -> Result<SourceInfo, Error> {
         let conn = remote
             .connect_auth(
                 git2::Direction::Fetch,
-                Some(callbacks(&req.auth)),
+                Some(git_auth::callbacks(&req.auth)),
                 proxy(req),
             )
             .map_err(|e| Error::Unreachable {
@@ -236,7 +198,7 @@ fn fetch(repo: &Repository, req: &CloneRequest, refspec: &str, depth: i32) -> Re
         .find_remote("origin")
         .map_err(git("finding the remote"))?;
     let mut opts = FetchOptions::new();
-    opts.remote_callbacks(callbacks(&req.auth))
+    opts.remote_callbacks(git_auth::callbacks(&req.auth))
         .download_tags(AutotagOption::None)
         .depth(depth);
     if let Some(p) = proxy(req) {
@@ -254,7 +216,7 @@ fn update_submodules(repo: &Repository, req: &CloneRequest) -> Result<(), Error>
     for mut sub in repo.submodules().map_err(git("listing submodules"))? {
         let mut opts = git2::SubmoduleUpdateOptions::new();
         let mut fetch = FetchOptions::new();
-        fetch.remote_callbacks(callbacks(&req.auth));
+        fetch.remote_callbacks(git_auth::callbacks(&req.auth));
         opts.fetch(fetch);
         let name = sub.name().ok().unwrap_or("?").to_string();
         sub.update(true, Some(&mut opts))
@@ -290,80 +252,6 @@ fn proxy(req: &CloneRequest) -> Option<ProxyOptions<'static>> {
     })
 }
 
-fn callbacks(auth: &SourceAuth) -> RemoteCallbacks<'static> {
-    let mut cb = RemoteCallbacks::new();
-    let creds = auth.clone();
-    let mut attempts = 0;
-    cb.credentials(move |_url, user_from_url, allowed| {
-        attempts += 1;
-        if attempts > 3 {
-            return Err(git2::Error::from_str(
-                "authentication failed: the source secret's credentials were rejected",
-            ));
-        }
-        if allowed.contains(CredentialType::SSH_KEY) {
-            if let Some(key) = &creds.ssh_private_key {
-                return Cred::ssh_key_from_memory(user_from_url.unwrap_or("git"), None, key, None);
-            }
-        }
-        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
-            if let Some(password) = &creds.password {
-                let user = creds.username.as_deref().or(user_from_url).unwrap_or("git");
-                return Cred::userpass_plaintext(user, password);
-            }
-        }
-        if allowed.contains(CredentialType::USERNAME) {
-            return Cred::username(user_from_url.unwrap_or("git"));
-        }
-        Err(git2::Error::from_str(
-            "the repository needs credentials: add a source secret (basic-auth or ssh-privatekey)",
-        ))
-    });
-    let known_hosts = auth.known_hosts.clone();
-    let insecure = auth.insecure_ignore_host_key;
-    cb.certificate_check(move |cert, host| {
-        let Some(hostkey) = cert.as_hostkey().and_then(|h| h.hostkey()) else {
-            return Ok(CertificateCheckStatus::CertificatePassthrough);
-        };
-        if insecure {
-            return Ok(CertificateCheckStatus::CertificateOk);
-        }
-        let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, hostkey);
-        if known_hosts
-            .as_deref()
-            .is_some_and(|k| known_host_matches(k, host, &encoded))
-        {
-            Ok(CertificateCheckStatus::CertificateOk)
-        } else {
-            Err(git2::Error::from_str(&format!(
-                "unknown SSH host key for {host}: add it to the source secret's known_hosts"
-            )))
-        }
-    });
-    cb
-}
-
-/// Whether a known_hosts text lists `host` (or `[host]:port`) with this base64 key.
-pub fn known_host_matches(known_hosts: &str, host: &str, key_b64: &str) -> bool {
-    known_hosts
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .any(|line| {
-            let mut fields = line.split_whitespace();
-            let hosts = fields.next().unwrap_or("");
-            let _key_type = fields.next();
-            let key = fields.next().unwrap_or("");
-            key == key_b64
-                && hosts.split(',').any(|h| {
-                    h == host
-                        || h.strip_prefix('[')
-                            .and_then(|r| r.split_once("]:"))
-                            .is_some_and(|(n, _)| n == host)
-                })
-        })
-}
-
 fn person(sig: &git2::Signature<'_>) -> SourceControlUser {
     SourceControlUser {
         name: sig.name().ok().map(str::to_string),
@@ -386,68 +274,6 @@ fn source_info(commit: &git2::Commit<'_>, url: &str, ref_: Option<String>) -> So
         date,
         message: commit.message().ok().map(|m| m.trim_end().to_string()),
     }
-}
-
-/// System CA bundles, the first present one is extended with the source secret's `ca.crt`.
-const SYSTEM_BUNDLES: [&str; 3] = [
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/cert.pem",
-];
-
-/// Trusts `ca` for https clones: writes the system bundle plus `ca` to `bundle` and points
-/// `SSL_CERT_FILE` at it (read by libgit2's OpenSSL when it first initializes, so call this before
-/// any clone, while the process is single-threaded).
-pub fn trust_ca(ca: &Path, bundle: &Path) -> std::io::Result<()> {
-    let mut text = SYSTEM_BUNDLES
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .unwrap_or_default();
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text.push_str(&std::fs::read_to_string(ca)?);
-    std::fs::write(bundle, text)?;
-    std::env::set_var("SSL_CERT_FILE", bundle);
-    Ok(())
-}
-
-/// Picks the proxy for `url` from OpenShift's `httpProxy`/`httpsProxy`/`noProxy`.
-pub fn choose_proxy(
-    url: &str,
-    http: Option<&str>,
-    https: Option<&str>,
-    no_proxy: Option<&str>,
-) -> Option<String> {
-    let lower = url.to_ascii_lowercase();
-    let proxy = if lower.starts_with("https://") {
-        https
-    } else if lower.starts_with("http://") {
-        http
-    } else {
-        None
-    }?;
-    let host = lower
-        .split("://")
-        .nth(1)?
-        .split('/')
-        .next()?
-        .rsplit('@')
-        .next()?
-        .split(':')
-        .next()?
-        .to_string();
-    let bypass = no_proxy
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .any(|entry| {
-            entry == "*"
-                || host == entry.trim_start_matches('.')
-                || host.ends_with(&format!(".{}", entry.trim_start_matches('.')))
-        });
-    (!bypass && !proxy.is_empty()).then(|| proxy.to_string())
 }
 
 #[cfg(test)]
@@ -477,38 +303,6 @@ mod tests {
             ("HEAD", None),
         ] {
             assert_eq!(resolve_ref(wanted, &heads).as_deref(), want, "{wanted}");
-        }
-    }
-
-    #[test]
-    fn known_hosts_table() {
-        let kh = "# c\nexample.com,10.0.0.1 ssh-ed25519 AAAA\n[git.local]:2222 ssh-rsa BBBB\n";
-        for (host, key, want) in [
-            ("example.com", "AAAA", true),
-            ("10.0.0.1", "AAAA", true),
-            ("example.com", "BBBB", false),
-            ("git.local", "BBBB", true),
-            ("other", "AAAA", false),
-        ] {
-            assert_eq!(known_host_matches(kh, host, key), want, "{host} {key}");
-        }
-    }
-
-    #[test]
-    fn proxy_table() {
-        let h = Some("http://p:3128");
-        let s = Some("http://sp:3128");
-        for (url, no, want) in [
-            ("https://github.com/o/r", None, Some("http://sp:3128")),
-            ("http://git.corp/r", None, Some("http://p:3128")),
-            ("http://git.corp/r", Some("corp"), None),
-            ("http://git.corpx/r", Some("corp"), Some("http://p:3128")),
-            ("http://git.corp/r", Some(".corp"), None),
-            ("https://user@git.corp:8443/r", Some("git.corp"), None),
-            ("ssh://git.corp/r", None, None),
-            ("https://x/r", Some("*"), None),
-        ] {
-            assert_eq!(choose_proxy(url, h, s, no).as_deref(), want, "{url} {no:?}");
         }
     }
 }

@@ -1,0 +1,196 @@
+//! The fetch step (the Pod's clone container): git clone or binary archive, then the contextDir check.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use super::report::{BuildReport, Failure, SourceInfo, StageClock};
+use super::{archive, context, source, url_policy};
+use crate::api::build::StageName;
+use crate::api::common::BuildSourceType;
+use crate::api::{Build, StatusReason};
+
+/// Where the binary source comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Binary {
+    /// Read the archive from standard input.
+    Stdin,
+    /// Read the archive from a file.
+    File(PathBuf),
+    /// Use a local directory as the source as it is (`kiln build --context`).
+    Directory(PathBuf),
+}
+
+/// Options of the fetch step.
+#[derive(Clone, Debug)]
+pub struct FetchOptions {
+    /// The directory the source is checked out or unpacked into.
+    pub source_dir: PathBuf,
+    /// The source secret directory (basic-auth, ssh-privatekey, known_hosts).
+    pub source_secret: Option<PathBuf>,
+    /// Whether local paths are allowed as repository URLs.
+    pub mode: url_policy::Mode,
+    /// The binary source, for `Binary` builds (or to override any source locally).
+    pub binary: Option<Binary>,
+    /// The most bytes a binary source may unpack to.
+    pub max_archive_bytes: u64,
+    /// Check out submodules.
+    pub submodules: bool,
+}
+
+/// Fetches the source of `build` and checks its contextDir; the report holds FetchInputs and the source info.
+pub fn fetch(build: &Build, opts: &FetchOptions) -> BuildReport {
+    let mut clock = StageClock::default();
+    clock.start(StageName::FetchInputs);
+    let result = fetch_inner(build, opts);
+    let mut report = BuildReport {
+        stages: clock.into_stages(),
+        ..Default::default()
+    };
+    match result {
+        Ok(info) => report.source = Some(info),
+        Err(f) => report.fail(&f),
+    }
+    report
+}
+
+fn fetch_inner(build: &Build, opts: &FetchOptions) -> Result<SourceInfo, Failure> {
+    let src = build.spec.common.source.clone().unwrap_or_default();
+    let source_type = src.type_.unwrap_or(if src.git.is_some() {
+        BuildSourceType::Git
+    } else {
+        BuildSourceType::None
+    });
+    let fetch_failed = |m: String| Failure::new(StatusReason::FetchSourceFailed, m);
+    let (info, at) = match (&opts.binary, source_type) {
+        (Some(Binary::Directory(dir)), _) => {
+            println!(
+                "==> FetchInputs: using the local directory {}",
+                dir.display()
+            );
+            (
+                SourceInfo {
+                    location: Some(dir.display().to_string()),
+                    ..Default::default()
+                },
+                "the local directory".to_string(),
+            )
+        }
+        (Some(_), _) | (None, BuildSourceType::Binary) => {
+            let bin = opts.binary.clone().unwrap_or(Binary::Stdin);
+            let as_file = src.binary.as_ref().and_then(|b| b.as_file.clone());
+            println!("==> FetchInputs: receiving the binary source");
+            let input: Box<dyn Read> = match &bin {
+                Binary::Stdin => Box::new(std::io::stdin()),
+                Binary::File(p) => Box::new(std::fs::File::open(p).map_err(|e| {
+                    fetch_failed(format!(
+                        "cannot open the binary source {}: {e}",
+                        p.display()
+                    ))
+                })?),
+                Binary::Directory(_) => {
+                    return Err(fetch_failed("internal: directory source".into()))
+                }
+            };
+            let n = archive::extract(
+                input,
+                &opts.source_dir,
+                as_file.as_deref(),
+                opts.max_archive_bytes,
+            )
+            .map_err(|e| fetch_failed(format!("binary source refused: {e}")))?;
+            println!("    unpacked {n} entries");
+            (
+                SourceInfo {
+                    location: Some("binary".into()),
+                    ..Default::default()
+                },
+                "the binary source".to_string(),
+            )
+        }
+        (None, BuildSourceType::Git) => {
+            let git = src.git.clone().ok_or_else(|| {
+                fetch_failed("source.type is Git but source.git is missing".into())
+            })?;
+            url_policy::check(&git.uri, opts.mode).map_err(|e| fetch_failed(e.to_string()))?;
+            if let Some(ca) = opts
+                .source_secret
+                .as_ref()
+                .map(|d| d.join("ca.crt"))
+                .filter(|p| p.is_file())
+            {
+                let bundle = opts.source_dir.with_file_name("ca-bundle.crt");
+                source::trust_ca(&ca, &bundle).map_err(|e| {
+                    fetch_failed(format!("cannot use the source secret's ca.crt: {e}"))
+                })?;
+            }
+            let commit = build
+                .spec
+                .common
+                .revision
+                .as_ref()
+                .and_then(|r| r.git.as_ref())
+                .and_then(|g| g.commit.clone());
+            let req = source::CloneRequest {
+                url: git.uri.clone(),
+                ref_: git.ref_.clone().filter(|r| !r.is_empty()),
+                commit: commit.filter(|c| !c.is_empty()),
+                dest: opts.source_dir.clone(),
+                auth: opts
+                    .source_secret
+                    .as_deref()
+                    .map(source::SourceAuth::from_dir)
+                    .unwrap_or_default(),
+                proxy: source::choose_proxy(
+                    &git.uri,
+                    git.http_proxy.as_deref(),
+                    git.https_proxy.as_deref(),
+                    git.no_proxy.as_deref(),
+                ),
+                submodules: opts.submodules,
+            };
+            let at = req
+                .commit
+                .clone()
+                .or(req.ref_.clone())
+                .unwrap_or_else(|| "the default branch".into());
+            println!("==> FetchInputs: cloning {} at {at}", git.uri);
+            let info = source::clone(&req).map_err(|e| fetch_failed(clone_message(&e)))?;
+            println!(
+                "    commit {} {}",
+                info.commit.as_deref().unwrap_or("?"),
+                info.message
+                    .as_deref()
+                    .map(super::report::one_line)
+                    .unwrap_or_default()
+            );
+            let at = info.commit.clone().unwrap_or(at);
+            (info, format!("commit {at}"))
+        }
+        (None, _) => {
+            std::fs::create_dir_all(&opts.source_dir)
+                .map_err(|e| fetch_failed(format!("creating the workspace: {e}")))?;
+            (SourceInfo::default(), "the empty source".to_string())
+        }
+    };
+    let root = match &opts.binary {
+        Some(Binary::Directory(dir)) => dir.clone(),
+        _ => opts.source_dir.clone(),
+    };
+    context::resolve(
+        &root,
+        src.context_dir.as_deref().filter(|c| !c.is_empty()),
+        &at,
+    )
+    .map_err(|e| Failure::new(StatusReason::InvalidContextDirectory, e.to_string()))?;
+    Ok(info)
+}
+
+fn clone_message(e: &source::Error) -> String {
+    match e {
+        source::Error::Unreachable { .. } => {
+            format!("{e}; check source.git.uri, the network and the source secret")
+        }
+        source::Error::UnknownRef { .. } => format!("{e}; check source.git.ref"),
+        _ => e.to_string(),
+    }
+}
