@@ -59,12 +59,16 @@ impl Setup {
     pub async fn wait_for(&self, name: &str, done: impl Fn(&Pod) -> bool) -> Pod {
         let start = Instant::now();
         loop {
-            if let Some(pod) = self.pods().get_opt(name).await.unwrap() {
-                if done(&pod) {
-                    return pod;
+            let pod = self.pods().get_opt(name).await.unwrap();
+            if let Some(pod) = &pod {
+                if done(pod) {
+                    return pod.clone();
                 }
             }
-            assert!(start.elapsed() < LIMIT, "pod {name} never got there");
+            if start.elapsed() > LIMIT {
+                let status = pod.and_then(|p| p.status);
+                panic!("pod {name} never got there; last status: {status:#?}");
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -1,0 +1,93 @@
+//! Before containers start: fetching referenced Secrets and ConfigMaps, writing volumes.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::Api;
+
+use super::{waiting, Worker, CONFIG_RETRY};
+use crate::kubelet::env::{references, ObjectData, Objects};
+use crate::kubelet::error::Result;
+use crate::kubelet::plan::HostVolume;
+use crate::kubelet::status::State;
+use crate::kubelet::volumes::{forced_read_only, materialize, volume_content};
+
+impl Worker {
+    /// Fetches referenced objects and writes volumes, retrying while something is missing.
+    pub(super) async fn prepare(&self) -> Option<(Objects, BTreeMap<String, HostVolume>)> {
+        loop {
+            if self.stopped() {
+                return None;
+            }
+            match self.try_prepare().await {
+                Ok(ready) => return Some(ready),
+                Err(e) => {
+                    let message = e.to_string();
+                    tracing::info!(pod = %self.name, error = %message, "volumes not ready");
+                    let mut guard = self.record.lock().await;
+                    let record = &mut *guard;
+                    for c in record.init.iter_mut().chain(record.main.iter_mut()) {
+                        if matches!(c.state, State::Waiting { .. }) {
+                            c.state = waiting("ContainerCreating", message.clone());
+                        }
+                    }
+                    drop(guard);
+                    self.publish().await;
+                    self.pause(CONFIG_RETRY).await;
+                }
+            }
+        }
+    }
+
+    async fn try_prepare(&self) -> Result<(Objects, BTreeMap<String, HostVolume>)> {
+        let objects = self.fetch_objects().await?;
+        let dir = self.pod_dir.join("volumes");
+        let mut volumes = BTreeMap::new();
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        for v in spec.volumes.iter().flatten() {
+            let content = volume_content(&self.pod, v, &objects)?;
+            let path = materialize(&dir, &v.name, &content)?;
+            let forced_read_only = forced_read_only(v);
+            volumes.insert(
+                v.name.clone(),
+                HostVolume {
+                    path,
+                    forced_read_only,
+                },
+            );
+        }
+        Ok((objects, volumes))
+    }
+
+    pub(super) async fn fetch_objects(&self) -> Result<Objects> {
+        let refs = references(&self.pod);
+        let client = &self.shared.client;
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
+        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &self.namespace);
+        let mut objects = Objects::default();
+        for name in &refs.secrets {
+            if let Some(s) = secrets.get_opt(name).await? {
+                let data: ObjectData = s
+                    .data
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k, v.0))
+                    .collect();
+                objects.secrets.insert(name.clone(), data);
+            }
+        }
+        for name in &refs.config_maps {
+            if let Some(m) = maps.get_opt(name).await? {
+                let mut data: ObjectData = m
+                    .data
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect();
+                data.extend(m.binary_data.into_iter().flatten().map(|(k, v)| (k, v.0)));
+                objects.config_maps.insert(name.clone(), data);
+            }
+        }
+        Ok(objects)
+    }
+}
