@@ -351,6 +351,51 @@ fn delete_cascade_background_removes_dependents() {
     let remaining = sandbox.ok(&["get", "cm", "-o", "name"]);
     assert_eq!(remaining.trim(), "configmap/unrelated");
 
+    // kubectl's typed generators send protobuf.
+    sandbox.ok(&["create", "namespace", "team"]);
+    sandbox.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "team",
+        "--from-literal=a=b",
+    ]);
+    sandbox.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "token",
+        "-n",
+        "team",
+        "--from-literal=token=abc",
+    ]);
+    sandbox.ok(&["create", "serviceaccount", "builder", "-n", "team"]);
+    let out = sandbox.ok(&[
+        "get",
+        "secret",
+        "token",
+        "-n",
+        "team",
+        "-o",
+        "jsonpath={.type} {.data.token}",
+    ]);
+    assert_eq!(out, "Opaque YWJj");
+    let out = sandbox.ok(&[
+        "get",
+        "configmap",
+        "settings",
+        "-n",
+        "team",
+        "-o",
+        "jsonpath={.data.a}",
+    ]);
+    assert_eq!(out, "b");
+    sandbox.ok(&["get", "serviceaccount", "builder", "-n", "team"]);
+    sandbox.ok(&["delete", "namespace", "team"]);
+    let (success, _, err) = sandbox.run(&["get", "configmap", "settings", "-n", "team"], None);
+    assert!(!success && err.contains("NotFound"), "{err}");
+
     // Pods: strategic-merge client-side apply keeps containers merged by name.
     let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: a\n    image: busybox\n    env: [{name: X, value: \"1\"}]\n  - name: b\n    image: busybox\n";
     sandbox.ok_stdin(&["apply", "-f", "-"], pod);

@@ -2,6 +2,7 @@
 
 mod admin;
 mod pod_log;
+mod protobuf;
 mod query;
 mod read;
 pub mod route;

@@ -34,8 +34,17 @@ pub struct WriteRequest<'a> {
     pub body: &'a [u8],
 }
 
-/// Parses a JSON body (or YAML, for apply and for clients sending YAML).
+/// Parses a JSON body (or YAML, for apply and for clients sending YAML; or the protobuf envelope
+/// kubectl's typed generators send).
 pub fn parse_body(body: &[u8], allow_yaml: bool) -> ApiResult<Value> {
+    if body.starts_with(b"k8s\0") {
+        return super::protobuf::decode(body).map_err(|e| match e {
+            super::protobuf::ProtobufError::UnsupportedKind(_) => {
+                ApiError::UnsupportedMediaType("application/json, application/yaml".into())
+            }
+            other => ApiError::BadRequest(other.to_string()),
+        });
+    }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadRequest("the request body is empty".into()));
     }
@@ -103,11 +112,9 @@ pub fn handle(shared: &Shared, request: WriteRequest<'_>) -> ApiResult<Response>
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if content_type.starts_with("application/vnd.kubernetes.protobuf")
-        || content_type.starts_with("application/cbor")
-    {
+    if content_type.starts_with("application/cbor") {
         return Err(ApiError::UnsupportedMediaType(
-            "application/json, application/yaml".into(),
+            "application/json, application/yaml, application/vnd.kubernetes.protobuf".into(),
         ));
     }
     match (request.verb, request.path.subresource.as_deref()) {

@@ -49,7 +49,13 @@ pub fn prepare_write(info: &ResourceInfo, object: &mut Value) {
                 );
             }
         }
-        map.entry("type").or_insert_with(|| json!("Opaque"));
+        if map
+            .get("type")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            map.insert("type".into(), json!("Opaque"));
+        }
     }
     if is(info, "apiextensions.k8s.io", "customresourcedefinitions") {
         accept_crd(object);
