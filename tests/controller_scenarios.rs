@@ -235,9 +235,9 @@ async fn config_change_fires_once_even_across_restarts() {
     ))
     .await;
     h.complete("app-1", &digest(1)).await;
-    h.stop_controller();
+    h.kill_controller();
     settle().await;
-    h.start_controller();
+    h.start_controller().await;
     settle().await;
     // Editing the BuildConfig does not fire it again either (OpenShift's behaviour).
     let bcs: Api<kiln::api::BuildConfig> = Api::namespaced(h.client.clone(), NS);

@@ -65,6 +65,7 @@ impl ControllerArgs {
                 insecure_registries: insecure,
             },
             tag_history_limit: self.tag_history_limit.max(1),
+            retry_after: std::time::Duration::from_secs(2),
         }
     }
 }

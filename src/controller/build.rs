@@ -209,7 +209,9 @@ pub fn error_policy(_build: Arc<Build>, error: &Error, ctx: Arc<Context>) -> Act
     Metrics::inc(&ctx.metrics.reconcile_failures);
     tracing::debug!(category = error.category(), %error, "build reconcile failed");
     match error {
-        Error::Conflict(_) => Action::requeue(Duration::from_millis(50)),
-        _ => Action::requeue(Duration::from_secs(2)),
+        Error::Conflict(_) => {
+            Action::requeue(Duration::from_millis(50).min(ctx.settings.retry_after))
+        }
+        _ => Action::requeue(ctx.settings.retry_after),
     }
 }

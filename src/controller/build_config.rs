@@ -408,7 +408,9 @@ pub fn error_policy(_bc: Arc<BuildConfig>, error: &Error, ctx: Arc<Context>) -> 
     Metrics::inc(&ctx.metrics.reconcile_failures);
     tracing::debug!(category = error.category(), %error, "buildconfig reconcile failed");
     match error {
-        Error::Conflict(_) => Action::requeue(Duration::from_millis(50)),
-        _ => Action::requeue(Duration::from_secs(2)),
+        Error::Conflict(_) => {
+            Action::requeue(Duration::from_millis(50).min(ctx.settings.retry_after))
+        }
+        _ => Action::requeue(ctx.settings.retry_after),
     }
 }

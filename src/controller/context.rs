@@ -24,6 +24,8 @@ pub struct Settings {
     pub pod: PodSettings,
     /// How many TagEvents each ImageStream tag keeps.
     pub tag_history_limit: usize,
+    /// How long a failed reconcile waits before it runs again (conflicts retry sooner).
+    pub retry_after: std::time::Duration,
 }
 
 /// Why a reconcile failed; every variant is retried with backoff.

@@ -22,6 +22,16 @@ use crate::naming;
 pub struct Running {
     /// The reconcilers' shared state.
     pub context: Arc<Context>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops every task at once, wherever it is, as a crash would (tests use this).
+    pub fn abort(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 /// Runs the controllers until `shutdown` resolves.
@@ -87,7 +97,7 @@ pub async fn run(
             }
             future::ready(Ok(()))
         });
-    tokio::spawn(async move {
+    let is_task = tokio::spawn(async move {
         let mut is_stream = std::pin::pin!(is_stream);
         while let Err(err) = is_stream.as_mut().await {
             tracing::warn!(%err, "imagestream watch failed");
@@ -136,10 +146,13 @@ pub async fn run(
             }
         }
     };
-    tokio::spawn(readiness);
-    tokio::spawn(build_controller);
-    tokio::spawn(config_controller);
-    Running { context }
+    let tasks = vec![
+        is_task,
+        tokio::spawn(readiness),
+        tokio::spawn(build_controller),
+        tokio::spawn(config_controller),
+    ];
+    Running { context, tasks }
 }
 
 fn tokio_stream_from<T: Send + 'static>(

@@ -45,14 +45,12 @@ pub struct Harness {
     pub server: ApiServer,
     /// A client of it.
     pub client: Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    controller: Option<kiln::controller::run::Running>,
 }
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.kill_controller();
     }
 }
 
@@ -66,6 +64,7 @@ pub fn settings() -> Settings {
             insecure_registries: vec![],
         },
         tag_history_limit: 10,
+        retry_after: Duration::from_millis(100),
     }
 }
 
@@ -90,29 +89,29 @@ impl Harness {
         let mut harness = Harness {
             server,
             client,
-            stop: None,
+            controller: None,
         };
-        harness.start_controller();
+        harness.start_controller().await;
         harness
     }
 
-    /// Starts (or restarts) the controller.
-    pub fn start_controller(&mut self) {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            let _running = kiln::controller::run::run(client, settings(), async move {
-                let _ = rx.await;
-            })
-            .await;
-        });
-        self.stop = Some(tx);
+    /// Starts (or restarts) the controller with the scenario settings.
+    pub async fn start_controller(&mut self) {
+        self.start_controller_with(settings()).await;
     }
 
-    /// Stops the controller (as a crash would: nothing is flushed).
-    pub fn stop_controller(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+    /// Starts (or restarts) the controller with `settings`.
+    pub async fn start_controller_with(&mut self, settings: Settings) {
+        self.kill_controller();
+        let running =
+            kiln::controller::run::run(self.client.clone(), settings, std::future::pending()).await;
+        self.controller = Some(running);
+    }
+
+    /// Kills the controller wherever it is, as a crash would: nothing is flushed.
+    pub fn kill_controller(&mut self) {
+        if let Some(running) = self.controller.take() {
+            running.abort();
         }
     }
 
