@@ -174,6 +174,35 @@ async fn failures_report_exit_codes_and_log_fallback() {
     let pod = s.wait_for("missing", finished).await;
     assert_eq!(phase(&pod), "Failed");
     assert_eq!(terminated(&pod, "c").unwrap().exit_code, 127);
+
+    // An image with no entry in the image map and no command cannot run; nor can a volume
+    // kind the kubelet does not implement.
+    s.create(json!({
+        "metadata": {"name": "unmapped"},
+        "spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "example.com/unknown:1"}]}
+    }))
+    .await;
+    s.create(json!({
+        "metadata": {"name": "nfs"},
+        "spec": {"restartPolicy": "Never",
+            "volumes": [{"name": "v", "nfs": {"server": "h", "path": "/"}}],
+            "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}
+    }))
+    .await;
+    for (name, want) in [
+        ("unmapped", "no entrypoint in the image map"),
+        ("nfs", "only emptyDir"),
+    ] {
+        let pod = s.wait_for(name, finished).await;
+        assert_eq!(phase(&pod), "Failed", "{name}");
+        let t = terminated(&pod, "c").unwrap();
+        assert_eq!(
+            (t.exit_code, t.reason.as_deref()),
+            (128, Some("ContainerCannotRun"))
+        );
+        assert!(t.message.unwrap_or_default().contains(want), "{name}");
+    }
     s.stop().await;
 }
 

@@ -70,7 +70,7 @@ pub fn argv(
         _ => match mapped {
             Some(entry) => vec![entry.to_string()],
             None => {
-                return Err(Error::Config(format!(
+                return Err(Error::Unsupported(format!(
                 "container {}: no command, and image {image:?} has no entrypoint in the image map",
                 container.name
             )))

@@ -205,7 +205,7 @@ impl Worker {
 }
 
 /// The end of a container that could not be started (runtimes report 128).
-fn cannot_run(message: String) -> Termination {
+pub(super) fn cannot_run(message: String) -> Termination {
     let now = Timestamp::now();
     Termination {
         exit_code: 128,

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 
+use super::containers::cannot_run;
 use super::{waiting, Worker, CONFIG_RETRY};
 use crate::kubelet::env::{references, ObjectData, Objects};
-use crate::kubelet::error::Result;
+use crate::kubelet::error::{Error, Result};
 use crate::kubelet::plan::HostVolume;
 use crate::kubelet::status::State;
 use crate::kubelet::volumes::{forced_read_only, materialize, volume_content};
@@ -24,12 +25,23 @@ impl Worker {
                 Err(e) => {
                     let message = e.to_string();
                     tracing::info!(pod = %self.name, error = %message, "volumes not ready");
+                    // An unsupported volume never becomes ready: nothing can start.
+                    let fatal = matches!(e, Error::Unsupported(_) | Error::Io { .. });
                     let mut guard = self.record.lock().await;
                     let record = &mut *guard;
                     for c in record.init.iter_mut().chain(record.main.iter_mut()) {
                         if matches!(c.state, State::Waiting { .. }) {
-                            c.state = waiting("ContainerCreating", message.clone());
+                            c.state = if fatal {
+                                State::Terminated(cannot_run(message.clone()))
+                            } else {
+                                waiting("ContainerCreating", message.clone())
+                            };
                         }
+                    }
+                    if fatal {
+                        drop(guard);
+                        self.publish().await;
+                        return None;
                     }
                     drop(guard);
                     self.publish().await;
