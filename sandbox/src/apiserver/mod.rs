@@ -1,5 +1,6 @@
 //! The fake kube-apiserver: an axum `Router` over an in-memory store.
 
+pub mod crd;
 pub mod discovery;
 pub mod error;
 pub mod faults;
