@@ -40,7 +40,7 @@ fi
 
 goroot=$(go env GOROOT 2>/dev/null || echo /usr/lib/go-1.19)
 goroot=$(readlink -f "$goroot")
-goshare=$(readlink -f "$goroot/src/..")
+goshare=$(dirname "$(readlink -f "$goroot/src")")
 busybox=$(command -v busybox)
 [ -x "$busybox" ] || { echo "busybox-static is not installed" >&2; exit 1; }
 
@@ -69,14 +69,15 @@ echo "== golang (GOROOT $goroot)"
 ctr=$(bah from scratch)
 mnt=$(bah mount "$ctr")
 install_busybox "$mnt"
-mkdir -p "$mnt/usr/local/go" "$mnt/go" "$mnt/lib64" "$mnt/lib/x86_64-linux-gnu"
-# Debian splits GOROOT: binaries and precompiled std under /usr/lib/go-X, sources under /usr/share/go-X.
-# The precompiled std archives are left out: moved to another GOROOT they are stale and get rebuilt anyway.
-mkdir -p "$mnt/usr/local/go/pkg"
-cp -a "$goroot/VERSION" "$goroot/bin" "$mnt/usr/local/go/"
-cp -a "$goroot/pkg/tool" "$mnt/usr/local/go/pkg/tool"
-cp -aL "$goroot/pkg/include" "$mnt/usr/local/go/pkg/include"
-cp -a "$goshare/src" "$mnt/usr/local/go/src"
+mkdir -p "$mnt/go" "$mnt/lib64" "$mnt/lib/x86_64-linux-gnu" "$mnt/usr/local"
+# Debian's layout, paths unchanged: binaries and the precompiled standard library under
+# /usr/lib/go-X, sources under /usr/share/go-X. At these paths the precompiled std stays fresh, so
+# a build compiles only its own packages (moved elsewhere, std is rebuilt on every cold build).
+mkdir -p "$mnt$(dirname "$goroot")" "$mnt$(dirname "$goshare")"
+cp -a "$goroot" "$mnt$goroot"
+cp -a "$goshare" "$mnt$goshare"
+rm -rf "$mnt$goshare/test" "$mnt$goroot/test"
+ln -s "$goroot" "$mnt/usr/local/go"
 # The `go` driver is dynamically linked against glibc (compile and link are static).
 for lib in $(ldd "$goroot/bin/go" | awk '/=>/ {print $3} /^[ \t]*\// {print $1}'); do
   real=$(readlink -f "$lib")
@@ -85,8 +86,8 @@ for lib in $(ldd "$goroot/bin/go" | awk '/=>/ {print $3} /^[ \t]*\// {print $1}'
 done
 bah umount "$ctr" >/dev/null
 bah config \
-  --env PATH=/usr/local/go/bin:/go/bin:/bin \
-  --env GOROOT=/usr/local/go --env GOPATH=/go --env GOCACHE=/tmp/gocache \
+  --env PATH="$goroot/bin:/usr/local/go/bin:/go/bin:/bin" \
+  --env GOPATH=/go --env GOCACHE=/tmp/gocache \
   --env GOFLAGS=-buildvcs=false --env GOPROXY=off --env GOTOOLCHAIN=local \
   --workingdir /go --cmd /bin/sh --label io.kiln.base=golang "$ctr"
 bah commit --quiet --rm "$ctr" "$registry/library/golang:1.19" >/dev/null
