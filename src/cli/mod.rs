@@ -8,6 +8,7 @@ pub mod build;
 pub mod builder;
 pub mod controller;
 pub mod convert;
+pub mod start_build;
 
 /// Errors any `kiln` verb can end with.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,9 @@ pub enum Error {
     /// `kiln build` could not start its build.
     #[error(transparent)]
     LocalBuild(#[from] crate::builder::local::Error),
+    /// `kiln start-build` could not start a build.
+    #[error(transparent)]
+    StartBuild(crate::instantiate::Error),
 }
 
 /// kiln: OpenShift-style BuildConfig builds for any Kubernetes cluster.
@@ -54,6 +58,8 @@ pub enum Command {
     Build(build::BuildArgs),
     /// Run the operator: triggers, build Pods, Build status and ImageStream history.
     Controller(controller::ControllerArgs),
+    /// Start a new build of a BuildConfig.
+    StartBuild(start_build::StartBuildArgs),
     /// The build Pod's steps: `clone` (fetch the source) and `build` (build, push, report).
     Builder(builder::BuilderArgs),
 }
@@ -68,6 +74,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Convert(args) => convert::run(&args),
         Command::Build(args) => build::run(&args),
         Command::Builder(args) => Ok(builder::run(&args)),
+        Command::StartBuild(args) => start_build::run(&args),
         Command::Controller(args) => {
             init_tracing();
             controller::run(&args)
