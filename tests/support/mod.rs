@@ -25,9 +25,25 @@ pub struct Service {
 
 impl Service {
     fn spawn(mut cmd: Command, port: u16, what: &str) -> Service {
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        Service::start(cmd, port, what)
+    }
+
+    /// Starts `cmd` with stdout and stderr appended to `log`, and waits until it listens on
+    /// `port` (at most 20 s).
+    pub fn spawn_logged(mut cmd: Command, port: u16, what: &str, log: &Path) -> Service {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("opening {}: {e}", log.display()));
+        cmd.stdout(file.try_clone().unwrap()).stderr(file);
+        Service::start(cmd, port, what)
+    }
+
+    fn start(mut cmd: Command, port: u16, what: &str) -> Service {
         let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdin(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {what}: {e}"));
         let script = format!(
@@ -66,6 +82,16 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
+        // SIGTERM first so a server can stop what it runs (the sandbox's kubelet its Pods);
+        // SIGKILL after 5 s.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(w) = &mut self.watchdog {
@@ -169,6 +195,22 @@ impl GitDaemon {
     pub fn url(&self, repo: &str) -> String {
         format!("git://127.0.0.1:{}/{repo}", self.service.port)
     }
+}
+
+/// `GET path` over plain HTTP/1.0 on 127.0.0.1:`port`: (status code, body); None when nothing
+/// answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
 }
 
 /// Runs a command with a time limit; kills it when the limit passes.

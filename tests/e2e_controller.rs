@@ -1,0 +1,443 @@
+//! End to end: the real `kiln controller` binary against `kiln-sandbox serve --kubelet` over TCP,
+//! with a real `docker-registry`, `git daemon`, buildah and kubectl. Applying `examples/go-server/`
+//! builds the seed's image; ImageStream `go-server:latest` records the registry's digest; a second
+//! build started with `kiln start-build` prepends a second TagEvent; the image's server answers.
+//!
+//! `kiln-sandbox` is another package's binary: it is taken from the directory holding the `kiln`
+//! binary under test (`make test` builds every binary first) and built there when missing.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{free_port, git, http_get, kiln, run_bounded, GitDaemon, Registry, Service};
+
+/// The builder image the controller puts in build Pods; the kubelet maps it to the `kiln` binary.
+const BUILDER_IMAGE: &str = "kiln-builder:e2e";
+/// Upper bound for one build (clone, two-stage Go build, push).
+const BUILD_LIMIT: Duration = Duration::from_secs(600);
+const NAMESPACE: &str = "demo";
+
+/// The `kiln-sandbox` binary next to the `kiln` binary under test, built if missing.
+fn sandbox_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_kiln")).with_file_name("kiln-sandbox");
+    if !path.exists() {
+        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        build.current_dir(support::repo_root()).args([
+            "build",
+            "-p",
+            "kiln-sandbox",
+            "--bin",
+            "kiln-sandbox",
+        ]);
+        let out = run_bounded(build, Duration::from_secs(900));
+        assert!(
+            out.status.success(),
+            "cargo build -p kiln-sandbox: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(path.exists(), "no kiln-sandbox at {}", path.display());
+    path
+}
+
+/// A buildah storage in a temp dir; its containers and images are removed on Drop.
+struct Storage {
+    dir: tempfile::TempDir,
+}
+
+impl Storage {
+    fn new() -> Storage {
+        Storage {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn runroot(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    fn buildah(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("buildah");
+        cmd.arg("--root")
+            .arg(self.root())
+            .arg("--runroot")
+            .arg(self.runroot())
+            .args(args);
+        let out = run_bounded(cmd, Duration::from_secs(300));
+        assert!(
+            out.status.success(),
+            "buildah {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        for args in [&["rm", "--all"][..], &["rmi", "--all", "--force"][..]] {
+            let mut cmd = Command::new("buildah");
+            cmd.arg("--root")
+                .arg(self.root())
+                .arg("--runroot")
+                .arg(self.runroot())
+                .args(args);
+            let _ = run_bounded(cmd, Duration::from_secs(120));
+        }
+    }
+}
+
+/// Everything the test starts. Fields drop in order: controller, sandbox, git, registry, dirs.
+struct Cluster {
+    controller: Option<Service>,
+    sandbox: Option<Service>,
+    _git: GitDaemon,
+    registry: Registry,
+    storage: Storage,
+    work: tempfile::TempDir,
+    git_url: String,
+}
+
+impl Cluster {
+    fn kubeconfig(&self) -> PathBuf {
+        self.work.path().join("kubeconfig")
+    }
+
+    fn log(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    /// Runs kubectl against the sandbox; returns (success, stdout, stderr).
+    fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        let mut cmd = Command::new("kubectl");
+        cmd.env("KUBECONFIG", self.kubeconfig()).args(args);
+        let out = run_bounded(cmd, Duration::from_secs(60));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// kubectl that must succeed; returns stdout.
+    fn kubectl_ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.kubectl(args);
+        assert!(ok, "kubectl {args:?} failed:\n{out}{err}");
+        out
+    }
+
+    /// `kubectl -n demo get KIND NAME -o json`, None when it is not there (yet).
+    fn get(&self, kind: &str, name: &str) -> Option<Value> {
+        let (ok, out, _) = self.kubectl(&["-n", NAMESPACE, "get", kind, name, "-o", "json"]);
+        ok.then(|| serde_json::from_str(&out).ok()).flatten()
+    }
+
+    /// Waits until Build `name` is in a terminal phase and returns it.
+    fn wait_build(&self, name: &str) -> Value {
+        let deadline = Instant::now() + BUILD_LIMIT;
+        loop {
+            if let Some(build) = self.get("build", name) {
+                let phase = build["status"]["phase"].as_str().unwrap_or("");
+                if ["Complete", "Failed", "Error", "Cancelled"].contains(&phase) {
+                    return build;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "build {name} did not finish within {BUILD_LIMIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Prints what helps to understand a failure: logs, Builds, Pods and the build containers' logs.
+    fn dump(&self) {
+        for name in ["controller.log", "sandbox.log"] {
+            let text = std::fs::read_to_string(self.log(name)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(200)..].join("\n");
+            eprintln!("===== {name} (last 200 lines)\n{tail}");
+        }
+        for kind in ["builds", "imagestreams", "pods", "buildconfigs"] {
+            let (_, out, err) = self.kubectl(&["-n", NAMESPACE, "get", kind, "-o", "yaml"]);
+            eprintln!("===== kubectl get {kind} -o yaml\n{out}{err}");
+        }
+        let (_, pods, _) = self.kubectl(&["-n", NAMESPACE, "get", "pods", "-o", "name"]);
+        for pod in pods.lines() {
+            for container in ["clone", "build"] {
+                let (_, out, err) = self.kubectl(&["-n", NAMESPACE, "logs", pod, "-c", container]);
+                eprintln!("===== {pod} {container}\n{out}{err}");
+            }
+        }
+    }
+}
+
+/// On a failure, prints the diagnostics while every process still runs (fields drop after this).
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump();
+        }
+    }
+}
+
+/// Registry with the base images, git server with the example, sandbox with its kubelet, CRDs.
+fn start_cluster() -> Cluster {
+    let registry = Registry::start(None);
+    let storage = Storage::new();
+    let mut make = Command::new(support::repo_root().join("scripts/make-base-images.sh"));
+    make.arg(registry.addr())
+        .env("BUILDAH_ROOT", storage.root())
+        .env("BUILDAH_RUNROOT", storage.runroot());
+    let out = run_bounded(make, Duration::from_secs(300));
+    assert!(
+        out.status.success(),
+        "make-base-images: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let repos = work.path().join("git");
+    let src = repos.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    support::copy_dir(
+        &support::repo_root().join("examples/go-server"),
+        &src.join("examples/go-server"),
+    );
+    git(&src, &["add", "-A"]);
+    git(&src, &["commit", "-q", "-m", "go-server example"]);
+    git(&repos, &["clone", "-q", "--bare", "src", "go-server.git"]);
+    let git_daemon = GitDaemon::start(&repos);
+    let git_url = git_daemon.url("go-server.git");
+
+    let mut cluster = Cluster {
+        controller: None,
+        sandbox: None,
+        _git: git_daemon,
+        registry,
+        storage,
+        work,
+        git_url,
+    };
+    let port = free_port();
+    let mut serve = Command::new(sandbox_binary());
+    serve
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .arg("--kubelet")
+        .arg("--kubelet-root")
+        .arg(cluster.work.path().join("kubelet"))
+        .arg("--image-map")
+        .arg(format!("{BUILDER_IMAGE}={}", env!("CARGO_BIN_EXE_kiln")))
+        .env("RUST_LOG", "info");
+    cluster.sandbox = Some(Service::spawn_logged(
+        serve,
+        port,
+        "kiln-sandbox serve",
+        &cluster.log("sandbox.log"),
+    ));
+    let crds = support::repo_root().join("crds");
+    cluster.kubectl_ok(&["apply", "-f", &crds.display().to_string()]);
+    cluster.kubectl_ok(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=30s",
+        "crd",
+        "--all",
+    ]);
+    cluster
+}
+
+/// Starts `kiln controller` and waits for /readyz.
+fn start_controller(cluster: &mut Cluster) {
+    let port = free_port();
+    let mut cmd = kiln();
+    cmd.args(["controller", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--registry", &cluster.registry.addr()])
+        .arg("--insecure-registry-internal")
+        .args(["--builder-image", BUILDER_IMAGE])
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .env("RUST_LOG", "info");
+    cluster.controller = Some(Service::spawn_logged(
+        cmd,
+        port,
+        "kiln controller",
+        &cluster.log("controller.log"),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_get(port, "/readyz").map(|(code, _)| code) != Some(200) {
+        assert!(Instant::now() < deadline, "the controller never got ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `examples/go-server/` with this machine's git URL and base-image registry, written to `dir`.
+fn patched_example(cluster: &Cluster, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut patched_uri = false;
+    let mut patched_registry = false;
+    for entry in std::fs::read_dir(support::repo_root().join("examples/go-server")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut documents = Vec::new();
+        for document in serde_norway::Deserializer::from_str(&text) {
+            let mut value: Value = serde::Deserialize::deserialize(document).unwrap();
+            if value["kind"] == "BuildConfig" {
+                value["spec"]["source"]["git"]["uri"] = cluster.git_url.clone().into();
+                patched_uri = true;
+                for arg in value["spec"]["strategy"]["dockerStrategy"]["buildArgs"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                {
+                    if arg["name"] == "REGISTRY" {
+                        arg["value"] = cluster.registry.addr().into();
+                        patched_registry = true;
+                    }
+                }
+            }
+            if !value.is_null() {
+                documents.push(serde_norway::to_string(&value).unwrap());
+            }
+        }
+        std::fs::write(dir.join(path.file_name().unwrap()), documents.join("---\n")).unwrap();
+    }
+    assert!(
+        patched_uri && patched_registry,
+        "examples/go-server has a BuildConfig with a git URI and a REGISTRY build arg"
+    );
+}
+
+/// The TagEvents of ImageStream go-server's tag `latest`, newest first.
+fn latest_events(cluster: &Cluster) -> Vec<Value> {
+    let stream = cluster
+        .get("imagestream", "go-server")
+        .expect("ImageStream go-server exists");
+    stream["status"]["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["tag"] == "latest")
+        .and_then(|t| t["items"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+fn assert_complete(build: &Value) {
+    assert_eq!(
+        build["status"]["phase"], "Complete",
+        "build status: {:#}",
+        build["status"]
+    );
+}
+
+/// Pulls the image into the test's storage, runs its /app/server and returns the body of `GET /`.
+fn run_image(cluster: &Cluster, reference: &str) -> String {
+    let storage = &cluster.storage;
+    let ctr = storage.buildah(&[
+        "from",
+        "--quiet",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ]);
+    let mount = PathBuf::from(storage.buildah(&["mount", &ctr]));
+    let server = mount.join("app/server");
+    assert!(server.is_file(), "the image has no /app/server");
+    let port = free_port();
+    let mut cmd = Command::new(&server);
+    cmd.env("PORT", port.to_string());
+    let service = Service::spawn_logged(cmd, port, "go-server", &cluster.log("server.log"));
+    let answer = http_get(port, "/");
+    drop(service);
+    storage.buildah(&["rm", &ctr]);
+    match answer {
+        Some((200, body)) => body,
+        other => panic!("GET / answered {other:?}"),
+    }
+}
+
+#[test]
+fn go_server_example_builds_through_the_controller_and_records_image_history() {
+    let started = Instant::now();
+    let mut cluster = start_cluster();
+    start_controller(&mut cluster);
+    let cluster = &cluster;
+
+    let manifests = cluster.work.path().join("manifests");
+    patched_example(cluster, &manifests);
+    cluster.kubectl_ok(&["apply", "-f", &manifests.display().to_string()]);
+
+    // The ConfigChange trigger starts build 1.
+    let first = cluster.wait_build("go-server-1");
+    assert_complete(&first);
+    let registry = &cluster.registry;
+    let repo = format!("{NAMESPACE}/go-server");
+    let digest1 = registry
+        .manifest_digest(&repo, "latest", None)
+        .expect("the registry has demo/go-server:latest");
+    assert_eq!(
+        first["status"]["output"]["to"]["imageDigest"], digest1,
+        "the Build records the pushed digest"
+    );
+    let events = latest_events(cluster);
+    assert_eq!(events.len(), 1, "one TagEvent after one build: {events:#?}");
+    assert_eq!(events[0]["image"], digest1);
+    assert_eq!(
+        events[0]["dockerImageReference"],
+        format!("{}/{repo}@{digest1}", registry.addr())
+    );
+
+    // A second build, started through instantiate by `kiln start-build`.
+    let mut start = kiln();
+    start
+        .args(["start-build", "go-server", "-n", NAMESPACE])
+        .env("KUBECONFIG", cluster.kubeconfig());
+    let out = run_bounded(start, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kiln start-build: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), "build.build.kiln.dev/go-server-2 started");
+    let second = cluster.wait_build("go-server-2");
+    assert_complete(&second);
+    let digest2 = registry
+        .manifest_digest(&repo, "latest", None)
+        .expect("the registry has demo/go-server:latest");
+    assert_ne!(digest1, digest2, "build 2 pushed a new manifest");
+    let events = latest_events(cluster);
+    let images: Vec<&str> = events.iter().filter_map(|e| e["image"].as_str()).collect();
+    assert_eq!(
+        images,
+        [digest2.as_str(), digest1.as_str()],
+        "build 2's TagEvent is prepended"
+    );
+    assert_eq!(
+        cluster.get("buildconfig", "go-server").unwrap()["status"]["lastVersion"],
+        2
+    );
+
+    // The image the ImageStream points at serves the example's page.
+    let body = run_image(cluster, &format!("{}/{repo}@{digest2}", registry.addr()));
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 2, "answer: {body:?}");
+    assert_eq!(lines[0], "Welcome to my website!");
+    assert!(
+        lines[1].len() == 32 && lines[1].bytes().all(|b| b.is_ascii_hexdigit()),
+        "a 32-hex id: {body:?}"
+    );
+    eprintln!("e2e_controller: two builds in {:?}", started.elapsed());
+}
