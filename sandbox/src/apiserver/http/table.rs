@@ -140,7 +140,58 @@ fn column(name: &str, kind: &str, format: &str, priority: i64) -> Value {
     json!({"name": name, "type": kind, "format": format, "description": "", "priority": priority})
 }
 
+fn is_event(info: &ResourceInfo) -> bool {
+    !info.custom
+        && info.plural == "events"
+        && (info.group.is_empty() || info.group == "events.k8s.io")
+}
+
+fn event_columns() -> Vec<Value> {
+    vec![
+        column("Last Seen", "string", "", 0),
+        column("Type", "string", "", 0),
+        column("Reason", "string", "", 0),
+        column("Object", "string", "", 0),
+        column("Message", "string", "", 0),
+        column("Name", "string", "name", 1),
+    ]
+}
+
+/// Cells of an Event (core/v1 or events.k8s.io/v1), as kubectl's event printer shows them.
+fn event_cells(event: &Value) -> Vec<Value> {
+    let text = |pointers: &[&str]| {
+        pointers
+            .iter()
+            .find_map(|p| event.pointer(p).and_then(Value::as_str))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let seen = text(&[
+        "/lastTimestamp",
+        "/series/lastObservedTime",
+        "/eventTime",
+        "/deprecatedLastTimestamp",
+        "/metadata/creationTimestamp",
+    ]);
+    let kind = text(&["/involvedObject/kind", "/regarding/kind"]).to_lowercase();
+    let object = text(&["/involvedObject/name", "/regarding/name"]);
+    vec![
+        age(Some(&seen)),
+        json!(text(&["/type"])),
+        json!(text(&["/reason"])),
+        json!(format!("{kind}/{object}")),
+        json!(text(&["/message", "/note"])),
+        event
+            .pointer("/metadata/name")
+            .cloned()
+            .unwrap_or(Value::Null),
+    ]
+}
+
 fn columns(info: &ResourceInfo) -> Vec<Value> {
+    if is_event(info) {
+        return event_columns();
+    }
     let mut out = vec![column("Name", "string", "name", 0)];
     if info.custom {
         if info.printer_columns.is_empty() {
@@ -217,6 +268,9 @@ fn pod_status(pod: &Value) -> String {
 }
 
 fn cells(info: &ResourceInfo, object: &Value) -> Vec<Value> {
+    if is_event(info) {
+        return event_cells(object);
+    }
     let name = object
         .pointer("/metadata/name")
         .cloned()

@@ -87,3 +87,29 @@ fn accept_headers() {
         "application/json, application/json;as=Table;v=v1;g=meta.k8s.io"
     ));
 }
+
+#[test]
+fn event_rows() {
+    let registry = Registry::new();
+    for (group, event) in [
+        (
+            "",
+            json!({"metadata": {"name": "e"}, "type": "Normal", "reason": "Built", "message": "done",
+                    "involvedObject": {"kind": "Build", "name": "b-1"}, "lastTimestamp": crate::apiserver::meta::now()}),
+        ),
+        (
+            "events.k8s.io",
+            json!({"metadata": {"name": "e"}, "type": "Normal", "reason": "Built", "note": "done",
+                    "regarding": {"kind": "Build", "name": "b-1"}, "eventTime": crate::apiserver::meta::now()}),
+        ),
+    ] {
+        let info = registry.get(group, "v1", "events").unwrap();
+        let t = table(info, &[event], json!({}), IncludeObject::None);
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["0s", "Normal", "Built", "build/b-1", "done", "e"]),
+            "{group}"
+        );
+        assert_eq!(t["columnDefinitions"][0]["name"], "Last Seen");
+    }
+}
