@@ -107,6 +107,10 @@ pub fn new_build(bc: &BuildConfig, number: i64, request: &BuildRequest) -> Resul
         naming::START_POLICY_LABEL.into(),
         bc.spec.run_policy.as_str().into(),
     );
+    labels.insert(
+        naming::REQUEST_LABEL.into(),
+        naming::request_label(&request.request_id),
+    );
     let annotations = BTreeMap::from([
         (
             naming::BUILD_NUMBER_ANNOTATION.to_string(),
@@ -228,6 +232,16 @@ pub async fn instantiate(
     let api_err = |action: String| move |source| Error::Api { action, source };
     let mut skip_past = 0_i64;
     for _ in 0..MAX_ATTEMPTS {
+        // A retry of a request that already created its Build (whatever number it got) adopts it.
+        if let Some(existing) = find_request(&builds, name, &request.request_id).await? {
+            let bc = configs
+                .get(name)
+                .await
+                .map_err(api_err(format!("reading BuildConfig {namespace}/{name}")))?;
+            let number = build_number(&existing).unwrap_or_default();
+            raise_last_version(&configs, bc, number, request).await?;
+            return Ok(existing);
+        }
         let bc = configs
             .get(name)
             .await
@@ -277,6 +291,34 @@ pub async fn instantiate(
         return Ok(build);
     }
     Err(Error::Contended(name.into(), MAX_ATTEMPTS))
+}
+
+/// The Build a request already created, found by its request label and confirmed by annotation.
+async fn find_request(
+    builds: &Api<Build>,
+    config: &str,
+    request_id: &str,
+) -> Result<Option<Build>, Error> {
+    let selector = format!(
+        "{}={},{}={}",
+        naming::BUILD_CONFIG_LABEL,
+        naming::label_value(config),
+        naming::REQUEST_LABEL,
+        naming::request_label(request_id)
+    );
+    let list = builds
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::Api {
+            action: format!("listing Builds of {config}"),
+            source,
+        })?;
+    Ok(list.items.into_iter().find(|b| {
+        b.annotations()
+            .get(naming::REQUEST_ANNOTATION)
+            .map(String::as_str)
+            == Some(request_id)
+    }))
 }
 
 /// Raises `status.lastVersion` to `number` (never lowers it), retrying on conflicts.

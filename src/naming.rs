@@ -15,6 +15,18 @@ pub const POD_NAME_ANNOTATION: &str = "build.kiln.dev/build.pod-name";
 /// Annotation on a Build: the idempotency key of the request that created it.
 pub const REQUEST_ANNOTATION: &str = "build.kiln.dev/request-id";
 
+/// Label on a Build: a hash of its request id, so a retried request finds its Build with one
+/// label-selected list.
+pub const REQUEST_LABEL: &str = "build.kiln.dev/request-hash";
+
+/// The value of [`REQUEST_LABEL`] for a request id.
+pub fn request_label(request_id: &str) -> String {
+    let hash = request_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
 /// The longest object name (a DNS-1123 subdomain).
 pub const MAX_NAME_LENGTH: usize = 253;
 /// The longest label value.
