@@ -267,7 +267,7 @@ fn start_controller(cluster: &mut Cluster) {
         .arg("--insecure-registry-internal")
         .args(["--builder-image", BUILDER_IMAGE])
         .env("KUBECONFIG", cluster.kubeconfig())
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", "info,kiln=debug");
     cluster.controller = Some(Service::spawn_logged(
         cmd,
         port,
