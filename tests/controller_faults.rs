@@ -271,7 +271,7 @@ async fn one_run(seed: u64) {
     );
 
     // Serial builds never overlap: a Serial pod is created only after the previous one finished.
-    let log = log.lock().unwrap();
+    let log = std::mem::take(&mut *log.lock().unwrap());
     if policy != "Parallel" {
         for (pod, created) in &log.created_rv {
             for (other, finished) in &log.finished_rv {
