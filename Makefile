@@ -30,6 +30,7 @@ fmt:
 ## Regenerate the CRD YAML from the Rust types.
 crds:
 	$(CARGO) run --quiet -- crd > crds/kiln.yaml
+	cp crds/kiln.yaml charts/kiln/crds/kiln.yaml
 
 ## The seed's example end to end.
 demo: deps

@@ -21,6 +21,9 @@ pub enum Error {
 /// The path of the generated CRD file, relative to the repository root.
 pub const CRD_FILE: &str = "crds/kiln.yaml";
 
+/// The chart's copy of [`CRD_FILE`], which must be identical.
+pub const CHART_CRD_FILE: &str = "charts/kiln/crds/kiln.yaml";
+
 /// The command that regenerates [`CRD_FILE`].
 pub const REGENERATE_COMMAND: &str = "make crds";
 
@@ -44,6 +47,11 @@ pub fn all_crds_yaml() -> Result<String, Error> {
 
 /// Compares committed CRD YAML with the generated one; returns a description of the drift.
 pub fn drift(committed: &str, generated: &str) -> Option<String> {
+    drift_of(CRD_FILE, committed, generated)
+}
+
+/// Like [`drift`], naming `file` as the one that differs.
+pub fn drift_of(file: &str, committed: &str, generated: &str) -> Option<String> {
     if committed == generated {
         return None;
     }
@@ -53,7 +61,7 @@ pub fn drift(committed: &str, generated: &str) -> Option<String> {
         .position(|(a, b)| a != b)
         .unwrap_or_else(|| committed.lines().count().min(generated.lines().count()));
     Some(format!(
-        "{CRD_FILE} differs from the CRDs generated from src/api (first difference at line {}); run `{REGENERATE_COMMAND}` and commit the result",
+        "{file} differs from the CRDs generated from src/api (first difference at line {}); run `{REGENERATE_COMMAND}` and commit the result",
         first + 1
     ))
 }

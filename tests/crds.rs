@@ -3,7 +3,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps,
 };
-use kiln::crdgen::{all_crds_yaml, drift, CRD_FILE};
+use kiln::crdgen::{all_crds_yaml, drift, drift_of, CHART_CRD_FILE, CRD_FILE};
 
 fn committed() -> String {
     let path = format!("{}/{CRD_FILE}", env!("CARGO_MANIFEST_DIR"));
@@ -21,6 +21,15 @@ fn crds() -> Vec<CustomResourceDefinition> {
 #[test]
 fn committed_crds_match_the_types() {
     if let Some(message) = drift(&committed(), &all_crds_yaml().unwrap()) {
+        panic!("{message}");
+    }
+}
+
+#[test]
+fn the_chart_carries_the_same_crds() {
+    let path = format!("{}/{CHART_CRD_FILE}", env!("CARGO_MANIFEST_DIR"));
+    let chart = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    if let Some(message) = drift_of(CHART_CRD_FILE, &chart, &all_crds_yaml().unwrap()) {
         panic!("{message}");
     }
 }
