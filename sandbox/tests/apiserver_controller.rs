@@ -419,3 +419,47 @@ async fn stale_updates_conflict_and_generation_tracks_spec_only() {
     assert_eq!(with_status.spec.size, 2);
     assert_eq!(with_status.status.unwrap().phase.as_deref(), Some("Y"));
 }
+
+#[tokio::test]
+async fn metadata_only_reads_and_watches() {
+    let server = ApiServer::new();
+    let client = server.client();
+    let config_maps: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let mut labelled = config_map("m");
+    labelled.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
+    labelled.data = Some([("big".to_string(), "x".repeat(1000))].into());
+    config_maps
+        .create(&PostParams::default(), &labelled)
+        .await
+        .unwrap();
+    let meta = config_maps.get_metadata("m").await.unwrap();
+    assert_eq!(meta.metadata.labels.unwrap()["app"], "web");
+    assert_eq!(meta.types.unwrap().kind, "PartialObjectMetadata");
+    let list = config_maps
+        .list_metadata(&Default::default())
+        .await
+        .unwrap();
+    assert_eq!(list.items.len(), 1);
+    let metadata_api: Api<kube::api::PartialObjectMeta<ConfigMap>> =
+        Api::default_namespaced(client.clone());
+    let mut events = watcher(metadata_api, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    let first = tokio::time::timeout(LIMIT, events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.metadata.name.as_deref(), Some("m"));
+    config_maps
+        .create(&PostParams::default(), &config_map("n"))
+        .await
+        .unwrap();
+    let second = tokio::time::timeout(LIMIT, events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.metadata.name.as_deref(), Some("n"));
+}

@@ -1,6 +1,7 @@
 //! HTTP front end: routing, verbs, bodies, fault injection, responses.
 
 mod admin;
+mod output;
 mod pod_log;
 mod protobuf;
 mod query;
@@ -170,16 +171,15 @@ async fn resource(
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let as_table =
-        table::wants_table(accept).then(|| table::IncludeObject::parse(query.get("includeObject")));
+    let output = output::Output::from_request(accept, &query);
     let ns = path.namespace.as_deref();
     match verb {
         "get" if path.subresource.as_deref() == Some("log") => {
             pod_log::serve(shared, &info, &path, &query)
         }
-        "get" => read::get(shared, &info, &path, &namespace, as_table),
-        "list" => read::list(shared, &info, ns, &query, as_table),
-        "watch" => watch::serve(shared, &info, ns, &query, as_table),
+        "get" => read::get(shared, &info, &path, &namespace, output),
+        "list" => read::list(shared, &info, ns, &query, output),
+        "watch" => watch::serve(shared, &info, ns, &query, output),
         _ => {
             let bytes = read_body(shared, body).await?;
             write::handle(

@@ -12,8 +12,8 @@ use super::super::resources::ResourceInfo;
 use super::super::selector::{FieldSelector, LabelSelector};
 use super::super::store::ObjectKey;
 use super::super::Shared;
+use super::output::Output;
 use super::route::ResourcePath;
-use super::table::{self, IncludeObject};
 use super::{json_response, Query};
 
 /// The object as served at this endpoint's version (`apiVersion` rewritten; no conversion).
@@ -26,13 +26,13 @@ pub fn present(info: &ResourceInfo, object: &Value) -> Value {
     out
 }
 
-/// GET one object (as a Table when asked).
+/// GET one object (as a Table or metadata when asked).
 pub fn get(
     shared: &Shared,
     info: &ResourceInfo,
     path: &ResourcePath,
     namespace: &str,
-    as_table: Option<IncludeObject>,
+    output: Output,
 ) -> ApiResult<Response> {
     let name = path.name.clone().unwrap_or_default();
     let key = ObjectKey::new(&info.storage_id(), namespace, &name);
@@ -40,17 +40,7 @@ pub fn get(
         .store()
         .get(&key)
         .ok_or_else(|| ApiError::NotFound(info.subject(&name)))?;
-    let object = present(info, &object);
-    let body = match as_table {
-        Some(include) => {
-            let rv = object
-                .pointer("/metadata/resourceVersion")
-                .cloned()
-                .unwrap_or(Value::Null);
-            table::table(info, &[object], json!({"resourceVersion": rv}), include)
-        }
-        None => object,
-    };
+    let body = output.one(info, present(info, &object));
     Ok(json_response(StatusCode::OK, &body, &[]))
 }
 
@@ -130,7 +120,7 @@ pub fn list(
     info: &ResourceInfo,
     namespace: Option<&str>,
     query: &Query,
-    as_table: Option<IncludeObject>,
+    output: Output,
 ) -> ApiResult<Response> {
     let selectors = Selectors::from_query(info, query)?;
     let limit = query
@@ -190,12 +180,7 @@ pub fn list(
         map.insert("remainingItemCount".into(), Value::from(remaining));
     }
     let items: Vec<Value> = items.iter().map(|o| present(info, o)).collect();
-    let body = match as_table {
-        Some(include) => table::table(info, &items, metadata, include),
-        None => {
-            json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": metadata, "items": items})
-        }
-    };
+    let body = output.list(info, items, metadata);
     Ok(json_response(StatusCode::OK, &body, &[]))
 }
 

@@ -5,14 +5,6 @@ use serde_json::{json, Value};
 
 use super::super::resources::ResourceInfo;
 
-/// Whether the Accept header asks for a Table.
-pub fn wants_table(accept: &str) -> bool {
-    accept
-        .split(',')
-        .next()
-        .is_some_and(|first| first.contains("as=Table"))
-}
-
 /// How much of each object a row carries (`includeObject`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IncludeObject {

@@ -78,17 +78,6 @@ fn meta_now() -> String {
 }
 
 #[test]
-fn accept_headers() {
-    assert!(wants_table(
-        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-    ));
-    assert!(!wants_table("application/json"));
-    assert!(!wants_table(
-        "application/json, application/json;as=Table;v=v1;g=meta.k8s.io"
-    ));
-}
-
-#[test]
 fn event_rows() {
     let registry = Registry::new();
     for (group, event) in [

@@ -16,8 +16,8 @@ use super::super::error::{ApiError, ApiResult};
 use super::super::resources::ResourceInfo;
 use super::super::store::{EventType, StoredEvent};
 use super::super::{meta, Shared};
+use super::output::Output;
 use super::read::{present, Selectors};
-use super::table::{self, IncludeObject};
 use super::Query;
 
 #[derive(Serialize)]
@@ -35,7 +35,7 @@ fn encode(event_type: &str, object: &Value) -> Bytes {
 
 /// What one watcher filters on.
 struct Filter {
-    as_table: Option<IncludeObject>,
+    output: Output,
     info: ResourceInfo,
     storage_id: String,
     namespace: Option<String>,
@@ -43,24 +43,9 @@ struct Filter {
 }
 
 impl Filter {
-    /// Encodes one event line (objects wrapped in a one-row Table when asked).
+    /// Encodes one event line in the requested representation.
     fn line(&self, event_type: &str, object: &Value) -> Bytes {
-        match self.as_table {
-            Some(include) => {
-                let rv = object
-                    .pointer("/metadata/resourceVersion")
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                let one = table::table(
-                    &self.info,
-                    std::slice::from_ref(object),
-                    json!({"resourceVersion": rv}),
-                    include,
-                );
-                encode(event_type, &one)
-            }
-            None => encode(event_type, object),
-        }
+        encode(event_type, &self.output.one(&self.info, object.clone()))
     }
 
     /// The event as this watcher sees it (None if it does not concern it).
@@ -122,7 +107,7 @@ pub fn serve(
     info: &ResourceInfo,
     namespace: Option<&str>,
     query: &Query,
-    as_table: Option<IncludeObject>,
+    output: Output,
 ) -> ApiResult<Response> {
     let selectors = Selectors::from_query(info, query)?;
     let bookmarks = query.flag("allowWatchBookmarks");
@@ -140,7 +125,7 @@ pub fn serve(
         })?),
     };
     let filter = Filter {
-        as_table,
+        output,
         info: info.clone(),
         storage_id: info.storage_id(),
         namespace: namespace.map(String::from),
