@@ -45,7 +45,7 @@ pub async fn reconcile(bc: Arc<BuildConfig>, ctx: Arc<Context>) -> Result<Action
     if fire_triggers(&ctx, &bc, &builds).await? {
         return Ok(Action::await_change());
     }
-    apply_run_policy(&ctx, &bc, &builds).await?;
+    apply_run_policy(&ctx, &builds).await?;
     prune(&ctx, &bc, &builds).await?;
     Ok(Action::requeue(Duration::from_secs(300)))
 }
@@ -220,11 +220,7 @@ fn view(build: &Build) -> Option<BuildView> {
     })
 }
 
-async fn apply_run_policy(
-    ctx: &Context,
-    bc: &BuildConfig,
-    builds: &[Arc<Build>],
-) -> Result<(), Error> {
+async fn apply_run_policy(ctx: &Context, builds: &[Arc<Build>]) -> Result<(), Error> {
     let views: Vec<BuildView> = builds.iter().filter_map(|b| view(b)).collect();
     let decision = decide(&views);
     let by_name = |n: &str| builds.iter().find(|b| b.name_any() == n).cloned();
@@ -254,14 +250,14 @@ async fn apply_run_policy(
     }
     for name in &decision.start {
         if let Some(build) = by_name(name) {
-            start_build(ctx, bc, &build).await?;
+            start_build(ctx, &build).await?;
         }
     }
     Ok(())
 }
 
 /// Resolves the build's images, creates its Pod and marks it Pending.
-async fn start_build(ctx: &Context, bc: &BuildConfig, build: &Build) -> Result<(), Error> {
+async fn start_build(ctx: &Context, build: &Build) -> Result<(), Error> {
     let namespace = build.namespace().unwrap_or_default();
     let now = Timestamp::now();
     let resolved = match resolve(ctx, build) {
@@ -312,7 +308,6 @@ async fn start_build(ctx: &Context, bc: &BuildConfig, build: &Build) -> Result<(
         .status
         .as_ref()
         .and_then(|s| s.output_docker_image_reference.clone());
-    let _ = bc;
     write_status(ctx, build, started(build, output, now)).await
 }
 

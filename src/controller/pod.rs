@@ -162,19 +162,12 @@ pub fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Error> {
                 naming::BUILD_NAME_LABEL.to_string(),
                 naming::label_value(&name),
             )])),
-            annotations: Some(
-                BTreeMap::from([(
-                    naming::BUILD_CONFIG_ANNOTATION.to_string(),
-                    build
-                        .labels()
-                        .get(naming::BUILD_CONFIG_LABEL)
-                        .cloned()
-                        .unwrap_or_default(),
-                )])
-                .into_iter()
-                .filter(|(_, v)| !v.is_empty())
-                .collect(),
-            ),
+            annotations: build
+                .annotations()
+                .get(naming::BUILD_CONFIG_ANNOTATION)
+                .map(|config| {
+                    BTreeMap::from([(naming::BUILD_CONFIG_ANNOTATION.to_string(), config.clone())])
+                }),
             owner_references: Some(vec![owner]),
             ..ObjectMeta::default()
         },
