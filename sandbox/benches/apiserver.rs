@@ -197,7 +197,7 @@ async fn main() {
         format!("{fanned:.2}s"),
         format!("{alone:.2}s"),
         fanned / alone,
-        "<= 5x",
+        &format!("<= {watchers}x"),
     );
     let loaded_rss = rss_mb();
     row(

@@ -11,6 +11,7 @@ pub mod names;
 pub mod openapi;
 pub mod ops;
 pub mod patch;
+pub mod requests;
 pub mod resources;
 pub mod schema;
 pub mod selector;
@@ -59,6 +60,8 @@ pub struct Shared {
     pub faults: FaultRules,
     /// Bumped to end every open watch.
     pub watch_epoch: tokio::sync::watch::Sender<u64>,
+    /// API requests counted per client, verb and resource.
+    pub requests: requests::RequestCounts,
     /// Tunables.
     pub config: ServerConfig,
 }
@@ -97,6 +100,7 @@ impl ApiServer {
                 logs: LogStore::new(),
                 faults: FaultRules::default(),
                 watch_epoch: tokio::sync::watch::channel(0).0,
+                requests: requests::RequestCounts::default(),
                 config,
             }),
         };
@@ -121,6 +125,30 @@ impl ApiServer {
     /// A kube client talking to this server in-process.
     pub fn client(&self) -> kube::Client {
         kube::Client::new(self.router(), "default")
+    }
+
+    /// A kube client talking to this server in-process whose requests carry
+    /// `User-Agent: <agent>` (so [`ApiServer::request_counts`] tells its requests apart).
+    pub fn client_as(&self, agent: &str) -> kube::Client {
+        let value = axum::http::HeaderValue::from_str(agent)
+            .unwrap_or_else(|_| axum::http::HeaderValue::from_static("invalid"));
+        let router = self.router().layer(axum::middleware::map_request(
+            move |mut request: axum::extract::Request| {
+                let value = value.clone();
+                async move {
+                    request
+                        .headers_mut()
+                        .insert(axum::http::header::USER_AGENT, value);
+                    request
+                }
+            },
+        ));
+        kube::Client::new(router, "default")
+    }
+
+    /// API requests served so far, per client (`User-Agent` product), verb and resource.
+    pub fn request_counts(&self) -> Vec<requests::RequestCount> {
+        self.shared.requests.snapshot()
     }
 
     /// The log store `pods/log` reads from (the kubelet writes into it).

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Counts of API requests, keyed by (client, verb, resource).
 #[derive(Debug, Default)]
@@ -15,7 +15,7 @@ pub struct RequestCounts {
 }
 
 /// One counter of [`RequestCounts::snapshot`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestCount {
     /// The client: the `User-Agent` product name, or empty.
     pub agent: String,

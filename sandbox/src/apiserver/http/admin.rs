@@ -6,6 +6,8 @@
 //! - `DELETE /sandbox/faults`: clear rules.
 //! - `POST /sandbox/faults/drop-watches`: end every open watch.
 //! - `POST /sandbox/faults/compact`: forget event history (old resourceVersions get 410).
+//! - `GET /sandbox/metrics`: API requests per client (`User-Agent` product), verb and resource;
+//!   `DELETE /sandbox/metrics` resets them.
 
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
@@ -59,7 +61,20 @@ pub fn handle(
                 &[],
             ))
         }
-        (_, ["faults", ..]) => Err(ApiError::MethodNotAllowed),
+        (Method::GET, ["metrics"]) => {
+            let requests = serde_json::to_value(shared.requests.snapshot())
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"requests": requests}),
+                &[],
+            ))
+        }
+        (Method::DELETE, ["metrics"]) => {
+            shared.requests.reset();
+            Ok(json_response(StatusCode::OK, &json!({"requests": []}), &[]))
+        }
+        (_, ["faults", ..] | ["metrics"]) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::UnknownPath),
     }
 }

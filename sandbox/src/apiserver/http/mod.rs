@@ -155,6 +155,10 @@ async fn resource(
         Some(sub) => format!("{}/{}", path.plural, sub),
         None => path.plural.clone(),
     };
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    shared.requests.record(user_agent, verb, &label);
     if let Some(action) = shared.faults.take(verb, &label) {
         match action {
             FaultAction::Fail(code) => return Err(injected(&info, &path, code)),

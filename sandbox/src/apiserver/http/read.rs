@@ -18,12 +18,22 @@ use super::{json_response, Query};
 
 /// The object as served at this endpoint's version (`apiVersion` rewritten; no conversion).
 pub fn present(info: &ResourceInfo, object: &Value) -> Value {
+    present_cow(info, object).into_owned()
+}
+
+/// Like `present`, without copying when the stored object already has this version and kind.
+pub fn present_cow<'a>(info: &ResourceInfo, object: &'a Value) -> std::borrow::Cow<'a, Value> {
+    let api_version = object.get("apiVersion").and_then(Value::as_str);
+    let kind = object.get("kind").and_then(Value::as_str);
+    if api_version == Some(info.api_version().as_str()) && kind == Some(info.kind.as_str()) {
+        return std::borrow::Cow::Borrowed(object);
+    }
     let mut out = object.clone();
     if let Some(map) = out.as_object_mut() {
         map.insert("apiVersion".into(), Value::String(info.api_version()));
         map.insert("kind".into(), Value::String(info.kind.clone()));
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// GET one object (as a Table or metadata when asked).

@@ -17,8 +17,9 @@ use super::super::resources::ResourceInfo;
 use super::super::store::{EventType, StoredEvent};
 use super::super::{meta, Shared};
 use super::output::Output;
-use super::read::{present, Selectors};
+use super::read::{present, present_cow, Selectors};
 use super::Query;
+use std::borrow::Cow;
 
 #[derive(Serialize)]
 struct Line<'a> {
@@ -45,11 +46,14 @@ struct Filter {
 impl Filter {
     /// Encodes one event line in the requested representation.
     fn line(&self, event_type: &str, object: &Value) -> Bytes {
-        encode(event_type, &self.output.one(&self.info, object.clone()))
+        match self.output {
+            Output::Object => encode(event_type, object),
+            other => encode(event_type, &other.one(&self.info, object.clone())),
+        }
     }
 
     /// The event as this watcher sees it (None if it does not concern it).
-    fn view(&self, event: &StoredEvent) -> Option<(EventType, Value)> {
+    fn view<'a>(&self, event: &'a StoredEvent) -> Option<(EventType, Cow<'a, Value>)> {
         if event.key.resource != self.storage_id
             || self
                 .namespace
@@ -64,13 +68,15 @@ impl Filter {
             .as_ref()
             .is_some_and(|p| self.selectors.matches(p));
         match event.event_type {
-            EventType::Added if now => Some((EventType::Added, present(&self.info, &event.object))),
+            EventType::Added if now => {
+                Some((EventType::Added, present_cow(&self.info, &event.object)))
+            }
             EventType::Deleted if now || before => {
-                Some((EventType::Deleted, present(&self.info, &event.object)))
+                Some((EventType::Deleted, present_cow(&self.info, &event.object)))
             }
             EventType::Modified => match (before, now) {
-                (true, true) => Some((EventType::Modified, present(&self.info, &event.object))),
-                (false, true) => Some((EventType::Added, present(&self.info, &event.object))),
+                (true, true) => Some((EventType::Modified, present_cow(&self.info, &event.object))),
+                (false, true) => Some((EventType::Added, present_cow(&self.info, &event.object))),
                 (true, false) => {
                     let mut last = event
                         .previous
@@ -78,7 +84,7 @@ impl Filter {
                         .map(|p| (**p).clone())
                         .unwrap_or_default();
                     meta::set_resource_version(&mut last, event.resource_version);
-                    Some((EventType::Deleted, present(&self.info, &last)))
+                    Some((EventType::Deleted, Cow::Owned(present(&self.info, &last))))
                 }
                 (false, false) => None,
             },
@@ -140,7 +146,7 @@ pub fn serve(
             let initial: Vec<Bytes> = store
                 .range(&filter.storage_id, namespace, None)
                 .filter(|(_, o)| filter.selectors.matches(o))
-                .map(|(_, o)| filter.line("ADDED", &present(info, o)))
+                .map(|(_, o)| filter.line("ADDED", &present_cow(info, o)))
                 .collect();
             (initial, start_rv, store.subscribe())
         } else {
