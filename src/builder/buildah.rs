@@ -344,7 +344,17 @@ mod tests {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
         let tail = run_streaming(ok).unwrap();
-        assert!(tail.contains("line 50") && tail.contains("err") && !tail.contains("line 1\n"));
+        // stdout and stderr are read concurrently, so only each stream's own order is fixed.
+        assert!(
+            tail.contains("line 50") && !tail.contains("line 1\n"),
+            "{tail}"
+        );
+        let mut stderr_only = Command::new("sh");
+        stderr_only
+            .args(["-c", "echo err >&2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        assert!(run_streaming(stderr_only).unwrap().contains("err"));
         let mut bad = Command::new("sh");
         bad.args(["-c", "echo 'Error: boom'; exit 4"])
             .stdout(Stdio::piped())
