@@ -28,7 +28,8 @@ fn committed_crds_match_the_types() {
 #[test]
 fn the_chart_carries_the_same_crds() {
     let path = format!("{}/{CHART_CRD_FILE}", env!("CARGO_MANIFEST_DIR"));
-    let chart = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    let chart =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     if let Some(message) = drift_of(CHART_CRD_FILE, &chart, &all_crds_yaml().unwrap()) {
         panic!("{message}");
     }
