@@ -145,7 +145,11 @@ pub fn clone(req: &CloneRequest) -> Result<SourceInfo, Error> {
     let refspec = format!("+{target_ref}:{local_ref}");
     let wanted_commit = req.commit.as_deref().filter(|c| !c.is_empty());
     let mut found = None;
-    for depth in DEEPEN {
+    // libgit2's local transport cannot fetch shallow: local repositories are fetched whole.
+    let local = super::url_policy::check(&req.url, super::url_policy::Mode::Local)
+        == Ok(super::url_policy::Location::Local);
+    let depths: &[i32] = if local { &[0] } else { &DEEPEN };
+    for &depth in depths {
         fetch(&repo, req, &refspec, depth)?;
         let tip = repo
             .refname_to_id(&local_ref)

@@ -1,0 +1,137 @@
+//! libgit2 clones against a real `git daemon` and a local repository: shallow when possible,
+//! deeper only for a commit below the tip, and source info from the commit.
+
+mod support;
+
+use kiln::builder::source::{self, CloneRequest};
+use support::{git, GitDaemon};
+
+/// A repository with `n` commits on main (file `f` holds the commit number) and tag `t1` on the first.
+fn repo(base: &std::path::Path, n: usize) -> Vec<String> {
+    let work = base.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    let mut commits = Vec::new();
+    for i in 1..=n {
+        std::fs::write(work.join("f"), format!("{i}\n")).unwrap();
+        git(&work, &["add", "f"]);
+        git(
+            &work,
+            &["commit", "-q", "-m", &format!("commit {i}\n\nbody {i}")],
+        );
+        commits.push(git(&work, &["rev-parse", "HEAD"]));
+        if i == 1 {
+            git(&work, &["tag", "t1"]);
+        }
+    }
+    git(base, &["clone", "-q", "--bare", "work", "r.git"]);
+    commits
+}
+
+fn request(
+    url: &str,
+    r#ref: Option<&str>,
+    commit: Option<&str>,
+    dest: &std::path::Path,
+) -> CloneRequest {
+    CloneRequest {
+        url: url.to_string(),
+        ref_: r#ref.map(str::to_string),
+        commit: commit.map(str::to_string),
+        dest: dest.to_path_buf(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn shallow_clone_deepens_only_for_an_older_commit() {
+    let base = tempfile::tempdir().unwrap();
+    let commits = repo(base.path(), 60);
+    let daemon = GitDaemon::start(base.path());
+    let url = daemon.url("r.git");
+    let tip = commits.last().unwrap();
+
+    let cases = [
+        (Some("main"), None, tip.as_str(), "60"),
+        (None, None, tip.as_str(), "60"),
+        (Some("t1"), None, commits[0].as_str(), "1"),
+        (
+            Some("main"),
+            Some(commits[55].as_str()),
+            commits[55].as_str(),
+            "56",
+        ),
+        (
+            Some("main"),
+            Some(commits[0].as_str()),
+            commits[0].as_str(),
+            "1",
+        ),
+    ];
+    for (r#ref, commit, want, content) in cases {
+        let dest = tempfile::tempdir().unwrap();
+        let info = source::clone(&request(&url, r#ref, commit, dest.path())).unwrap();
+        assert_eq!(info.commit.as_deref(), Some(want), "{ref:?} {commit:?}");
+        assert_eq!(
+            std::fs::read_to_string(dest.path().join("f"))
+                .unwrap()
+                .trim(),
+            content
+        );
+        let repo = git2::Repository::open(dest.path()).unwrap();
+        let depth = {
+            let mut walk = repo.revwalk().unwrap();
+            walk.push_head().unwrap();
+            walk.count()
+        };
+        if commit.is_none() {
+            assert!(repo.is_shallow(), "a branch or tag is fetched at depth 1");
+            assert_eq!(depth, 1);
+        } else {
+            assert!(
+                depth < 60 || commit == Some(commits[0].as_str()),
+                "deepened only as needed"
+            );
+        }
+    }
+    let dest = tempfile::tempdir().unwrap();
+    let info = source::clone(&request(&url, Some("main"), None, dest.path())).unwrap();
+    assert_eq!(info.message.as_deref(), Some("commit 60\n\nbody 60"));
+    assert_eq!(
+        info.author.and_then(|a| a.email).as_deref(),
+        Some("ada@example.com")
+    );
+    assert!(info.date.is_some_and(|d| d.contains('T')));
+}
+
+#[test]
+fn local_repositories_are_cloned_whole() {
+    let base = tempfile::tempdir().unwrap();
+    let commits = repo(base.path(), 3);
+    let dest = tempfile::tempdir().unwrap();
+    let url = base.path().join("r.git").display().to_string();
+    let info = source::clone(&request(&url, Some("main"), Some(&commits[1]), dest.path())).unwrap();
+    assert_eq!(info.commit.as_deref(), Some(commits[1].as_str()));
+    assert_eq!(
+        std::fs::read_to_string(dest.path().join("f"))
+            .unwrap()
+            .trim(),
+        "2"
+    );
+}
+
+#[test]
+fn unknown_ref_and_commit_are_reported() {
+    let base = tempfile::tempdir().unwrap();
+    repo(base.path(), 2);
+    let daemon = GitDaemon::start(base.path());
+    let url = daemon.url("r.git");
+    let dest = tempfile::tempdir().unwrap();
+    let err = source::clone(&request(&url, Some("nope"), None, dest.path())).unwrap_err();
+    assert!(matches!(err, source::Error::UnknownRef { .. }), "{err}");
+    assert!(err.to_string().contains("branches: main"), "{err}");
+    let dest = tempfile::tempdir().unwrap();
+    let missing = "0123456789012345678901234567890123456789";
+    let err = source::clone(&request(&url, Some("main"), Some(missing), dest.path())).unwrap_err();
+    assert!(matches!(err, source::Error::UnknownCommit { .. }), "{err}");
+}
