@@ -50,6 +50,9 @@ fn query() -> impl Strategy<Value = String> {
         Just("fieldValidation=Strict".to_string()),
         "propagationPolicy=[A-Za-z]{0,10}",
         "tailLines=[0-9]{0,2}",
+        "gracePeriodSeconds=-?[0-9]{1,20}",
+        "timeoutSeconds=[0-9]{18,20}",
+        "limitBytes=[0-9]{1,20}",
         "[a-zA-Z%]{1,8}=[a-zA-Z%0-9]{0,8}",
     ];
     proptest::collection::vec(pair, 0..4).prop_map(|pairs| pairs.join("&"))

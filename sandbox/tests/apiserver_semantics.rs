@@ -1055,3 +1055,34 @@ async fn other_builtin_kinds() {
     .await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn extreme_grace_periods_and_timeouts_are_clamped() {
+    let router = ApiServer::new().router();
+    let pods = "/api/v1/namespaces/default/pods";
+    let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n", "terminationGracePeriodSeconds": i64::MAX,
+                     "containers": [{"name": "c", "image": "x"}]}});
+    let (code, _) = call(&router, Method::POST, pods, Some(pod), JSON).await;
+    assert_eq!(code, StatusCode::CREATED);
+    let (code, body) = call(&router, Method::DELETE, &format!("{pods}/p"), None, JSON).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["metadata"]["deletionGracePeriodSeconds"], 315_360_000);
+    let (code, _) = call(
+        &router,
+        Method::DELETE,
+        &format!("{pods}/p?gracePeriodSeconds=0"),
+        None,
+        JSON,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let watch = format!("{pods}?watch=true&timeoutSeconds={}", u64::MAX);
+    let request = axum::http::Request::builder()
+        .uri(watch)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(router.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}

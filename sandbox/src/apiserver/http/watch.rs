@@ -21,6 +21,9 @@ use super::read::{present, present_cow, Selectors};
 use super::Query;
 use std::borrow::Cow;
 
+/// Upper bound for `timeoutSeconds` (one year).
+const MAX_WATCH_SECONDS: u64 = 365 * 24 * 3600;
+
 #[derive(Serialize)]
 struct Line<'a> {
     #[serde(rename = "type")]
@@ -120,7 +123,7 @@ pub fn serve(
     let send_initial = query.flag("sendInitialEvents");
     let timeout = query
         .number("timeoutSeconds")?
-        .map(Duration::from_secs)
+        .map(|seconds| Duration::from_secs(seconds.min(MAX_WATCH_SECONDS)))
         .unwrap_or(shared.config.default_watch_timeout);
     let requested_rv = match query.get("resourceVersion").filter(|v| !v.is_empty()) {
         None => None,

@@ -13,6 +13,9 @@ use super::WriteContext;
 
 const FOREGROUND: &str = "foregroundDeletion";
 
+/// Upper bound for grace periods (ten years), so timestamps never overflow.
+const MAX_GRACE_SECONDS: i64 = 315_360_000;
+
 /// `propagationPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Propagation {
@@ -106,6 +109,7 @@ pub fn remove_and_collect(store: &mut Store, key: &ObjectKey) -> Value {
 }
 
 fn mark_deleting(object: &mut Value, grace_seconds: i64, extra_finalizer: Option<&str>) {
+    let grace_seconds = grace_seconds.clamp(0, MAX_GRACE_SECONDS);
     let when = chrono::Utc::now() + chrono::Duration::seconds(grace_seconds);
     let metadata = meta::metadata_mut(object);
     metadata
@@ -142,7 +146,7 @@ fn pod_grace_seconds(pod: &Value, requested: Option<i64>) -> i64 {
                 .and_then(Value::as_i64)
         })
         .unwrap_or(30)
-        .max(0)
+        .clamp(0, MAX_GRACE_SECONDS)
 }
 
 /// Deletes one object; returns its state afterwards (last state if removed).
