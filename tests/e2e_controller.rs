@@ -321,18 +321,31 @@ fn patched_example(cluster: &Cluster, dir: &Path) {
     );
 }
 
-/// The TagEvents of ImageStream go-server's tag `latest`, newest first.
-fn latest_events(cluster: &Cluster) -> Vec<Value> {
-    let stream = cluster
-        .get("imagestream", "go-server")
-        .expect("ImageStream go-server exists");
-    stream["status"]["tags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| t["tag"] == "latest")
-        .and_then(|t| t["items"].as_array().cloned())
-        .unwrap_or_default()
+/// The TagEvents of ImageStream go-server's tag `latest`, newest first, once there are `count`
+/// of them (the controller records the image before it marks the Build Complete; the wait only
+/// guards against reordering, at most 30 s).
+fn latest_events(cluster: &Cluster, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stream = cluster
+            .get("imagestream", "go-server")
+            .expect("ImageStream go-server exists");
+        assert_eq!(
+            stream["status"]["dockerImageRepository"],
+            format!("{}/{NAMESPACE}/go-server", cluster.registry.addr())
+        );
+        let events = stream["status"]["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["tag"] == "latest")
+            .and_then(|t| t["items"].as_array().cloned())
+            .unwrap_or_default();
+        if events.len() >= count || Instant::now() > deadline {
+            return events;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn assert_complete(build: &Value) {
@@ -343,14 +356,21 @@ fn assert_complete(build: &Value) {
     );
 }
 
-/// Pulls the image into the test's storage, runs its /app/server and returns the body of `GET /`.
-fn run_image(cluster: &Cluster, reference: &str) -> String {
+/// Pulls the image into the test's storage, runs its /app/server and returns the body of `GET /`
+/// and the image's commit label.
+fn run_image(cluster: &Cluster, reference: &str) -> (String, String) {
     let storage = &cluster.storage;
     let ctr = storage.buildah(&[
         "from",
         "--quiet",
         "--tls-verify=false",
         &format!("docker://{reference}"),
+    ]);
+    let commit = storage.buildah(&[
+        "inspect",
+        "--format",
+        "{{index .OCIv1.Config.Labels \"io.kiln.build.commit.id\"}}",
+        &ctr,
     ]);
     let mount = PathBuf::from(storage.buildah(&["mount", &ctr]));
     let server = mount.join("app/server");
@@ -363,7 +383,7 @@ fn run_image(cluster: &Cluster, reference: &str) -> String {
     drop(service);
     storage.buildah(&["rm", &ctr]);
     match answer {
-        Some((200, body)) => body,
+        Some((200, body)) => (body, commit),
         other => panic!("GET / answered {other:?}"),
     }
 }
@@ -391,7 +411,7 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
         first["status"]["output"]["to"]["imageDigest"], digest1,
         "the Build records the pushed digest"
     );
-    let events = latest_events(cluster);
+    let events = latest_events(cluster, 1);
     assert_eq!(events.len(), 1, "one TagEvent after one build: {events:#?}");
     assert_eq!(events[0]["image"], digest1);
     assert_eq!(
@@ -399,7 +419,16 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
         format!("{}/{repo}@{digest1}", registry.addr())
     );
 
-    // A second build, started through instantiate by `kiln start-build`.
+    // A new commit on main, then a second build, started through instantiate by
+    // `kiln start-build`.
+    let src = cluster.work.path().join("git/src");
+    let server_go = src.join("examples/go-server/server.go");
+    let mut text = std::fs::read_to_string(&server_go).unwrap();
+    text.push_str("\n// Second version.\n");
+    std::fs::write(&server_go, text).unwrap();
+    git(&src, &["commit", "-q", "-am", "Second version"]);
+    git(&src, &["push", "-q", "../go-server.git", "main"]);
+    let commit2 = git(&src, &["rev-parse", "HEAD"]);
     let mut start = kiln();
     start
         .args(["start-build", "go-server", "-n", NAMESPACE])
@@ -418,7 +447,7 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
         .manifest_digest(&repo, "latest", None)
         .expect("the registry has demo/go-server:latest");
     assert_ne!(digest1, digest2, "build 2 pushed a new manifest");
-    let events = latest_events(cluster);
+    let events = latest_events(cluster, 2);
     let images: Vec<&str> = events.iter().filter_map(|e| e["image"].as_str()).collect();
     assert_eq!(
         images,
@@ -431,7 +460,8 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
     );
 
     // The image the ImageStream points at serves the example's page.
-    let body = run_image(cluster, &format!("{}/{repo}@{digest2}", registry.addr()));
+    let (body, commit) = run_image(cluster, &format!("{}/{repo}@{digest2}", registry.addr()));
+    assert_eq!(commit, commit2, "build 2 built the tip of main");
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(lines.len(), 2, "answer: {body:?}");
     assert_eq!(lines[0], "Welcome to my website!");
