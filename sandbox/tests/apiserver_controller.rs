@@ -463,3 +463,48 @@ async fn metadata_only_reads_and_watches() {
         .unwrap();
     assert_eq!(second.metadata.name.as_deref(), Some("n"));
 }
+
+#[tokio::test]
+async fn kube_finalizer_helper_adds_and_releases_its_finalizer() {
+    use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+    let server = ApiServer::new();
+    let client = server.client();
+    install_crd(&client).await;
+    let widgets: Api<Widget> = Api::default_namespaced(client.clone());
+    let cleaned = Arc::new(AtomicUsize::new(0));
+    let ctx = (widgets.clone(), cleaned.clone());
+    let controller = tokio::spawn(
+        Controller::new(widgets.clone(), watcher::Config::default())
+            .run(
+                |widget: Arc<Widget>, ctx: Arc<(Api<Widget>, Arc<AtomicUsize>)>| async move {
+                    let (api, cleaned) = (&ctx.0, ctx.1.clone());
+                    finalizer(api, "example.dev/cleanup", widget, |event| async move {
+                        if let Finalizer::Cleanup(_) = event {
+                            cleaned.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok::<_, kube::Error>(Action::await_change())
+                    })
+                    .await
+                },
+                |_, _, _| Action::requeue(Duration::from_millis(100)),
+                Arc::new(ctx),
+            )
+            .for_each(|_| futures::future::ready(())),
+    );
+    widgets
+        .create(&PostParams::default(), &widget("f", 1))
+        .await
+        .unwrap();
+    eventually(LIMIT, "finalizer added", || async {
+        let w = widgets.get("f").await.unwrap();
+        (w.finalizers() == ["example.dev/cleanup"]).then_some(())
+    })
+    .await;
+    widgets.delete("f", &Default::default()).await.unwrap();
+    eventually(LIMIT, "object released and removed", || async {
+        widgets.get_opt("f").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert_eq!(cleaned.load(Ordering::SeqCst), 1);
+    controller.abort();
+}

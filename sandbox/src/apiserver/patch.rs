@@ -54,11 +54,24 @@ pub fn merge(target: &Value, patch: &Value) -> Value {
 }
 
 /// Applies an RFC 6902 JSON patch (including `test`).
+///
+/// As in the apiserver, a `test` of `null` succeeds when the tested key is absent from an
+/// existing parent (kube-rs's finalizer helper relies on this).
 pub fn json(target: &Value, patch: &Value) -> Result<Value, PatchError> {
     let operations: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| PatchError::Malformed(format!("json: cannot unmarshal JSON patch: {e}")))?;
     let mut out = target.clone();
-    json_patch::patch(&mut out, &operations).map_err(|e| PatchError::Failed(e.to_string()))?;
+    for operation in operations.0 {
+        if let json_patch::PatchOperation::Test(test) = &operation {
+            let path = test.path.as_str();
+            let parent = path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+            if test.value.is_null() && out.pointer(path).is_none() && out.pointer(parent).is_some()
+            {
+                continue;
+            }
+        }
+        json_patch::patch(&mut out, &[operation]).map_err(|e| PatchError::Failed(e.to_string()))?;
+    }
     Ok(out)
 }
 
@@ -300,6 +313,17 @@ mod tests {
             json(&target, &ok).unwrap(),
             json!({"metadata": {"finalizers": []}})
         );
+        let absent_is_null = json!([{"op": "test", "path": "/spec", "value": null},
+                                    {"op": "add", "path": "/spec", "value": {"a": 1}}]);
+        assert_eq!(
+            json(&target, &absent_is_null).unwrap()["spec"],
+            json!({"a": 1})
+        );
+        let missing_parent = json!([{"op": "test", "path": "/nope/x", "value": null}]);
+        assert!(matches!(
+            json(&target, &missing_parent),
+            Err(PatchError::Failed(_))
+        ));
         let failing = json!([{"op": "test", "path": "/metadata/finalizers/0", "value": "b"}]);
         assert!(matches!(
             json(&target, &failing),
