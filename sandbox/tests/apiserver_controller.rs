@@ -508,3 +508,43 @@ async fn kube_finalizer_helper_adds_and_releases_its_finalizer() {
     assert_eq!(cleaned.load(Ordering::SeqCst), 1);
     controller.abort();
 }
+
+#[tokio::test]
+async fn event_recorder_creates_then_patches_a_series() {
+    use k8s_openapi::api::events::v1::Event as NewEvent;
+    use kube::runtime::events::{Event as Published, EventType, Recorder, Reporter};
+    let server = ApiServer::new();
+    let client = server.client();
+    let config_maps: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let subject = config_maps
+        .create(&PostParams::default(), &config_map("subject"))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "kiln".into(),
+            instance: None,
+        },
+    );
+    let published = Published {
+        type_: EventType::Normal,
+        reason: "Built".into(),
+        note: Some("the build finished".into()),
+        action: "Build".into(),
+        secondary: None,
+    };
+    let reference = subject.object_ref(&());
+    recorder.publish(&published, &reference).await.unwrap();
+    recorder.publish(&published, &reference).await.unwrap();
+    let events: Api<NewEvent> = Api::default_namespaced(client.clone());
+    let list = events.list(&Default::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let event = &list.items[0];
+    assert_eq!(event.reason.as_deref(), Some("Built"));
+    assert_eq!(event.series.as_ref().map(|s| s.count), Some(2));
+    assert_eq!(
+        event.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("subject")
+    );
+}
