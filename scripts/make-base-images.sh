@@ -78,6 +78,10 @@ cp -a "$goroot" "$mnt$goroot"
 cp -a "$goshare" "$mnt$goshare"
 rm -rf "$mnt$goshare/test" "$mnt$goroot/test"
 ln -s "$goroot" "$mnt/usr/local/go"
+# A build cache holding the standard library compiled for static (CGO_ENABLED=0) builds: Debian
+# precompiles std with cgo, so without it every static build recompiles net, net/http and friends.
+mkdir -p "$mnt/root/.cache/go-build"
+GOCACHE="$mnt/root/.cache/go-build" CGO_ENABLED=0 GOFLAGS=-buildvcs=false "$goroot/bin/go" build std
 # The `go` driver is dynamically linked against glibc (compile and link are static).
 for lib in $(ldd "$goroot/bin/go" | awk '/=>/ {print $3} /^[ \t]*\// {print $1}'); do
   real=$(readlink -f "$lib")
@@ -87,7 +91,7 @@ done
 bah umount "$ctr" >/dev/null
 bah config \
   --env PATH="$goroot/bin:/usr/local/go/bin:/go/bin:/bin" \
-  --env GOPATH=/go --env GOCACHE=/tmp/gocache \
+  --env GOPATH=/go --env GOCACHE=/root/.cache/go-build \
   --env GOFLAGS=-buildvcs=false --env GOPROXY=off --env GOTOOLCHAIN=local \
   --workingdir /go --cmd /bin/sh --label io.kiln.base=golang "$ctr"
 bah commit --quiet --rm "$ctr" "$registry/library/golang:1.19" >/dev/null
