@@ -5,8 +5,10 @@ mod kubelet_support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, PostParams};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use kubelet_support::*;
 use serde_json::json;
@@ -71,6 +73,9 @@ async fn init_container_emptydir_secret_and_termination_message() {
     let init_term = init.state.as_ref().unwrap().terminated.as_ref().unwrap();
     assert_eq!((init.name.as_str(), init_term.exit_code), ("writer", 0));
     assert!(status.start_time.is_some());
+    // Created unbound, bound to the kubelet's node through pods/binding.
+    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+    assert_eq!(node.as_deref(), Some("sandbox-node"));
     let logs = s.server.logs();
     let read = |c: &str| {
         let snap = logs.read("default", "happy", c).unwrap();
@@ -217,7 +222,12 @@ async fn active_deadline_kills_the_pod() {
         ]}
     }))
     .await;
-    let pod = s.wait_for("slow", finished).await;
+    // The Pod is marked Failed at the deadline; the container's end is reported after.
+    let pod = s
+        .wait_for("slow", |p| {
+            finished(p) && terminated(p, "sleeper").is_some()
+        })
+        .await;
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
     assert!(
@@ -248,11 +258,11 @@ async fn deletion_kills_removes_and_cleans_up() {
             "spec": {"nodeName": "sandbox-node", "restartPolicy": "Never",
                 "volumes": [{"name": "scratch", "emptyDir": {}}],
                 "containers": [{"name": "c", "image": "busybox",
-                    "command": ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.05; done; : 4343"],
+                    "command": ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; echo trap-set; while :; do sleep 0.05; done; : 4343"],
                     "volumeMounts": [{"name": "scratch", "mountPath": "/sandbox-test-scratch"}]}]}
         }))
         .await;
-    // Not bound to any node: the API server removes it at once.
+    // Force-deleted (grace 0): the API server removes it at once; the kubelet sees DELETED.
     let loose = s
         .create(json!({
             "metadata": {"name": "loose"},
@@ -263,6 +273,16 @@ async fn deletion_kills_removes_and_cleans_up() {
     for name in ["bound", "loose"] {
         s.wait_for(name, |p| phase(p) == "Running").await;
     }
+    // SIGTERM before the trap is set would be ignored (the shell is PID 1) and end in SIGKILL.
+    let start = Instant::now();
+    let trap_set = || {
+        let log = s.server.logs().read("default", "bound", "c");
+        log.is_some_and(|l| l.lines.iter().any(|l| l.text == "trap-set\n"))
+    };
+    while !trap_set() {
+        assert!(start.elapsed() < LIMIT, "the trap was never set");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let dir = |pod: &k8s_openapi::api::core::v1::Pod| {
         s.root
             .path()
@@ -272,18 +292,39 @@ async fn deletion_kills_removes_and_cleans_up() {
     assert!(dir(&bound).exists() && dir(&loose).exists());
     assert!(!processes_with("sleep 4343").is_empty());
 
+    // Record what the graceful deletion writes before the object goes.
+    let api = s.pods();
+    let events = tokio::spawn(async move {
+        let config = watcher::Config::default().fields("metadata.name=bound");
+        let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+        let mut seen = Vec::new();
+        while let Some(Ok(event)) = stream.next().await {
+            match event {
+                watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => seen.push(pod),
+                watcher::Event::Delete(_) => break,
+                _ => {}
+            }
+        }
+        seen
+    });
     s.pods()
         .delete("bound", &DeleteParams::default())
         .await
         .unwrap();
-    s.pods()
-        .delete("loose", &DeleteParams::default())
-        .await
-        .unwrap();
+    let now = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    s.pods().delete("loose", &now).await.unwrap();
     s.wait_gone("bound").await;
     s.wait_gone("loose").await;
     wait_removed(&dir(&bound)).await;
     wait_removed(&dir(&loose)).await;
+    let seen = tokio::time::timeout(LIMIT, events).await.unwrap().unwrap();
+    // The trap handled SIGTERM: exit 0 reported while the Pod was terminating.
+    let last = seen.last().unwrap();
+    assert!(last.metadata.deletion_timestamp.is_some());
+    assert_eq!(terminated(last, "c").unwrap().exit_code, 0, "{seen:#?}");
     let logs = s.server.logs();
     assert!(logs.read("default", "bound", "c").is_none());
     assert_eq!(processes_with("sleep 4343"), Vec::<String>::new());

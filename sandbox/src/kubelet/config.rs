@@ -48,6 +48,34 @@ pub struct InstantMode {
     pub default_message: String,
 }
 
+/// Placeholder in an instant-mode message replaced by a digest unique to the Pod.
+pub const UID_DIGEST_PLACEHOLDER: &str = "{{uid-digest}}";
+
+impl InstantMode {
+    /// The termination message of a Pod: its annotation, else the default, with
+    /// [`UID_DIGEST_PLACEHOLDER`] replaced by `sha256:<64 hex>` derived from the Pod's uid.
+    pub fn message_for(&self, annotation: Option<&str>, uid: &str) -> String {
+        let message = annotation.unwrap_or(&self.default_message);
+        if !message.contains(UID_DIGEST_PLACEHOLDER) {
+            return message.to_string();
+        }
+        message.replace(UID_DIGEST_PLACEHOLDER, &uid_digest(uid))
+    }
+}
+
+/// `sha256:` and 64 hex digits made from a uid's hex digits (a UUID has 32: written twice).
+/// Distinct uids give distinct digests; it is not a hash of any content.
+pub fn uid_digest(uid: &str) -> String {
+    let hex: String = uid
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let hex = if hex.is_empty() { "0".to_string() } else { hex };
+    let digits: String = hex.chars().cycle().take(64).collect();
+    format!("sha256:{digits}")
+}
+
 /// One row of the image table: images matching `pattern` run `host_path` as entrypoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageMapping {
@@ -193,5 +221,28 @@ mod tests {
         map.prepend(parse_image_mapping("busybox=/opt/bb").unwrap());
         assert_eq!(map.lookup("busybox:1"), Some("/opt/bb"));
         assert_eq!(map.lookup("alpine"), None);
+    }
+
+    #[test]
+    fn instant_messages_with_uid_digests() {
+        let instant = InstantMode {
+            default_message: r#"{"imageDigest":"{{uid-digest}}"}"#.into(),
+        };
+        let uid = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        let message = instant.message_for(None, uid);
+        assert_eq!(
+            message,
+            r#"{"imageDigest":"sha256:0f8fad5bd9cb469fa16570867728950e0f8fad5bd9cb469fa16570867728950e"}"#
+        );
+        assert_ne!(
+            message,
+            instant.message_for(None, "1f8fad5b-d9cb-469f-a165-70867728950e")
+        );
+        assert_eq!(instant.message_for(Some("plain"), uid), "plain");
+        let plain = InstantMode {
+            default_message: "done".into(),
+        };
+        assert_eq!(plain.message_for(None, uid), "done");
+        assert_eq!(uid_digest("").len(), "sha256:".len() + 64);
     }
 }

@@ -1,7 +1,7 @@
 //! Starting, watching and killing one container process on the host.
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -14,40 +14,21 @@ use tokio::sync::watch;
 use super::error::{Error, Result};
 use super::logs::{ContainerKey, LogSink, TailBuffer};
 use super::plan::ContainerPlan;
-use super::script::{command_line, SETUP_PATH};
+use super::script::{command_line, ContainerDirs, SETUP_PATH};
 use super::status::{signal_exit_code, FALLBACK_BYTES};
 
 /// A stop request: kill the container, allowing this grace period before SIGKILL.
 pub type StopSignal = watch::Receiver<Option<Duration>>;
 
-/// Host directories of one container.
-#[derive(Debug, Clone)]
-pub struct ContainerDirs {
-    /// Mount point of the container's private tmpfs (only mounted inside its namespace).
-    pub ns_dir: PathBuf,
-    /// Host file bound at the container's `terminationMessagePath`.
-    pub termination_file: PathBuf,
-}
-
-impl ContainerDirs {
-    /// The directories of container `name` under a Pod directory.
-    pub fn new(pod_dir: &Path, kind: &str, name: &str) -> Self {
-        let base = pod_dir.join("containers").join(format!("{kind}-{name}"));
-        ContainerDirs {
-            ns_dir: base.join("ns"),
-            termination_file: base.join("termination-log"),
-        }
+/// Creates a container's directories and empty termination-message and started files.
+pub fn prepare_dirs(dirs: &ContainerDirs) -> Result<()> {
+    std::fs::create_dir_all(&dirs.ns_dir)
+        .map_err(|e| Error::io(format!("creating {}", dirs.ns_dir.display()), e))?;
+    for file in [&dirs.termination_file, &dirs.started_file] {
+        std::fs::write(file, b"")
+            .map_err(|e| Error::io(format!("creating {}", file.display()), e))?;
     }
-
-    /// Creates the directories and an empty termination-message file.
-    pub fn prepare(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.ns_dir)
-            .map_err(|e| Error::io(format!("creating {}", self.ns_dir.display()), e))?;
-        std::fs::write(&self.termination_file, b"").map_err(|e| {
-            let path = self.termination_file.display();
-            Error::io(format!("creating {path}"), e)
-        })
-    }
+    Ok(())
 }
 
 /// How a container run ended.
@@ -63,6 +44,8 @@ pub struct Outcome {
     pub termination_file: Vec<u8>,
     /// The last bytes of output.
     pub log_tail: Vec<u8>,
+    /// Whether the command itself ran (false: the namespace setup failed or was stopped).
+    pub started: bool,
 }
 
 /// A started container.
@@ -74,8 +57,8 @@ pub struct Running {
     sink: Arc<dyn LogSink>,
     key: ContainerKey,
     termination_file: PathBuf,
-    /// When the process was started.
-    pub started_at: Timestamp,
+    started_file: PathBuf,
+    started: bool,
 }
 
 /// Starts a container: `unshare` as a new process group, output piped to the log sink.
@@ -86,7 +69,7 @@ pub fn start(
     sink: Arc<dyn LogSink>,
     key: ContainerKey,
 ) -> Result<Running> {
-    dirs.prepare()?;
+    prepare_dirs(dirs)?;
     for m in &plan.mounts {
         if !m.source.exists() {
             // A missing subPath is created in its volume, as the kubelet does.
@@ -94,7 +77,7 @@ pub fn start(
                 .map_err(|e| Error::io(format!("creating {}", m.source.display()), e))?;
         }
     }
-    let argv = command_line(plan, &dirs.ns_dir, &dirs.termination_file, hostname);
+    let argv = command_line(plan, dirs, hostname);
     let mut command = Command::new(&argv[0]);
     command
         .args(&argv[1..])
@@ -109,7 +92,6 @@ pub fn start(
     let mut child = command
         .spawn()
         .map_err(|e| Error::io(format!("starting container {}", plan.name), e))?;
-    let started_at = Timestamp::now();
     let pgid = child.id().unwrap_or(0);
     let tail = Arc::new(Mutex::new(TailBuffer::new(FALLBACK_BYTES * 2)));
     let mut readers = Vec::new();
@@ -127,7 +109,8 @@ pub fn start(
         sink,
         key,
         termination_file: dirs.termination_file.clone(),
-        started_at,
+        started_file: dirs.started_file.clone(),
+        started: false,
     })
 }
 
@@ -170,12 +153,30 @@ pub async fn signal_group(pgid: u32, signal: &str) {
 }
 
 impl Running {
+    /// Waits until the namespace is set up and the container's command is being executed;
+    /// returns when that was seen, or `None` if the setup failed or a stop was requested.
+    pub async fn wait_started(&mut self, stop: &StopSignal) -> Option<Timestamp> {
+        loop {
+            let marker = std::fs::read(&self.started_file).unwrap_or_default();
+            if !marker.is_empty() {
+                self.started = true;
+                return Some(Timestamp::now());
+            }
+            if stop.borrow().is_some() || !matches!(self.child.try_wait(), Ok(None)) {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Waits for the container to end, killing it if a stop is requested
     /// (SIGTERM to its process group, SIGKILL after the grace period).
     pub async fn wait(mut self, mut stop: StopSignal) -> Outcome {
         let status = loop {
             let requested = *stop.borrow_and_update();
             if let Some(grace) = requested {
+                // Before the command runs there is nothing to shut down gracefully.
+                let grace = if self.started { grace } else { Duration::ZERO };
                 break self.kill(grace).await;
             }
             tokio::select! {
@@ -214,6 +215,7 @@ impl Running {
             finished_at: Timestamp::now(),
             termination_file,
             log_tail,
+            started: self.started,
         }
     }
 

@@ -8,9 +8,32 @@
 //! `mountPath` from inside the new root, so mount points — and symlinks on their way — are
 //! created and resolved in the container's file system, never on the host.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::plan::ContainerPlan;
+
+/// Host paths of one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerDirs {
+    /// Mount point of the container's private tmpfs (only mounted inside its namespace).
+    pub ns_dir: PathBuf,
+    /// Host file bound at the container's `terminationMessagePath`.
+    pub termination_file: PathBuf,
+    /// Host file the setup writes to just before it execs the container's command.
+    pub started_file: PathBuf,
+}
+
+impl ContainerDirs {
+    /// The paths of container `name` (`kind` is `init` or `app`) under a Pod directory.
+    pub fn new(pod_dir: &Path, kind: &str, name: &str) -> Self {
+        let base = pod_dir.join("containers").join(format!("{kind}-{name}"));
+        ContainerDirs {
+            ns_dir: base.join("ns"),
+            termination_file: base.join("termination-log"),
+            started_file: base.join("started"),
+        }
+    }
+}
 
 /// Staging directory (inside the container root) for mounts before they are moved in place.
 const STAGING: &str = "/.sandbox-mounts";
@@ -31,9 +54,9 @@ fn parent(path: &str) -> &str {
 }
 
 /// First stage, run by `unshare` with the host's view: builds the root and stages mounts.
-pub fn setup_script(plan: &ContainerPlan, ns_dir: &Path, termination_file: &Path) -> String {
+pub fn setup_script(plan: &ContainerPlan, dirs: &ContainerDirs) -> String {
     let mut s = String::from("set -eu\n");
-    s += &format!("T={}\n", sh_quote(&ns_dir.display().to_string()));
+    s += &format!("T={}\n", sh_quote(&dirs.ns_dir.display().to_string()));
     s += r#"mount -t tmpfs -o mode=0755 sandbox-ctr "$T"
 mkdir "$T/upper" "$T/work" "$T/root"
 R="$T/root"
@@ -56,10 +79,9 @@ ln -s /proc/self/fd/2 "$R/dev/stderr"
     for (i, m) in plan.mounts.iter().enumerate() {
         s += &format!("stage {} {i}\n", sh_quote(&m.source.display().to_string()));
     }
-    s += &format!(
-        "stage {} term\n",
-        sh_quote(&termination_file.display().to_string())
-    );
+    let quoted = |p: &Path| sh_quote(&p.display().to_string());
+    s += &format!("stage {} term\n", quoted(&dirs.termination_file));
+    s += &format!("stage {} started\n", quoted(&dirs.started_file));
     s += "P2=$1\nshift\nexec chroot \"$R\" /bin/sh -c \"$P2\" sh \"$@\"\n";
     s
 }
@@ -86,10 +108,11 @@ pub fn container_script(plan: &ContainerPlan, hostname: &str) -> String {
         s += &place(&i.to_string(), &m.target, m.read_only);
     }
     s += &place("term", &plan.termination_path, false);
-    s += "rm -rf \"$M\"\n";
     s += &format!("echo {} > /proc/sys/kernel/hostname\n", sh_quote(hostname));
     let wd = sh_quote(&plan.working_dir);
     s += &format!("mkdir -p {wd}\ncd {wd}\n");
+    // Tell the kubelet the command starts now; nothing of the staging area stays visible.
+    s += "echo started > \"$M/started\"\numount \"$M/started\"\nrm -rf \"$M\"\n";
     s += "exec env -i \"$@\"\n";
     s
 }
@@ -98,12 +121,7 @@ pub fn container_script(plan: &ContainerPlan, hostname: &str) -> String {
 /// `setpriv --pdeathsig KILL unshare … sh -c SETUP sh CONTAINER_SCRIPT NAME=VALUE… ARGV…`.
 /// The parent-death signal kills the container if the kubelet process dies without
 /// cleaning up; `--kill-child` then takes the whole PID namespace with it.
-pub fn command_line(
-    plan: &ContainerPlan,
-    ns_dir: &Path,
-    termination_file: &Path,
-    hostname: &str,
-) -> Vec<String> {
+pub fn command_line(plan: &ContainerPlan, dirs: &ContainerDirs, hostname: &str) -> Vec<String> {
     let mut argv: Vec<String> = [
         "setpriv",
         "--pdeathsig",
@@ -122,7 +140,7 @@ pub fn command_line(
     .iter()
     .map(|s| s.to_string())
     .collect();
-    argv.push(setup_script(plan, ns_dir, termination_file));
+    argv.push(setup_script(plan, dirs));
     argv.push("sh".to_string());
     argv.push(container_script(plan, hostname));
     argv.extend(plan.env.iter().map(|(k, v)| format!("{k}={v}")));
@@ -175,7 +193,16 @@ mod tests {
 
     #[test]
     fn command_line_passes_env_and_argv_as_arguments() {
-        let argv = command_line(&plan(), Path::new("/k/ns"), Path::new("/k/term"), "p");
+        let dirs = ContainerDirs {
+            ns_dir: "/k/ns".into(),
+            termination_file: "/k/term".into(),
+            started_file: "/k/started".into(),
+        };
+        assert_eq!(
+            ContainerDirs::new(Path::new("/k"), "init", "c").started_file,
+            Path::new("/k/containers/init-c/started")
+        );
+        let argv = command_line(&plan(), &dirs, "p");
         assert_eq!(argv[..4], ["setpriv", "--pdeathsig", "KILL", "unshare"]);
         let tail: Vec<&str> = argv[argv.len() - 4..].iter().map(String::as_str).collect();
         assert_eq!(tail, ["A=x y", "sh", "-c", "echo 'hi'"]);
@@ -183,6 +210,7 @@ mod tests {
         assert!(setup.contains("T='/k/ns'"), "{setup}");
         assert!(setup.contains("stage '/k/v' 0"), "{setup}");
         assert!(setup.contains("stage '/k/term' term"), "{setup}");
+        assert!(setup.contains("stage '/k/started' started"), "{setup}");
         let inner = &argv[15];
         assert!(inner.contains("place 0 '/data' '/' ro"), "{inner}");
         assert!(

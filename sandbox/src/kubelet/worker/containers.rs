@@ -9,19 +9,22 @@ use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::jiff::Timestamp;
 
 use super::{waiting, Worker, CONFIG_RETRY};
-use crate::kubelet::config::{INSTANT_EXIT_CODE_ANNOTATION, INSTANT_MESSAGE_ANNOTATION};
+use crate::kubelet::config::{
+    InstantMode, INSTANT_EXIT_CODE_ANNOTATION, INSTANT_MESSAGE_ANNOTATION,
+};
 use crate::kubelet::env::{resolve_env, Objects};
 use crate::kubelet::error::Error;
 use crate::kubelet::logs::ContainerKey;
 use crate::kubelet::plan::{container_plan, HostVolume};
-use crate::kubelet::runtime::{start, ContainerDirs};
+use crate::kubelet::runtime::start;
+use crate::kubelet::script::ContainerDirs;
 use crate::kubelet::status::{termination_message, State, Termination};
 
 impl Worker {
     /// Prepares volumes, runs init containers in order, then the containers together.
     pub(super) async fn execute(&self) {
         if let Some(instant) = self.shared.config.instant.clone() {
-            self.run_instant(&instant.default_message).await;
+            self.run_instant(&instant).await;
             return;
         }
         let Some((objects, volumes)) = self.prepare().await else {
@@ -105,29 +108,31 @@ impl Worker {
             let sink = self.shared.sink.clone();
             let end = match start(&plan, &dirs, &self.name, sink, key) {
                 Err(e) => cannot_run(e.to_string()),
-                Ok(running) => {
-                    let started_at = running.started_at;
-                    self.set_state(init, index, State::Running(started_at))
-                        .await;
-                    self.publish().await;
-                    let out = running.wait(self.control.stop_signal()).await;
+                Ok(mut running) => {
+                    let stop = self.control.stop_signal();
+                    let started_at = running.wait_started(&stop).await;
+                    if let Some(at) = started_at {
+                        self.set_state(init, index, State::Running(at)).await;
+                        self.publish().await;
+                    }
+                    let out = running.wait(stop).await;
                     let message = termination_message(
                         &out.termination_file,
                         plan.fallback_to_logs,
                         out.exit_code,
                         &out.log_tail,
                     );
-                    let reason = if out.exit_code == 0 {
-                        "Completed"
-                    } else {
-                        "Error"
+                    let reason = match (out.started, out.exit_code) {
+                        (false, _) => "ContainerCannotRun",
+                        (true, 0) => "Completed",
+                        (true, _) => "Error",
                     };
                     Termination {
                         exit_code: out.exit_code,
                         signal: out.signal,
                         reason: reason.into(),
                         message,
-                        started_at: Some(started_at),
+                        started_at,
                         finished_at: out.finished_at,
                     }
                 }
@@ -163,12 +168,15 @@ impl Worker {
     }
 
     /// Instant mode: Running, then every container terminates with the configured result.
-    async fn run_instant(&self, default_message: &str) {
+    async fn run_instant(&self, instant: &InstantMode) {
         let annotations = self.pod.metadata.annotations.clone().unwrap_or_default();
-        let message = annotations
-            .get(INSTANT_MESSAGE_ANNOTATION)
-            .cloned()
-            .unwrap_or_else(|| default_message.to_string());
+        let uid = self.pod.metadata.uid.clone().unwrap_or_default();
+        let message = instant.message_for(
+            annotations
+                .get(INSTANT_MESSAGE_ANNOTATION)
+                .map(String::as_str),
+            &uid,
+        );
         let exit_code = annotations
             .get(INSTANT_EXIT_CODE_ANNOTATION)
             .and_then(|c| c.parse::<i32>().ok())

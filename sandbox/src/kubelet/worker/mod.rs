@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, Client};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
@@ -123,6 +123,10 @@ impl Worker {
             .chain(status.init_container_statuses.iter())
             .flatten()
             .any(|c| c.state.as_ref().is_some_and(|s| s.waiting.is_none()));
+        if !done && self.control.reason().is_none() && !self.bind().await {
+            // Bound to another node meanwhile: not ours to run.
+            return;
+        }
         if !done && self.control.reason().is_none() {
             if started_before {
                 self.record.lock().await.failure = Some((
@@ -138,6 +142,34 @@ impl Worker {
         self.finish_deletion().await;
     }
 
+    /// Binds an unscheduled Pod to this node through `pods/binding`, as the scheduler would.
+    /// False when another node got it first; other failures leave the Pod unbound but run.
+    async fn bind(&self) -> bool {
+        let node = self.pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+        if node.is_some_and(|n| !n.is_empty()) {
+            return true;
+        }
+        let binding = json!({
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": self.shared.config.node_name},
+        });
+        let params = PostParams::default();
+        let bound: kube::Result<Value> = self
+            .api()
+            .create_subresource("binding", &self.name, &params, &binding)
+            .await;
+        match bound {
+            Ok(_) => true,
+            Err(kube::Error::Api(e)) if e.code == 409 => false,
+            Err(e) => {
+                tracing::warn!(pod = %self.name, error = %e, "binding failed; running unbound");
+                true
+            }
+        }
+    }
+
     async fn run_with_deadline(&self) {
         let deadline = self
             .pod
@@ -146,12 +178,17 @@ impl Worker {
             .and_then(|s| s.active_deadline_seconds)
             .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0)));
         let grace = self.grace();
-        let control = self.control.clone();
-        let timer = async move {
+        let timer = async {
             match deadline {
                 Some(d) => {
                     tokio::time::sleep(d).await;
-                    control.request_stop(StopReason::Deadline, grace);
+                    // Like the kubelet: the Pod is Failed/DeadlineExceeded first, then killed.
+                    if self.control.reason().is_none() {
+                        self.record.lock().await.failure =
+                            Some(("DeadlineExceeded".into(), DEADLINE_MESSAGE.into()));
+                        self.publish().await;
+                    }
+                    self.control.request_stop(StopReason::Deadline, grace);
                 }
                 None => std::future::pending::<()>().await,
             }
@@ -163,10 +200,6 @@ impl Worker {
             _ = &mut execute => {}
             // The deadline stopped the containers; let execute() record how they ended.
             _ = timer => execute.await,
-        }
-        if self.control.reason() == Some(StopReason::Deadline) {
-            self.record.lock().await.failure =
-                Some(("DeadlineExceeded".into(), DEADLINE_MESSAGE.into()));
         }
         self.publish().await;
     }
