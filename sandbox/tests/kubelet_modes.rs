@@ -210,3 +210,30 @@ async fn stopping_the_kubelet_kills_containers_and_cleans_up() {
     // The Pod object stays as it was: the kubelet only stopped.
     assert_eq!(phase(&api.get("long").await.unwrap()), "Running");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_kubelet_does_not_rerun_started_pods() {
+    let mut s = Setup::start();
+    s.create(json!({
+        "metadata": {"name": "orphan"},
+        "spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "4646"]}]}
+    }))
+    .await;
+    s.wait_for("orphan", |p| phase(p) == "Running").await;
+    // The first kubelet goes away (its containers die with it); a second one takes over.
+    s.kubelet.take().unwrap().stop().await;
+    assert_eq!(processes_with("sleep 4646"), Vec::<String>::new());
+    let mut config = kiln_sandbox::kubelet::KubeletConfig::new(s.root.path());
+    config.max_grace = Duration::from_millis(500);
+    let second = kiln_sandbox::kubelet::Kubelet::new(s.client.clone(), config)
+        .with_logs(std::sync::Arc::new(s.server.logs()))
+        .run();
+    s.kubelet = Some(second);
+    let pod = s.wait_for("orphan", finished).await;
+    let status = pod.status.clone().unwrap();
+    assert_eq!(phase(&pod), "Failed");
+    assert_eq!(status.reason.as_deref(), Some("ContainersLost"));
+    assert_eq!(processes_with("sleep 4646"), Vec::<String>::new());
+    s.stop().await;
+}
