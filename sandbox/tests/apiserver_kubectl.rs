@@ -396,6 +396,15 @@ fn delete_cascade_background_removes_dependents() {
     let (success, _, err) = sandbox.run(&["get", "configmap", "settings", "-n", "team"], None);
     assert!(!success && err.contains("NotFound"), "{err}");
 
+    // Built-in kinds are decoded strictly by kubectl's default `--validate=strict`.
+    let typo =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndata:\n  a: b\nextra: 1\n";
+    let (success, _, err) = sandbox.run(&["apply", "-f", "-"], Some(typo));
+    assert!(!success);
+    assert!(err.contains("unknown field \"extra\""), "{err}");
+    let (success, _, err) = sandbox.run(&["apply", "--validate=false", "-f", "-"], Some(typo));
+    assert!(success, "{err}");
+
     // Pods: strategic-merge client-side apply keeps containers merged by name.
     let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: a\n    image: busybox\n    env: [{name: X, value: \"1\"}]\n  - name: b\n    image: busybox\n";
     sandbox.ok_stdin(&["apply", "-f", "-"], pod);

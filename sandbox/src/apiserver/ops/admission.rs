@@ -188,6 +188,33 @@ pub fn admit(ctx: &WriteContext, object: &mut Value) -> ApiResult<Vec<String>> {
         .to_string();
     let mut warnings = Vec::new();
     if !ctx.info.custom {
+        let unknown = super::typed::normalize(&ctx.info, object).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "{} in version {:?} cannot be handled as a {}: {e}",
+                ctx.info.kind, ctx.info.version, ctx.info.kind
+            ))
+        })?;
+        if !unknown.is_empty() {
+            match ctx.validation {
+                FieldValidation::Strict => {
+                    let fields: Vec<String> = unknown
+                        .iter()
+                        .map(|p| format!("unknown field {p:?}"))
+                        .collect();
+                    return Err(ApiError::BadRequest(format!(
+                        "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
+                        ctx.info.kind,
+                        ctx.info.version,
+                        ctx.info.kind,
+                        fields.join(", ")
+                    )));
+                }
+                FieldValidation::Warn => {
+                    warnings.extend(unknown.iter().map(|p| format!("unknown field {p:?}")))
+                }
+                FieldValidation::Ignore => {}
+            }
+        }
         let causes = builtin::validate(&ctx.info, object);
         if !causes.is_empty() {
             return Err(ApiError::Invalid(ctx.info.subject(&name), causes));

@@ -5,6 +5,7 @@ mod admission;
 mod builtin;
 mod create;
 mod delete;
+mod typed;
 mod update;
 
 pub use create::create;
