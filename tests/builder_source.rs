@@ -105,6 +105,32 @@ fn shallow_clone_deepens_only_for_an_older_commit() {
 }
 
 #[test]
+fn a_commit_on_another_branch_is_found_without_a_ref() {
+    let base = tempfile::tempdir().unwrap();
+    repo(base.path(), 2);
+    let work = base.path().join("work");
+    git(&work, &["checkout", "-q", "-b", "feature"]);
+    std::fs::write(work.join("f"), "feature\n").unwrap();
+    git(&work, &["commit", "-q", "-am", "on a feature branch"]);
+    let feature = git(&work, &["rev-parse", "HEAD"]);
+    git(&work, &["push", "-q", "../r.git", "feature"]);
+    let daemon = GitDaemon::start(base.path());
+    let dest = tempfile::tempdir().unwrap();
+    let info = source::clone(&request(
+        &daemon.url("r.git"),
+        None,
+        Some(&feature),
+        dest.path(),
+    ))
+    .unwrap();
+    assert_eq!(info.commit.as_deref(), Some(feature.as_str()));
+    assert_eq!(
+        std::fs::read_to_string(dest.path().join("f")).unwrap(),
+        "feature\n"
+    );
+}
+
+#[test]
 fn local_repositories_are_cloned_whole() {
     let base = tempfile::tempdir().unwrap();
     let commits = repo(base.path(), 3);

@@ -174,6 +174,15 @@ pub fn clone(req: &CloneRequest) -> Result<SourceInfo, Error> {
             }
         }
     }
+    if let (None, Some(c), None) = (found, wanted_commit, &req.ref_) {
+        // No ref was named and the commit is not on the default branch: look in every branch.
+        fetch(&repo, req, "+refs/heads/*:refs/kiln/heads/*", 0)?;
+        found = repo
+            .revparse_single(c)
+            .and_then(|o| o.peel_to_commit())
+            .ok()
+            .map(|c| c.id());
+    }
     let Some(oid) = found else {
         return Err(Error::UnknownCommit {
             commit: wanted_commit.unwrap_or_default().to_string(),
