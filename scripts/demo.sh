@@ -52,8 +52,8 @@ cleanup() {
     wait "$pid" 2>/dev/null || true
   done
   if [ -d "$work/storage" ]; then
+    # Removing the containers also unmounts the storage (overlay bind-mounts its own directory).
     buildah "${storage[@]}" rm --all >/dev/null 2>&1 || true
-    buildah "${storage[@]}" rmi --all --force >/dev/null 2>&1 || true
   fi
   if [ "${DEMO_KEEP:-0}" = 1 ]; then
     echo "kept $work (logs: $work/*.log)"
@@ -177,20 +177,37 @@ done
 diff -u examples/go-server/buildconfig.yaml "$work/manifests/buildconfig.yaml" | sed -n '3,$p' || true
 kubectl apply -f "$work/manifests/"
 
+# follow_build NAME: streams the build Pod's clone and build logs, then waits for Complete.
+follow_build() {
+  local build=$1 pod=$1-build
+  wait_for "pod $pod" 60 kubectl -n demo get pod "$pod"
+  wait_for "the clone container" 60 sh -c "kubectl -n demo logs $pod -c clone --tail=1 >/dev/null"
+  timeout "$timeout_s" kubectl -n demo logs -f "$pod" -c clone || true
+  wait_for "the build container" 120 sh -c "kubectl -n demo logs $pod -c build --tail=1 >/dev/null"
+  timeout "$timeout_s" kubectl -n demo logs -f "$pod" -c build || true
+  kubectl -n demo wait --for=jsonpath='{.status.phase}'=Complete "build/$build" --timeout=60s
+}
+
 say "following build go-server-1 (its ConfigChange trigger started it)"
-wait_for "the build pod" 60 kubectl -n demo get pod go-server-1-build
-wait_for "the clone container" 60 sh -c \
-  "kubectl -n demo logs go-server-1-build -c clone --tail=1 >/dev/null"
-timeout "$timeout_s" kubectl -n demo logs -f go-server-1-build -c clone || true
-wait_for "the build container" 120 sh -c \
-  "kubectl -n demo logs go-server-1-build -c build --tail=1 >/dev/null"
-timeout "$timeout_s" kubectl -n demo logs -f go-server-1-build -c build || true
-kubectl -n demo wait --for=jsonpath='{.status.phase}'=Complete build/go-server-1 --timeout=60s
+follow_build go-server-1
+
+say "kiln start-build go-server: a second build, after a new commit on main"
+(
+  cd "$work/git/src"
+  export GIT_CONFIG_NOSYSTEM=1 HOME=$work/git
+  echo "// Second version." >> examples/go-server/server.go
+  git -c user.name=Demo -c user.email=demo@example.com commit -q -am "second version"
+  git push -q "$work/git/go-server.git" main
+)
+"$kiln" start-build go-server -n demo
+follow_build go-server-2
 
 say "kubectl get builds,is"
 kubectl -n demo get builds,is
 echo
-kubectl -n demo get is go-server -o jsonpath='{range .status.tags[*]}{.tag}: {.items[0].dockerImageReference}{"\n"}{end}'
+echo "tag history of go-server:latest (newest first):"
+kubectl -n demo get is go-server \
+  -o jsonpath='{range .status.tags[?(@.tag=="latest")].items[*]}  {.created}  {.image}{"\n"}{end}'
 digest=$(kubectl -n demo get is go-server -o jsonpath='{.status.tags[?(@.tag=="latest")].items[0].image}')
 registry_digest=$(curl -fsSI \
   -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \

@@ -44,7 +44,8 @@ fn sandbox_binary() -> PathBuf {
     path
 }
 
-/// A buildah storage in a temp dir; its containers and images are removed on Drop.
+/// A buildah storage in a temp dir; on Drop its containers are removed, which also unmounts the
+/// storage (the overlay driver bind-mounts its own directory), so the directory can be deleted.
 struct Storage {
     dir: tempfile::TempDir,
 }
@@ -83,15 +84,13 @@ impl Storage {
 
 impl Drop for Storage {
     fn drop(&mut self) {
-        for args in [&["rm", "--all"][..], &["rmi", "--all", "--force"][..]] {
-            let mut cmd = Command::new("buildah");
-            cmd.arg("--root")
-                .arg(self.root())
-                .arg("--runroot")
-                .arg(self.runroot())
-                .args(args);
-            let _ = run_bounded(cmd, Duration::from_secs(120));
-        }
+        let mut cmd = Command::new("buildah");
+        cmd.arg("--root")
+            .arg(self.root())
+            .arg("--runroot")
+            .arg(self.runroot())
+            .args(["rm", "--all"]);
+        let _ = run_bounded(cmd, Duration::from_secs(120));
     }
 }
 
