@@ -92,41 +92,39 @@ pub fn clone(req: &CloneRequest) -> Result<SourceInfo, Error> {
         .remote("origin", &req.url)
         .map_err(git("adding the remote"))?;
 
-    // ls-remote: reachability, default branch and ref resolution in one round trip.
-    let (target_ref, advertised) = {
-        let conn = remote
-            .connect_auth(
-                git2::Direction::Fetch,
-                Some(git_auth::callbacks(&req.auth)),
-                proxy(req),
-            )
-            .map_err(|e| Error::Unreachable {
-                url: req.url.clone(),
-                detail: e.message().to_string(),
-            })?;
-        let heads: Vec<(String, Oid)> = conn
-            .list()
-            .map_err(git("listing remote refs"))?
-            .iter()
-            .map(|h| (h.name().to_string(), h.oid()))
-            .collect();
-        let default = conn
-            .default_branch()
-            .ok()
-            .and_then(|b| b.as_str().ok().map(str::to_string));
-        let wanted = match &req.ref_ {
-            Some(r) if !r.is_empty() => resolve_ref(r, &heads),
-            _ => default.or_else(|| {
-                heads
-                    .iter()
-                    .find(|(n, _)| n.starts_with("refs/heads/"))
-                    .map(|(n, _)| n.clone())
-            }),
-        };
-        (wanted, heads)
+    // ls-remote: reachability, default branch and ref resolution; the same connection then
+    // serves the first fetch.
+    let mut conn = remote
+        .connect_auth(
+            git2::Direction::Fetch,
+            Some(git_auth::callbacks(&req.auth)),
+            proxy(req),
+        )
+        .map_err(|e| Error::Unreachable {
+            url: req.url.clone(),
+            detail: e.message().to_string(),
+        })?;
+    let heads: Vec<(String, Oid)> = conn
+        .list()
+        .map_err(git("listing remote refs"))?
+        .iter()
+        .map(|h| (h.name().to_string(), h.oid()))
+        .collect();
+    let default = conn
+        .default_branch()
+        .ok()
+        .and_then(|b| b.as_str().ok().map(str::to_string));
+    let wanted = match &req.ref_ {
+        Some(r) if !r.is_empty() => resolve_ref(r, &heads),
+        _ => default.or_else(|| {
+            heads
+                .iter()
+                .find(|(n, _)| n.starts_with("refs/heads/"))
+                .map(|(n, _)| n.clone())
+        }),
     };
-    let Some(target_ref) = target_ref else {
-        let branches: Vec<&str> = advertised
+    let Some(target_ref) = wanted else {
+        let branches: Vec<&str> = heads
             .iter()
             .filter_map(|(n, _)| n.strip_prefix("refs/heads/"))
             .take(10)
@@ -149,8 +147,12 @@ pub fn clone(req: &CloneRequest) -> Result<SourceInfo, Error> {
     let local = super::url_policy::check(&req.url, super::url_policy::Mode::Local)
         == Ok(super::url_policy::Location::Local);
     let depths: &[i32] = if local { &[0] } else { &DEEPEN };
-    for &depth in depths {
-        fetch(&repo, req, &refspec, depth)?;
+    fetch_on(conn.remote(), req, &refspec, depths[0])?;
+    drop(conn);
+    for (round, &depth) in depths.iter().enumerate() {
+        if round > 0 {
+            fetch(&repo, req, &refspec, depth)?;
+        }
         let tip = repo
             .refname_to_id(&local_ref)
             .map_err(git("reading the fetched ref"))?;
@@ -210,6 +212,16 @@ fn fetch(repo: &Repository, req: &CloneRequest, refspec: &str, depth: i32) -> Re
     let mut remote = repo
         .find_remote("origin")
         .map_err(git("finding the remote"))?;
+    fetch_on(&mut remote, req, refspec, depth)
+}
+
+/// Fetches one refspec; reuses the remote's connection when it is connected.
+fn fetch_on(
+    remote: &mut git2::Remote<'_>,
+    req: &CloneRequest,
+    refspec: &str,
+    depth: i32,
+) -> Result<(), Error> {
     let mut opts = FetchOptions::new();
     opts.remote_callbacks(git_auth::callbacks(&req.auth))
         .download_tags(AutotagOption::None)
