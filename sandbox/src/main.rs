@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use kiln_sandbox::{serve, ApiServer};
+use kiln_sandbox::{serve, ApiServer, ServerConfig};
 
 mod kubelet_cli;
 
@@ -35,12 +35,18 @@ struct ServeArgs {
     /// Create every object of the YAML files in this directory at startup (e.g. `crds/`).
     #[arg(long)]
     preload: Vec<PathBuf>,
+    /// Reject Pods whose ServiceAccount does not exist (the apiserver's ServiceAccount admission).
+    #[arg(long)]
+    service_account_admission: bool,
     #[command(flatten)]
     kubelet: kubelet_cli::KubeletArgs,
 }
 
 async fn serve_command(args: ServeArgs) -> Result<(), serve::ServeError> {
-    let server = ApiServer::new();
+    let server = ApiServer::with_config(ServerConfig {
+        service_account_admission: args.service_account_admission,
+        ..ServerConfig::default()
+    });
     for dir in &args.preload {
         let count = serve::preload(&server, dir)?;
         tracing::info!(count, dir = %dir.display(), "preloaded manifests");

@@ -971,11 +971,17 @@ async fn other_builtin_kinds() {
         let (code, body) = call(&router, Method::POST, path, Some(object), JSON).await;
         assert_eq!(code, StatusCode::CREATED, "{path}: {body}");
         let (code, list) = call(&router, Method::GET, path, None, JSON).await;
-        assert_eq!(
-            (code, list["items"].as_array().unwrap().len()),
-            (StatusCode::OK, 1),
-            "{path}"
-        );
+        let names: Vec<&str> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap())
+            .collect();
+        let expected = match path.ends_with("serviceaccounts") {
+            true => vec!["builder", "default"],
+            false => vec![body["metadata"]["name"].as_str().unwrap()],
+        };
+        assert_eq!((code, names), (StatusCode::OK, expected), "{path}");
     }
     let (_, list) = call(
         &router,
@@ -1085,4 +1091,73 @@ async fn extreme_grace_periods_and_timeouts_are_clamped() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn service_accounts_exist_per_namespace_and_admission_checks_them() {
+    let server = ApiServer::with_config(ServerConfig {
+        service_account_admission: true,
+        ..Default::default()
+    });
+    let router = server.router();
+    call(
+        &router,
+        Method::POST,
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "team"}})),
+        JSON,
+    )
+    .await;
+    let (code, _) = call(
+        &router,
+        Method::GET,
+        "/api/v1/namespaces/team/serviceaccounts/default",
+        None,
+        JSON,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let pod = |account: &str| json!({"metadata": {"name": "p"}, "spec": {"serviceAccountName": account, "containers": [{"name": "c", "image": "x"}]}});
+    let (code, body) = call(
+        &router,
+        Method::POST,
+        "/api/v1/namespaces/team/pods",
+        Some(pod("builder")),
+        JSON,
+    )
+    .await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    assert_status(&body, 403, "Forbidden");
+    assert_eq!(
+        body["message"],
+        "pods \"p\" is forbidden: error looking up service account team/builder: serviceaccount \"builder\" not found"
+    );
+    call(
+        &router,
+        Method::POST,
+        "/api/v1/namespaces/team/serviceaccounts",
+        Some(json!({"metadata": {"name": "builder"}})),
+        JSON,
+    )
+    .await;
+    let (code, _) = call(
+        &router,
+        Method::POST,
+        "/api/v1/namespaces/team/pods",
+        Some(pod("builder")),
+        JSON,
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED);
+    // Off by default.
+    let lenient = ApiServer::new().router();
+    let (code, _) = call(
+        &lenient,
+        Method::POST,
+        "/api/v1/namespaces/default/pods",
+        Some(pod("builder")),
+        JSON,
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED);
 }

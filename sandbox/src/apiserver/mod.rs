@@ -38,6 +38,9 @@ pub struct ServerConfig {
     pub default_watch_timeout: Duration,
     /// Events kept for watch replay before the oldest are compacted.
     pub event_capacity: usize,
+    /// Reject Pods whose ServiceAccount does not exist, as the apiserver's ServiceAccount
+    /// admission plugin does (off by default; every namespace gets a `default` ServiceAccount).
+    pub service_account_admission: bool,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +50,7 @@ impl Default for ServerConfig {
             bookmark_interval: Duration::from_secs(2),
             default_watch_timeout: Duration::from_secs(1800),
             event_capacity: store::DEFAULT_EVENT_CAPACITY,
+            service_account_admission: false,
         }
     }
 }
@@ -96,7 +100,11 @@ impl ApiServer {
     pub fn with_config(config: ServerConfig) -> Self {
         let server = ApiServer {
             shared: Arc::new(Shared {
-                store: Mutex::new(store::Store::new(config.event_capacity)),
+                store: Mutex::new({
+                    let mut store = store::Store::new(config.event_capacity);
+                    store.service_account_admission = config.service_account_admission;
+                    store
+                }),
                 logs: LogStore::new(),
                 faults: FaultRules::default(),
                 watch_epoch: tokio::sync::watch::channel(0).0,

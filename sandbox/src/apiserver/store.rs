@@ -76,6 +76,8 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 200_000;
 pub struct Store {
     /// Served resources (built-ins and CRDs).
     pub registry: Registry,
+    /// Reject Pods whose ServiceAccount does not exist (the ServiceAccount admission plugin).
+    pub service_account_admission: bool,
     objects: BTreeMap<ObjectKey, Arc<Value>>,
     uids: HashMap<String, ObjectKey>,
     resource_version: u64,
@@ -91,6 +93,7 @@ impl Store {
         let (sender, _) = broadcast::channel(65_536);
         Store {
             registry: Registry::new(),
+            service_account_admission: false,
             objects: BTreeMap::new(),
             uids: HashMap::new(),
             resource_version: 1,

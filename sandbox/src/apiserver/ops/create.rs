@@ -43,6 +43,59 @@ pub fn check_namespace(store: &Store, ctx: &WriteContext) -> ApiResult<()> {
     }
 }
 
+fn is_kind(ctx: &WriteContext, group: &str, plural: &str) -> bool {
+    !ctx.info.custom && ctx.info.group == group && ctx.info.plural == plural
+}
+
+/// With ServiceAccount admission on, a Pod's ServiceAccount must exist.
+fn check_service_account(store: &Store, ctx: &WriteContext, pod: &Value) -> ApiResult<()> {
+    if !store.service_account_admission || !is_kind(ctx, "", "pods") {
+        return Ok(());
+    }
+    let account = pod
+        .pointer("/spec/serviceAccountName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default");
+    if store
+        .get(&ObjectKey::new("/serviceaccounts", &ctx.namespace, account))
+        .is_some()
+    {
+        return Ok(());
+    }
+    let name = meta::name(pod)
+        .or_else(|| meta::str_field(pod, "generateName"))
+        .unwrap_or_default();
+    Err(ApiError::Forbidden(
+        ctx.info.subject(name),
+        format!(
+            "pods {name:?} is forbidden: error looking up service account {}/{account}: serviceaccount {account:?} not found",
+            ctx.namespace
+        ),
+    ))
+}
+
+/// The ServiceAccount controller's job: every namespace gets a `default` ServiceAccount.
+fn create_default_service_account(store: &mut Store, ctx: &WriteContext, namespace: &str) {
+    let Some(info) = store.registry.get("", "v1", "serviceaccounts").cloned() else {
+        return;
+    };
+    let sa_ctx = WriteContext {
+        info,
+        namespace: namespace.to_string(),
+        manager: None,
+        apply_config: None,
+        ..ctx.clone()
+    };
+    // A namespace that was just created has no `default` ServiceAccount yet.
+    let _ = create(
+        store,
+        &sa_ctx,
+        serde_json::json!({"metadata": {"name": "default"}}),
+        "Update",
+    );
+}
+
 /// Creates an object (POST, or server-side apply of a missing object).
 pub fn create(
     store: &mut Store,
@@ -89,6 +142,7 @@ pub fn create(
         );
     }
     check_namespace(store, ctx)?;
+    check_service_account(store, ctx, &object)?;
     let name = meta::name(&object).unwrap_or_default().to_string();
     let key = ObjectKey::new(&ctx.info.storage_id(), &ctx.namespace, &name);
     if store.get(&key).is_some() {
@@ -142,6 +196,9 @@ pub fn create(
     }
     super::update::register_if_crd(store, ctx, &object)?;
     let stored = store.put(key, object);
+    if is_kind(ctx, "", "namespaces") {
+        create_default_service_account(store, ctx, meta::name(&stored).unwrap_or_default());
+    }
     Ok(Written {
         object: (*stored).clone(),
         created: true,
