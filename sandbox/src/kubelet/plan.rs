@@ -97,15 +97,21 @@ fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Adds what a container runtime adds: `PATH` (if missing) and `HOSTNAME`.
-pub fn runtime_env(mut env: Vec<(String, String)>, hostname: &str) -> Vec<(String, String)> {
-    if !env.iter().any(|(k, _)| k == "PATH") {
-        env.insert(0, ("PATH".to_string(), DEFAULT_PATH.to_string()));
-    }
-    if !env.iter().any(|(k, _)| k == "HOSTNAME") {
-        env.insert(1, ("HOSTNAME".to_string(), hostname.to_string()));
-    }
-    env
+/// Adds what a container runtime adds when the container does not set it: `PATH`, `HOSTNAME`
+/// and `HOME` (`/root`: containers run as root), in front of the container's own variables.
+pub fn runtime_env(env: Vec<(String, String)>, hostname: &str) -> Vec<(String, String)> {
+    let defaults = [
+        ("PATH", DEFAULT_PATH),
+        ("HOSTNAME", hostname),
+        ("HOME", "/root"),
+    ];
+    let mut out: Vec<(String, String)> = defaults
+        .iter()
+        .filter(|(name, _)| !env.iter().any(|(k, _)| k == name))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    out.extend(env);
+    out
 }
 
 /// Plans one container of a Pod, given its resolved environment and the Pod's volumes.

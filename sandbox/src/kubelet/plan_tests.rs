@@ -64,15 +64,21 @@ fn command_lines() {
 }
 
 #[test]
-fn runtime_env_adds_path_and_hostname() {
+fn runtime_env_adds_path_hostname_and_home() {
     let cases = [
-        (vec![], strings(&["PATH", "HOSTNAME"])),
-        (vec![("A", "1")], strings(&["PATH", "HOSTNAME", "A"])),
+        (vec![], strings(&["PATH", "HOSTNAME", "HOME"])),
+        (
+            vec![("A", "1")],
+            strings(&["PATH", "HOSTNAME", "HOME", "A"]),
+        ),
         (
             vec![("PATH", "/x"), ("A", "1")],
-            strings(&["PATH", "HOSTNAME", "A"]),
+            strings(&["HOSTNAME", "HOME", "PATH", "A"]),
         ),
-        (vec![("HOSTNAME", "h")], strings(&["PATH", "HOSTNAME"])),
+        (
+            vec![("HOSTNAME", "h"), ("HOME", "/w")],
+            strings(&["PATH", "HOSTNAME", "HOME"]),
+        ),
     ];
     for (env, want) in cases {
         let env: Vec<(String, String)> = env
@@ -84,6 +90,12 @@ fn runtime_env_adds_path_and_hostname() {
         assert_eq!(names, want, "{env:?}");
         for (k, v) in &env {
             assert!(got.contains(&(k.clone(), v.clone())), "{k} kept");
+        }
+        let defaults = [("PATH", DEFAULT_PATH), ("HOSTNAME", "p"), ("HOME", "/root")];
+        for (k, v) in defaults {
+            if !env.iter().any(|(name, _)| name == k) {
+                assert!(got.contains(&(k.to_string(), v.to_string())), "{k} default");
+            }
         }
     }
 }
