@@ -184,6 +184,42 @@ fn apply_get_and_rejections() {
         "{yaml}"
     );
 
+    // Switching w1 from client-side to server-side apply takes its fields over without conflicts
+    // (as the apiserver does for the `kubectl` manager); another manager then conflicts.
+    let out = sandbox.ok_stdin(
+        &["apply", "--server-side", "-f", "-"],
+        &WIDGET.replace("size: 3", "size: 5"),
+    );
+    assert!(
+        out.contains("widget.example.dev/w1 serverside-applied"),
+        "{out}"
+    );
+    let (success, _, err) = sandbox.run(
+        &["apply", "--server-side", "--field-manager=other", "-f", "-"],
+        Some(&WIDGET.replace("size: 3", "size: 6")),
+    );
+    assert!(!success);
+    assert!(
+        err.contains("Apply failed with 1 conflict: conflict with \"kubectl\": .spec.size"),
+        "{err}"
+    );
+    let out = sandbox.ok_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        &WIDGET.replace("size: 3", "size: 6"),
+    );
+    assert!(out.contains("serverside-applied"), "{out}");
+    assert_eq!(
+        sandbox.ok(&["get", "wd", "w1", "-o", "jsonpath={.spec.size}"]),
+        "6"
+    );
+
     // Server-side apply.
     let out = sandbox.ok_stdin(
         &["apply", "--server-side", "-f", "-"],

@@ -101,7 +101,7 @@ pub fn changed_paths(old: &Value, new: &Value) -> BTreeSet<FieldPath> {
                     prefix.pop();
                 }
             }
-            (None, Value::Object(n)) if !n.is_empty() => {
+            (old, Value::Object(n)) if !n.is_empty() && !matches!(old, Some(Value::Object(_))) => {
                 for (key, child) in n {
                     prefix.push(key.clone());
                     walk(None, child, prefix, out);
@@ -204,6 +204,26 @@ pub struct Conflict {
     pub field: String,
 }
 
+/// Whether a field (`.a.b`) still has the value recorded in the client-side apply annotation.
+fn unchanged_since_last_applied(live: &Value, field: &str) -> bool {
+    let Some(text) = live
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get("kubectl.kubernetes.io/last-applied-configuration"))
+        .and_then(Value::as_str)
+    else {
+        return false;
+    };
+    let Ok(last_applied) = serde_json::from_str::<Value>(text) else {
+        return false;
+    };
+    let path: FieldPath = field
+        .trim_start_matches('.')
+        .split('.')
+        .map(String::from)
+        .collect();
+    value_at(&last_applied, &path).is_some_and(|v| Some(v) == value_at(live, &path))
+}
+
 /// Prepares the live object for an apply: checks conflicts (unless `force`) and removes fields the
 /// manager applied before but no longer applies (unless another manager owns them).
 pub fn prepare_apply(
@@ -233,6 +253,12 @@ pub fn prepare_apply(
                     });
                 }
             }
+        }
+        // Upgrading from client-side apply: for the `kubectl` manager, conflicts on fields whose
+        // live value is still the one in the last-applied annotation are allowed (the apiserver's
+        // last-applied manager does the same).
+        if manager == "kubectl" {
+            conflicts.retain(|c| !unchanged_since_last_applied(live, &c.field));
         }
         if !conflicts.is_empty() {
             return Err(conflicts);

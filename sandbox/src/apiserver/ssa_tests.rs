@@ -156,3 +156,25 @@ fn updates_take_changed_fields() {
     let conflicts = apply(&updated, &json!({"spec": {"b": 7}}), "applier", false).unwrap_err();
     assert_eq!(conflicts[0].manager, "editor");
 }
+
+#[test]
+fn kubectl_takes_over_fields_from_client_side_apply() {
+    let last = r#"{"spec":{"a":1}}"#;
+    let mut live = json!({"metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": last}},
+                          "spec": {"a": 1}});
+    record(
+        &mut live,
+        &json!({}),
+        "kubectl-client-side-apply",
+        "Update",
+        "v1",
+        MAIN,
+        None,
+    );
+    let config = json!({"spec": {"a": 2}});
+    assert!(prepare_apply(&live, &config, "other", MAIN, false).is_err());
+    assert!(prepare_apply(&live, &config, "kubectl", MAIN, false).is_ok());
+    // Once the live value differs from the annotation, the conflict is real again.
+    live["spec"]["a"] = json!(5);
+    assert!(prepare_apply(&live, &config, "kubectl", MAIN, false).is_err());
+}

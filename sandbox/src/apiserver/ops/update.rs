@@ -145,7 +145,21 @@ pub fn update(
         ));
     }
     admission::check_names(ctx, &object)?;
+    // A client may replace managedFields explicitly (kubectl does, to migrate client-side apply
+    // ownership to server-side apply); an empty list clears them.
+    let requested_managed = object.pointer("/metadata/managedFields").cloned();
     let mut merged = merge_with_live(ctx, &old, object, subresource);
+    if let Some(requested) =
+        requested_managed.filter(|m| Some(m) != old.pointer("/metadata/managedFields"))
+    {
+        let metadata = meta::metadata_mut(&mut merged);
+        match requested {
+            Value::Array(list) if !list.is_empty() => {
+                metadata.insert("managedFields".into(), Value::Array(list))
+            }
+            _ => metadata.remove("managedFields"),
+        };
+    }
     if subresource.is_none() {
         builtin::prepare_write(&ctx.info, &mut merged);
     }
@@ -174,7 +188,9 @@ pub fn update(
         meta::metadata_mut(&mut merged).insert("generation".into(), Value::from(generation));
     }
     let warnings = admission::admit(ctx, &mut merged)?;
-    if meta::comparable(&merged) == meta::comparable(&old) {
+    let same_managers =
+        merged.pointer("/metadata/managedFields") == old.pointer("/metadata/managedFields");
+    if same_managers && meta::comparable(&merged) == meta::comparable(&old) {
         return Ok(Written {
             object: (*old).clone(),
             created: false,
