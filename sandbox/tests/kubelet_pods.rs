@@ -333,3 +333,83 @@ async fn deletion_kills_removes_and_cleans_up() {
     assert!(!Path::new("/sandbox-test-scratch").exists());
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_of_every_kind_at_their_paths() {
+    let s = Setup::start();
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "settings"}, "data": {"mode": "fast", "app.conf": "x=1\n"}
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(s.client.clone(), "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "keys"}, "stringData": {"id": "k-1"}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(s.client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let script = r#"set -e
+[ "$MODE" = fast ]
+[ "$CFG_mode" = fast ]
+[ "$(cat /etc/sandbox-test/app.conf)" = x=1 ]
+[ "$(cat /sandbox-test-proj/id)" = k-1 ]
+[ "$(cat /sandbox-test-proj/meta/name)" = vols ]
+[ "$(cat /sandbox-test-proj/mode)" = fast ]
+[ "$(cat /sandbox-test-one.conf)" = x=1 ]
+[ "$(stat -c %a /etc/sandbox-test/app.conf)" = 400 ]
+[ -d /sandbox-test-data/sub ] || exit 11
+echo sub > /sandbox-test-data/sub/file
+if touch /sandbox-test-ro/x 2>/dev/null; then exit 12; fi
+[ "$(cat /sandbox-test-ro/sub/file)" = sub ]
+if touch /etc/sandbox-test/new 2>/dev/null; then exit 13; fi
+touch /etc/sandbox-test-written-in-container
+echo ok"#;
+    s.create(json!({
+        "metadata": {"name": "vols"},
+        "spec": {"restartPolicy": "Never",
+            "volumes": [
+                {"name": "cfg", "configMap": {"name": "settings", "defaultMode": 0o400}},
+                {"name": "data", "emptyDir": {}},
+                {"name": "proj", "projected": {"sources": [
+                    {"secret": {"name": "keys"}},
+                    {"configMap": {"name": "settings", "items": [{"key": "mode", "path": "mode"}]}},
+                    {"downwardAPI": {"items": [{"path": "meta/name", "fieldRef": {"fieldPath": "metadata.name"}}]}}
+                ]}}
+            ],
+            "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", script],
+                "env": [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}}],
+                "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CFG_"}],
+                "volumeMounts": [
+                    {"name": "cfg", "mountPath": "/etc/sandbox-test"},
+                    {"name": "cfg", "mountPath": "/sandbox-test-one.conf", "subPath": "app.conf"},
+                    {"name": "proj", "mountPath": "/sandbox-test-proj"},
+                    {"name": "data", "mountPath": "/sandbox-test-data/sub", "subPath": "sub"},
+                    {"name": "data", "mountPath": "/sandbox-test-ro", "readOnly": true}
+                ]}]}
+    }))
+    .await;
+    let pod = s.wait_for("vols", finished).await;
+    let t = terminated(&pod, "c").unwrap();
+    let log = s.server.logs().read("default", "vols", "c").unwrap();
+    let text: String = log.lines.iter().map(|l| l.text.clone()).collect();
+    assert_eq!(
+        (phase(&pod), t.exit_code, text.as_str()),
+        ("Succeeded", 0, "ok\n")
+    );
+    for host_path in [
+        "/etc/sandbox-test",
+        "/etc/sandbox-test-written-in-container",
+        "/sandbox-test-one.conf",
+        "/sandbox-test-proj",
+        "/sandbox-test-data",
+        "/sandbox-test-ro",
+    ] {
+        assert!(!Path::new(host_path).exists(), "{host_path} on the host");
+    }
+    s.stop().await;
+}
