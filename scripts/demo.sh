@@ -139,7 +139,8 @@ cp -r examples/go-server "$work/git/src/examples/go-server"
 )
 git clone -q --bare "$work/git/src" "$work/git/go-server.git"
 git_port=$(free_port)
-git daemon --export-all --reuseaddr --listen=127.0.0.1 --port="$git_port" \
+# git-daemon itself rather than the `git daemon` wrapper, so the PID we stop is the daemon's.
+"$(git --exec-path)/git-daemon" --export-all --reuseaddr --listen=127.0.0.1 --port="$git_port" \
   --base-path="$work/git" "$work/git" > "$work/git.log" 2>&1 &
 pids+=($!)
 wait_for "git daemon" 30 listening "$git_port"
@@ -182,9 +183,9 @@ follow_build() {
   local build=$1 pod=$1-build
   wait_for "pod $pod" 60 kubectl -n demo get pod "$pod"
   wait_for "the clone container" 60 sh -c "kubectl -n demo logs $pod -c clone --tail=1 >/dev/null"
-  timeout "$timeout_s" kubectl -n demo logs -f "$pod" -c clone || true
+  timeout --foreground "$timeout_s" kubectl -n demo logs -f "$pod" -c clone || true
   wait_for "the build container" 120 sh -c "kubectl -n demo logs $pod -c build --tail=1 >/dev/null"
-  timeout "$timeout_s" kubectl -n demo logs -f "$pod" -c build || true
+  timeout --foreground "$timeout_s" kubectl -n demo logs -f "$pod" -c build || true
   kubectl -n demo wait --for=jsonpath='{.status.phase}'=Complete "build/$build" --timeout=60s
 }
 

@@ -178,9 +178,13 @@ impl GitDaemon {
     /// Serves `base` read-only over git://.
     pub fn start(base: &Path) -> GitDaemon {
         let port = free_port();
-        let mut cmd = Command::new("git");
-        cmd.arg("daemon")
-            .arg("--export-all")
+        // git-daemon itself, not the `git daemon` wrapper: the PID stopped on Drop is the daemon's.
+        let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+        let exec_path = String::from_utf8_lossy(&exec_path.stdout)
+            .trim()
+            .to_string();
+        let mut cmd = Command::new(Path::new(&exec_path).join("git-daemon"));
+        cmd.arg("--export-all")
             .arg("--reuseaddr")
             .arg("--listen=127.0.0.1")
             .arg(format!("--port={port}"))
