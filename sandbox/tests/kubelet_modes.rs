@@ -237,3 +237,49 @@ async fn a_restarted_kubelet_does_not_rerun_started_pods() {
     assert_eq!(processes_with("sleep 4646"), Vec::<String>::new());
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn always_restarts_even_after_success() {
+    let s = Setup::start();
+    s.create(json!({
+        "metadata": {"name": "looping"},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", "echo tick"]}]}
+    }))
+    .await;
+    // `restartPolicy` defaults to Always: the container keeps coming back, the Pod keeps Running.
+    let pod = s
+        .wait_for("looping", |p| {
+            let restarts = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .map_or(0, |c| c[0].restart_count);
+            restarts >= 1
+        })
+        .await;
+    assert_eq!(phase(&pod), "Running");
+    let status = &pod
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0];
+    let last = status
+        .last_state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (last.exit_code, last.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+    s.pods()
+        .delete("looping", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    s.wait_gone("looping").await;
+    s.stop().await;
+}
