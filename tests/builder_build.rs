@@ -596,6 +596,17 @@ fn build_failures_have_reasons_and_actionable_messages() {
         .collect();
     assert_eq!(stages, ["FetchInputs", "PullImages", "Build"]);
 
+    let missing = "ARG REGISTRY\nFROM ${REGISTRY}/library/no-such-image:1\nRUN true\n";
+    let b = build_json(
+        "pull",
+        git_source(&url, Some("main"), None),
+        Some(missing),
+        &out,
+        None,
+    );
+    let run = pod_build(&b, None, None, &insecure_default());
+    expect_failure(&run, StatusReason::PullBuilderImageFailed, "no-such-image");
+
     let hook_dockerfile = busybox_dockerfile("RUN echo built");
     let mut hook = build_json(
         "hook",
@@ -722,8 +733,16 @@ fn binary_build_from_a_directory_tarball() {
         &reference,
         None,
     );
+    // forcePull: the base image is pulled from the registry even though the storage has it.
+    let mut b = b;
+    b["spec"]["strategy"]["dockerStrategy"]["forcePull"] = json!(true);
     let run = pod_build(&b, Some(&tarball), None, &insecure_default());
     assert_success(&run);
+    assert!(
+        run.log.contains("==> PullImages: pulling"),
+        "forcePull pulls:\n{}",
+        run.log
+    );
     assert_digest_confirmed(&run, "demo/binary", "latest");
     let (_, content) = image_files(&reference, "site/hello.txt");
     assert_eq!(content.as_deref(), Some(&b"hello from a tarball\n"[..]));

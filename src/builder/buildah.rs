@@ -89,6 +89,15 @@ impl Buildah {
             b.driver = d.to_string();
             return b;
         }
+        // A storage already initialised keeps its driver; only a new one is probed.
+        let root_dir = b
+            .root
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/lib/containers/storage"));
+        if let Some(d) = existing_driver(&root_dir) {
+            b.driver = d.to_string();
+            return b;
+        }
         let ok = Command::new(&b.program)
             .args(b.global_args())
             .args(["images", "--quiet"])
@@ -144,11 +153,38 @@ impl Buildah {
         }
     }
 
-    /// Whether an image is present in the storage.
-    pub fn has_image(&self, image: &str) -> bool {
-        self.output(&["images".into(), "--quiet".into(), image.into()])
-            .is_ok_and(|o| !o.is_empty())
+    /// The images present in the storage, as `name:tag` (one buildah call for all).
+    pub fn present_images(&self) -> Vec<String> {
+        let args: Vec<String> = ["images", "--noheading", "--format", "{{.Name}}:{{.Tag}}"]
+            .map(String::from)
+            .to_vec();
+        self.output(&args)
+            .map(|o| {
+                o.lines()
+                    .map(|l| l.trim().to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
+}
+
+/// The driver of an existing storage root (`overlay` or `vfs`), from the directories it made.
+pub fn existing_driver(root: &Path) -> Option<&'static str> {
+    ["overlay", "vfs"]
+        .into_iter()
+        .find(|d| root.join(format!("{d}-images")).is_dir())
+}
+
+/// Whether `image` is in a list of `name:tag` entries (a reference without a tag means `:latest`).
+pub fn image_listed(present: &[String], image: &str) -> bool {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let wanted = if last.contains(':') || last.contains('@') {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    };
+    present.iter().any(|p| *p == wanted)
 }
 
 /// The arguments of `buildah bud` for `opts` (pure).
@@ -313,6 +349,27 @@ mod tests {
         for (opts, want) in cases {
             assert_eq!(bud_args(&opts).join(" "), want);
         }
+    }
+
+    #[test]
+    fn image_listing() {
+        let present = vec![
+            "r:5000/library/busybox:latest".to_string(),
+            "r:5000/library/golang:1.19".to_string(),
+        ];
+        for (image, want) in [
+            ("r:5000/library/busybox", true),
+            ("r:5000/library/busybox:latest", true),
+            ("r:5000/library/golang:1.19", true),
+            ("r:5000/library/golang", false),
+            ("r:5000/library/golang@sha256:00", false),
+        ] {
+            assert_eq!(image_listed(&present, image), want, "{image}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(existing_driver(dir.path()), None);
+        std::fs::create_dir(dir.path().join("overlay-images")).unwrap();
+        assert_eq!(existing_driver(dir.path()), Some("overlay"));
     }
 
     #[test]

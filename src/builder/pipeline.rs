@@ -134,8 +134,13 @@ fn build_inner(
     clock.start(StageName::PullImages);
     let images =
         dockerfile::base_images(&prepared, &plan.build_args).map_err(|e| manage(e.to_string()))?;
+    let present = if plan.force_pull {
+        Vec::new()
+    } else {
+        opts.buildah.present_images()
+    };
     for image in &images {
-        if !plan.force_pull && opts.buildah.has_image(image) {
+        if buildah::image_listed(&present, image) {
             println!("==> PullImages: {image} is present");
             continue;
         }
