@@ -283,3 +283,46 @@ async fn always_restarts_even_after_success() {
     s.wait_gone("looping").await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_deleted_while_the_watch_is_down_is_cleaned_up_after_relisting() {
+    let s = Setup::start();
+    let pod = s
+        .create(json!({
+            "metadata": {"name": "ghost"},
+            "spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "4747"]}]}
+        }))
+        .await;
+    s.wait_for("ghost", |p| phase(p) == "Running").await;
+    let dir = s
+        .root
+        .path()
+        .join("pods")
+        .join(pod.metadata.uid.clone().unwrap());
+    assert!(dir.exists());
+    // The kubelet's watch ends and cannot come back for a while; the Pod goes meanwhile, and
+    // history is compacted, so only a relist can tell the kubelet.
+    let faults = s.server.faults();
+    faults.inject(
+        Some("watch"),
+        Some("pods"),
+        kiln_sandbox::apiserver::FaultAction::Fail(500),
+        2,
+    );
+    faults.drop_watches();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let now = kube::api::DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    s.pods().delete("ghost", &now).await.unwrap();
+    faults.compact();
+    wait_removed(&dir).await;
+    let start = Instant::now();
+    while !processes_with("sleep 4747").is_empty() {
+        assert!(start.elapsed() < LIMIT, "container left running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.stop().await;
+}
