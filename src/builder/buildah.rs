@@ -184,7 +184,7 @@ pub fn image_listed(present: &[String], image: &str) -> bool {
     } else {
         format!("{image}:latest")
     };
-    present.iter().any(|p| *p == wanted)
+    present.contains(&wanted)
 }
 
 /// The arguments of `buildah bud` for `opts` (pure).
