@@ -106,6 +106,32 @@ async fn on_failure_restarts_until_success() {
                 "volumeMounts": [{"name": "state", "mountPath": "/state"}]}]}
     }))
     .await;
+    // Between the runs: waiting in CrashLoopBackOff with the failed run as lastState; Running.
+    let backing_off = s
+        .wait_for("flaky", |p| {
+            let c = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .map(|c| c[0].clone());
+            let reason = c
+                .as_ref()
+                .and_then(|c| c.state.clone())
+                .and_then(|s| s.waiting)
+                .and_then(|w| w.reason);
+            reason.as_deref() == Some("CrashLoopBackOff")
+        })
+        .await;
+    assert_eq!(phase(&backing_off), "Running");
+    let c = &backing_off
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0];
+    let last = c.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!((last.exit_code, c.restart_count), (5, 0));
     let pod = s.wait_for("flaky", finished).await;
     assert_eq!(phase(&pod), "Succeeded");
     let status = &pod

@@ -112,7 +112,16 @@ pub struct PodRecord {
     pub failure: Option<(String, String)>,
 }
 
-/// The pod phase, following the kubelet's rules.
+/// The state that decides a container's part in the phase: a container waiting to restart
+/// counts as its last termination, as in the kubelet's `getPhase`.
+fn effective(c: &ContainerRecord) -> &State {
+    match (&c.state, &c.last_state) {
+        (State::Waiting { .. }, Some(last @ State::Terminated(_))) => last,
+        (state, _) => state,
+    }
+}
+
+/// The pod phase, following the kubelet's rules (`getPhase`).
 pub fn phase(pod: &PodRecord) -> &'static str {
     if pod.failure.is_some() {
         return "Failed";
@@ -121,24 +130,17 @@ pub fn phase(pod: &PodRecord) -> &'static str {
     if pod.init.iter().any(|c| c.state.failed()) && never {
         return "Failed";
     }
-    if !pod.init.iter().all(|c| c.state.succeeded()) {
+    if !pod.init.iter().all(|c| c.state.succeeded()) || pod.main.is_empty() {
         return "Pending";
     }
-    let main = &pod.main;
-    if main.is_empty()
-        || main
-            .iter()
-            .all(|c| matches!(c.state, State::Waiting { .. }))
-    {
+    let states: Vec<&State> = pod.main.iter().map(effective).collect();
+    if states.iter().any(|s| matches!(s, State::Waiting { .. })) {
         return "Pending";
     }
-    if main
-        .iter()
-        .any(|c| !matches!(c.state, State::Terminated(_)))
-    {
+    if states.iter().any(|s| matches!(s, State::Running(_))) {
         return "Running";
     }
-    let any_failed = main.iter().any(|c| c.state.failed());
+    let any_failed = states.iter().any(|s| s.failed());
     match pod.restart_policy.as_str() {
         "Always" => "Running",
         "OnFailure" if any_failed => "Running",

@@ -67,6 +67,33 @@ fn phases() {
         (pod(vec![], vec![ended(0)], "Always"), "Running"),
         (pod(vec![], vec![], "Never"), "Pending"),
         (
+            pod(vec![], vec![run.clone(), wait.clone()], "Never"),
+            "Pending",
+        ),
+        (
+            PodRecord {
+                main: vec![ContainerRecord {
+                    last_state: Some(ended(3)),
+                    ..rec(&[State::waiting("CrashLoopBackOff")]).remove(0)
+                }],
+                ..pod(vec![], vec![], "OnFailure")
+            },
+            "Running",
+        ),
+        (
+            PodRecord {
+                main: vec![
+                    ContainerRecord {
+                        last_state: Some(ended(0)),
+                        ..rec(&[State::waiting("CrashLoopBackOff")]).remove(0)
+                    },
+                    rec(&[ended(0)]).remove(0),
+                ],
+                ..pod(vec![], vec![], "Always")
+            },
+            "Running",
+        ),
+        (
             PodRecord {
                 failure: Some(("DeadlineExceeded".into(), DEADLINE_MESSAGE.into())),
                 ..pod(vec![], vec![run.clone()], "Never")
@@ -120,7 +147,8 @@ fn status_shape() {
         )
     };
     let s = pod_status(&p, None, ts(5));
-    assert_eq!(s.phase.as_deref(), Some("Running"));
+    // A container not started yet keeps the Pod Pending, as in the kubelet's getPhase.
+    assert_eq!(s.phase.as_deref(), Some("Pending"));
     assert_eq!(s.start_time, Some(Time(ts(0))));
     let init = s.init_container_statuses.as_ref().unwrap();
     let term = init[0].state.as_ref().unwrap().terminated.as_ref().unwrap();

@@ -18,7 +18,7 @@ use crate::kubelet::logs::ContainerKey;
 use crate::kubelet::plan::{container_plan, HostVolume};
 use crate::kubelet::runtime::start;
 use crate::kubelet::script::ContainerDirs;
-use crate::kubelet::status::{termination_message, State, Termination};
+use crate::kubelet::status::{termination_message, ContainerRecord, State, Termination};
 
 impl Worker {
     /// Prepares volumes, runs init containers in order, then the containers together.
@@ -46,7 +46,7 @@ impl Worker {
         let _ = tokio::time::timeout(how_long, stop.wait_for(|s| s.is_some())).await;
     }
 
-    async fn set_state(&self, init: bool, index: usize, state: State) {
+    async fn update(&self, init: bool, index: usize, change: impl FnOnce(&mut ContainerRecord)) {
         let mut record = self.record.lock().await;
         let list = if init {
             &mut record.init
@@ -54,8 +54,12 @@ impl Worker {
             &mut record.main
         };
         if let Some(c) = list.get_mut(index) {
-            c.state = state;
+            change(c);
         }
+    }
+
+    async fn set_state(&self, init: bool, index: usize, state: State) {
+        self.update(init, index, |c| c.state = state).await;
     }
 
     /// Runs one container (with restarts per the restart policy); true if it succeeded.
@@ -147,18 +151,23 @@ impl Worker {
             if !restart || self.stopped() {
                 return succeeded;
             }
+            let message = format!(
+                "back-off {}s restarting failed container={} pod={}_{}({})",
+                backoff.as_secs(),
+                container.name,
+                self.name,
+                self.namespace,
+                self.uid
+            );
+            self.update(init, index, |c| {
+                c.last_state = Some(c.state.clone());
+                c.state = waiting("CrashLoopBackOff", message);
+            })
+            .await;
+            self.publish().await;
             self.pause(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(10));
-            let mut record = self.record.lock().await;
-            let list = if init {
-                &mut record.init
-            } else {
-                &mut record.main
-            };
-            if let Some(c) = list.get_mut(index) {
-                c.restart_count += 1;
-                c.last_state = Some(c.state.clone());
-            }
+            self.update(init, index, |c| c.restart_count += 1).await;
         }
     }
 
