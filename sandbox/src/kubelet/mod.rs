@@ -1,8 +1,8 @@
 //! The local kubelet: runs Pods as host processes in private mount namespaces.
 //!
 //! It watches Pods in all namespaces and runs those bound to its node name and those not
-//! bound to any node (it does not write `spec.nodeName`). See the "Local kubelet" section of
-//! the sandbox README for the rules it follows.
+//! bound to any node (which it first binds to itself through `pods/binding`, as a scheduler
+//! would). See the "Local kubelet" section of the sandbox README for the rules it follows.
 
 pub mod config;
 pub mod control;
