@@ -3,8 +3,8 @@
 //! builds the seed's image; ImageStream `go-server:latest` records the registry's digest; a second
 //! build started with `kiln start-build` prepends a second TagEvent; the image's server answers.
 //!
-//! `kiln-sandbox` is another package's binary: it is taken from the directory holding the `kiln`
-//! binary under test (`make test` builds every binary first) and built there when missing.
+//! `kiln-sandbox` is another package's binary: the test runs `cargo build -p kiln-sandbox` into the
+//! directory holding the `kiln` binary under test (a no-op when it is up to date).
 
 mod support;
 
@@ -21,25 +21,38 @@ const BUILDER_IMAGE: &str = "kiln-builder:e2e";
 const BUILD_LIMIT: Duration = Duration::from_secs(600);
 const NAMESPACE: &str = "demo";
 
-/// The `kiln-sandbox` binary next to the `kiln` binary under test, built if missing.
+/// The `kiln-sandbox` binary next to the `kiln` binary under test, built (or brought up to date)
+/// there by cargo first: `cargo test -p kiln` alone does not build another package's binary.
 fn sandbox_binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_kiln")).with_file_name("kiln-sandbox");
-    if !path.exists() {
-        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        build.current_dir(support::repo_root()).args([
+    let kiln = Path::new(env!("CARGO_BIN_EXE_kiln"));
+    let profile_dir = kiln
+        .parent()
+        .expect("the kiln binary is in a profile directory");
+    let target_dir = profile_dir
+        .parent()
+        .expect("the profile directory is in a target dir");
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build
+        .current_dir(support::repo_root())
+        .args([
             "build",
             "-p",
             "kiln-sandbox",
             "--bin",
             "kiln-sandbox",
-        ]);
-        let out = run_bounded(build, Duration::from_secs(900));
-        assert!(
-            out.status.success(),
-            "cargo build -p kiln-sandbox: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            "--target-dir",
+        ])
+        .arg(target_dir);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
     }
+    let out = run_bounded(build, Duration::from_secs(900));
+    assert!(
+        out.status.success(),
+        "cargo build -p kiln-sandbox: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = profile_dir.join("kiln-sandbox");
     assert!(path.exists(), "no kiln-sandbox at {}", path.display());
     path
 }
