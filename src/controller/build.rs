@@ -24,6 +24,10 @@ pub async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Action, E
     if build.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    if !ctx.ready.load(std::sync::atomic::Ordering::Relaxed) {
+        // A Pod missing from an unsynced cache must not fail a build.
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
     let namespace = build.namespace().unwrap_or_default();
     let name = build.name_any();
     let phase = build.status.as_ref().map(|s| s.phase).unwrap_or_default();
@@ -96,7 +100,8 @@ async fn push_secret_missing(
         .is_none())
 }
 
-async fn delete_pod(ctx: &Context, namespace: &str, build: &str) -> Result<(), Error> {
+/// Deletes the Pod of `build` (a missing Pod is fine).
+pub async fn delete_pod(ctx: &Context, namespace: &str, build: &str) -> Result<(), Error> {
     let pod_name = naming::pod_name(build);
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     match api.delete(&pod_name, &DeleteParams::background()).await {

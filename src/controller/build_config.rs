@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
-use super::build::write_status;
+use super::build::{delete_pod, write_status};
 use super::context::{api_error, Context, Error, Metrics};
 use super::history::{builds_to_prune, current_image, FinishedBuild};
 use super::phase::{cancel_requested, ended_before_start, started, waiting};
@@ -31,6 +31,10 @@ pub async fn reconcile(bc: Arc<BuildConfig>, ctx: Arc<Context>) -> Result<Action
     Metrics::inc(&ctx.metrics.reconciles_build_config);
     if bc.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
+    }
+    if !ctx.ready.load(std::sync::atomic::Ordering::Relaxed) {
+        // Decisions need complete caches (a restarted controller must see every Build and Pod).
+        return Ok(Action::requeue(Duration::from_millis(100)));
     }
     let namespace = bc.namespace().unwrap_or_default();
     let name = bc.name_any();
@@ -221,11 +225,28 @@ fn view(build: &Build) -> Option<BuildView> {
 }
 
 async fn apply_run_policy(ctx: &Context, builds: &[Arc<Build>]) -> Result<(), Error> {
-    let views: Vec<BuildView> = builds.iter().filter_map(|b| view(b)).collect();
-    let decision = decide(&views);
+    let mut views: Vec<BuildView> = builds.iter().filter_map(|b| view(b)).collect();
     let by_name = |n: &str| builds.iter().find(|b| b.name_any() == n).cloned();
+    // A New build whose Pod exists was started by a run that died before marking it Pending:
+    // finish that start first, and count it as active.
+    for v in views
+        .iter_mut()
+        .filter(|v| v.phase == BuildPhase::New && !v.cancel_requested)
+    {
+        let Some(build) = by_name(&v.name) else {
+            continue;
+        };
+        let pod = ObjectRef::new(&naming::pod_name(&v.name))
+            .within(&build.namespace().unwrap_or_default());
+        if ctx.pods.get(&pod).is_some() {
+            start_build(ctx, &build).await?;
+            v.phase = BuildPhase::Pending;
+        }
+    }
+    let decision = decide(&views);
     for name in &decision.cancel {
         let Some(build) = by_name(name) else { continue };
+        delete_pod(ctx, &build.namespace().unwrap_or_default(), name).await?;
         let message = if cancel_requested(&build) {
             super::phase::CANCELLED_MESSAGE
         } else {
