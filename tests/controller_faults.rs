@@ -19,6 +19,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::ResourceExt;
 use serde_json::json;
 
+/// Runs per test; `KILN_FAULT_RUNS` and `KILN_FAULT_FIRST_SEED` explore further seeds.
 const RUNS: u64 = 200;
 
 /// A small deterministic generator (xorshift64*), so a failing seed can be replayed.
@@ -315,7 +316,14 @@ async fn one_run(seed: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invariants_hold_under_faults_crashes_and_lost_watches() {
     let started = Instant::now();
-    for seed in 0..RUNS {
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let first = env("KILN_FAULT_FIRST_SEED", 0);
+    for seed in first..first + env("KILN_FAULT_RUNS", RUNS) {
         one_run(seed).await;
     }
     eprintln!("{RUNS} runs in {:?}", started.elapsed());
