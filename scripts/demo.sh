@@ -148,7 +148,7 @@ git_url=git://127.0.0.1:$git_port/go-server.git
 echo "git: $git_url"
 
 say "kiln-sandbox serve --kubelet (API server + local kubelet)"
-"$sandbox" serve --listen 127.0.0.1:0 --kubeconfig "$work/kubeconfig" \
+"$sandbox" serve --listen 127.0.0.1:0 --kubeconfig "$work/kubeconfig" --service-account-admission \
   --kubelet --kubelet-root "$work/kubelet" \
   --image-map "$builder_image=$kiln" > "$work/sandbox.out" 2> "$work/sandbox.log" &
 pids+=($!)

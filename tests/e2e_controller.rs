@@ -246,6 +246,8 @@ fn start_cluster() -> Cluster {
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--kubeconfig")
         .arg(cluster.kubeconfig())
+        // As a real apiserver: build Pods need the example's `builder` ServiceAccount.
+        .arg("--service-account-admission")
         .arg("--kubelet")
         .arg("--kubelet-root")
         .arg(cluster.work.path().join("kubelet"))
