@@ -197,6 +197,12 @@ fn pod_build(
         .arg(push_secret.map_or(ws.path().join("no-secret"), Path::to_path_buf))
         .env("BUILD", &json)
         .env("KILN_INSECURE_REGISTRIES", insecure.join(","));
+    if let Some(v) = build
+        .pointer("/metadata/annotations/test-volumes-dir")
+        .and_then(Value::as_str)
+    {
+        build_cmd.env("KILN_BUILD_VOLUMES_DIR", v);
+    }
     let out = run_bounded(build_cmd, BUILD_LIMIT);
     log += &(String::from_utf8_lossy(&out.stdout).into_owned()
         + &String::from_utf8_lossy(&out.stderr));
@@ -794,5 +800,44 @@ fn local_build_without_a_registry_writes_an_oci_layout() {
     assert!(
         stdout.contains(&format!("imageDigest: {digest}")),
         "the status names the layout's digest:\n{stdout}"
+    );
+}
+
+#[test]
+fn build_volumes_reach_run_steps_but_never_a_layer() {
+    let f = fixture();
+    let volumes = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(volumes.path().join("app-token")).unwrap();
+    std::fs::write(volumes.path().join("app-token/token"), "s3cret-token\n").unwrap();
+    let dockerfile = busybox_dockerfile(
+        "RUN grep -q s3cret-token /run/secrets/app/token && echo used the token > /used.txt",
+    );
+    let reference = format!("{}/demo/volumes:latest", f.registry.addr());
+    let url = f.git.url("app.git");
+    let mut b = build_json(
+        "volumes-1",
+        git_source(&url, Some("main"), None),
+        Some(&dockerfile),
+        &reference,
+        None,
+    );
+    b["spec"]["strategy"]["dockerStrategy"]["volumes"] = json!([{
+        "name": "app-token",
+        "source": {"type": "Secret", "secret": {"secretName": "app-token"}},
+        "mounts": [{"destinationPath": "/run/secrets/app"}]
+    }]);
+    b["metadata"]["annotations"] =
+        json!({"test-volumes-dir": volumes.path().display().to_string()});
+    let run = pod_build(&b, None, None, &insecure_default());
+    assert_success(&run);
+    let (files, used) = image_files(&reference, "used.txt");
+    assert_eq!(
+        used.as_deref(),
+        Some(&b"used the token\n"[..]),
+        "the RUN step read the volume"
+    );
+    assert!(
+        !files.iter().any(|(p, _)| p.contains("token")),
+        "the secret is in no layer: {files:?}"
     );
 }

@@ -106,13 +106,22 @@ t=$(now); with_kiln "$work/store-kiln1"; kiln_cold1=$(elapsed "$t")
 t=$(now); with_kiln "$work/store-kiln2"; kiln_cold2=$(elapsed "$t")
 t=$(now); by_hand "$work/store-hand2" cold; hand_cold2=$(elapsed "$t")
 echo "(a) warm builds" >&2
-t=$(now); by_hand "$work/store-hand1" warm; hand_warm1=$(elapsed "$t")
-t=$(now); with_kiln "$work/store-kiln1"; kiln_warm1=$(elapsed "$t")
-t=$(now); with_kiln "$work/store-kiln2"; kiln_warm2=$(elapsed "$t")
-t=$(now); by_hand "$work/store-hand2" warm; hand_warm2=$(elapsed "$t")
+hand_warm=()
+kiln_warm=()
+for round in 1 2 3; do
+  store=$(( (round % 2) + 1 ))
+  if [ $((round % 2)) = 1 ]; then
+    t=$(now); by_hand "$work/store-hand$store" warm; hand_warm+=("$(elapsed "$t")")
+    t=$(now); with_kiln "$work/store-kiln$store"; kiln_warm+=("$(elapsed "$t")")
+  else
+    t=$(now); with_kiln "$work/store-kiln$store"; kiln_warm+=("$(elapsed "$t")")
+    t=$(now); by_hand "$work/store-hand$store" warm; hand_warm+=("$(elapsed "$t")")
+  fi
+done
+median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 kiln_cold=$(mean "$kiln_cold1" "$kiln_cold2")
 row "builder: kiln build vs by hand, cold (mean of 2)" "$kiln_cold" "$(mean "$hand_cold1" "$hand_cold2")" "<= 1.05"
-row "builder: kiln build vs by hand, warm (mean of 2)" "$(mean "$kiln_warm1" "$kiln_warm2")" "$(mean "$hand_warm1" "$hand_warm2")" "<= 1.05"
+row "builder: kiln build vs by hand, warm (median of 3)" "$(median3 "${kiln_warm[@]}")" "$(median3 "${hand_warm[@]}")" "<= 1.05"
 
 # --- (b) one-line change ----------------------------------------------------------------------
 echo "(b) rebuilds after a one-line change" >&2

@@ -100,7 +100,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub output_image: Option<String>,
     /// Where build volumes are mounted, one directory per volume name.
-    #[arg(long, default_value = b::plan::BUILD_VOLUMES_DIR)]
+    #[arg(long, env = "KILN_BUILD_VOLUMES_DIR", default_value = b::plan::BUILD_VOLUMES_DIR)]
     pub volumes_dir: PathBuf,
 }
 
