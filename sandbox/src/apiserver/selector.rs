@@ -224,7 +224,13 @@ impl FieldSelector {
     /// Whether the object satisfies every requirement (missing fields compare as "").
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|r| {
-            let found = r.field.split('.').try_fold(object, |v, k| v.get(k));
+            // Events index `source` as the reporting component.
+            let path = if r.field == "source" {
+                "source.component"
+            } else {
+                r.field.as_str()
+            };
+            let found = path.split('.').try_fold(object, |v, k| v.get(k));
             let text = match found {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Bool(b)) => b.to_string(),
@@ -295,6 +301,13 @@ mod tests {
             assert_eq!(parsed.matches(&o), expected, "{selector}");
         }
         assert!(FieldSelector::parse("spec.nodeName=x", "", "configmaps").is_err());
+        let event = json!({"source": {"component": "kiln"}});
+        assert!(FieldSelector::parse("source=kiln", "", "events")
+            .unwrap()
+            .matches(&event));
+        assert!(!FieldSelector::parse("source=other", "", "events")
+            .unwrap()
+            .matches(&event));
         assert!(FieldSelector::parse("nonsense", "", "pods").is_err());
     }
 }
