@@ -41,7 +41,13 @@ async fn serial_builds_run_one_at_a_time_in_number_order() {
         h.run_pod(&build).await;
         h.wait_phase(&build, BuildPhase::Running).await;
         h.succeed_pod(&build, &digest(i)).await;
-        h.wait_phase(&build, BuildPhase::Complete).await;
+        let done = h.wait_phase(&build, BuildPhase::Complete).await;
+        // The commit the builder reported becomes spec.revision.
+        let git = done.spec.common.revision.and_then(|r| r.git).unwrap();
+        assert_eq!(
+            git.commit.unwrap(),
+            controller_support::commit_of(&digest(i))
+        );
     }
     // Each completion prepended its image; the newest is current.
     let images = h.tag_images("app", "latest").await;

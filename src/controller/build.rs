@@ -13,7 +13,7 @@ use kube::ResourceExt;
 
 use super::context::{api_error, Context, Error, Metrics};
 use super::image_stream::record_push;
-use super::phase::{cancel_requested, next_status, Observed};
+use super::phase::{cancel_requested, next_status, reported_revision, Observed};
 use super::triggers::TagRef;
 use crate::api::{Build, BuildPhase, BuildStatus};
 use crate::naming;
@@ -52,6 +52,14 @@ pub async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Action, E
     if next.phase == BuildPhase::Complete && phase != BuildPhase::Complete {
         record_output(&ctx, &build, &next).await?;
     }
+    let build = match pod
+        .as_ref()
+        .filter(|_| next.phase.is_terminal())
+        .and_then(|p| reported_revision(&build, p))
+    {
+        Some(revision) => Arc::new(set_revision(&ctx, &build, revision).await?),
+        None => build,
+    };
     write_status(&ctx, &build, next.clone()).await?;
     announce(&ctx, &build, phase, &next).await;
     Ok(Action::await_change())
@@ -143,6 +151,25 @@ fn to_kind_is_tag(build: &Build) -> bool {
         .is_none_or(|k| k == "ImageStreamTag")
 }
 
+/// Records the built commit in `spec.revision` (allowed once by the CRD's rules), returning the
+/// updated Build so the status write that follows carries its new resourceVersion.
+async fn set_revision(
+    ctx: &Context,
+    build: &Build,
+    revision: crate::api::common::SourceRevision,
+) -> Result<Build, Error> {
+    let api: Api<Build> =
+        Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());
+    let mut updated = build.clone();
+    updated.spec.common.revision = Some(revision);
+    api.replace(&build.name_any(), &PostParams::default(), &updated)
+        .await
+        .map_err(api_error(format!(
+            "recording the revision of Build {}",
+            build.name_any()
+        )))
+}
+
 /// Writes the status with the Build's resourceVersion: a write based on a stale view fails with
 /// 409 and the reconcile runs again, so a terminal phase is never overwritten.
 pub async fn write_status(ctx: &Context, build: &Build, status: BuildStatus) -> Result<(), Error> {
@@ -165,6 +192,8 @@ async fn announce(ctx: &Context, build: &Build, before: BuildPhase, next: &Build
     }
     let message = next.message.clone().unwrap_or_default();
     let name = build.name_any();
+    let reason = next.reason.map(|r| r.as_str()).unwrap_or_default();
+    tracing::info!(build = %name, namespace = build.namespace().unwrap_or_default(), from = before.as_str(), to = next.phase.as_str(), reason, "build phase changed");
     match next.phase {
         BuildPhase::Running => {
             ctx.event(

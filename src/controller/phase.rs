@@ -426,3 +426,36 @@ pub fn ended_before_start(
     };
     complete_terminal(build, status.clone(), &observed).unwrap_or(status)
 }
+
+/// The revision the builder reported (commit, author, committer, message), when the Build does
+/// not name a commit yet: the build container's report first, then the clone container's.
+pub fn reported_revision(build: &Build, pod: &Pod) -> Option<crate::api::common::SourceRevision> {
+    use crate::api::common::{GitSourceRevision, SourceRevision};
+    let named = build
+        .spec
+        .common
+        .revision
+        .as_ref()
+        .and_then(|r| r.git.as_ref())
+        .is_some_and(|g| !g.is_empty());
+    if named {
+        return None;
+    }
+    let status = pod.status.as_ref()?;
+    let source = [BUILD_CONTAINER, CLONE_CONTAINER].iter().find_map(|name| {
+        all_container_statuses(status)
+            .find(|c| c.name == *name)
+            .and_then(report_of)
+            .and_then(|r| r.source)
+    })?;
+    source.commit.as_ref()?;
+    Some(SourceRevision {
+        type_: Some("Git".into()),
+        git: Some(GitSourceRevision {
+            commit: source.commit,
+            author: source.author,
+            committer: source.committer,
+            message: source.message,
+        }),
+    })
+}

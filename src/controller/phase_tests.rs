@@ -365,3 +365,28 @@ fn log_snippet_shortens_long_lines() {
     assert!(lines[1].starts_with(&long[..58]) && lines[1].ends_with(&long[141..]));
     assert_eq!(&lines[1][58..61], "...");
 }
+
+#[test]
+fn the_reported_commit_becomes_the_revision_once() {
+    let report = r#"{"imageDigest":"sha256:abc","source":{"commit":"0123abc","message":"Fix it","author":{"name":"Ada","email":"ada@example.com"}}}"#;
+    let p = pod(
+        json!({"phase": "Succeeded", "containerStatuses": [terminated("build", 0, "Completed", report)]}),
+    );
+    let mut b = build("Running");
+    let revision = reported_revision(&b, &p).unwrap();
+    let git = revision.git.clone().unwrap();
+    assert_eq!(
+        (git.commit.as_deref(), git.message.as_deref()),
+        (Some("0123abc"), Some("Fix it"))
+    );
+    assert_eq!(git.author.unwrap().name.as_deref(), Some("Ada"));
+    b.spec.common.revision = Some(revision);
+    assert!(
+        reported_revision(&b, &p).is_none(),
+        "a named commit is never replaced"
+    );
+    let no_source = pod(
+        json!({"phase": "Succeeded", "containerStatuses": [terminated("build", 0, "Completed", OK_REPORT)]}),
+    );
+    assert!(reported_revision(&build("Running"), &no_source).is_none());
+}

@@ -206,7 +206,9 @@ impl Harness {
 
     /// Finishes the Pod of `build` successfully, reporting `digest` as the builder does.
     pub async fn succeed_pod(&self, build: &str, digest: &str) {
-        let report = json!({"imageDigest": digest, "stages": [{"name": "Build", "durationMilliseconds": 1}]}).to_string();
+        let report = json!({"imageDigest": digest, "source": {"commit": commit_of(digest), "message": "Change"},
+                            "stages": [{"name": "Build", "durationMilliseconds": 1}]})
+        .to_string();
         self.patch_pod_status(
             build,
             json!({"phase": "Succeeded",
@@ -282,6 +284,11 @@ impl Harness {
 pub fn terminated(name: &str, code: i32, message: &str) -> serde_json::Value {
     json!({"name": name, "image": "kiln", "imageID": "", "ready": false, "restartCount": 0,
            "state": {"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }, "message": message}}})
+}
+
+/// The commit the scripted builder reports for an image digest.
+pub fn commit_of(digest: &str) -> String {
+    digest.trim_start_matches("sha256:")[..40].to_string()
 }
 
 /// A digest made from a small number, for readable tests.
