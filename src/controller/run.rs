@@ -88,19 +88,21 @@ pub async fn run(
     let is_stream = watcher(Api::<ImageStream>::all(client.clone()), config.clone())
         .default_backoff()
         .reflect(is_writer)
-        .touched_objects()
-        .try_for_each(move |stream| {
-            let namespace = stream.metadata.namespace.clone().unwrap_or_default();
-            let name = stream.metadata.name.clone().unwrap_or_default();
-            for config in is_triggers.configs_for(&namespace, &name) {
-                let _ = is_tx.send(config);
-            }
-            future::ready(Ok(()))
-        });
+        .touched_objects();
+    // Watch errors are retried by the backoff; the loop only ends with the task.
     let is_task = tokio::spawn(async move {
         let mut is_stream = std::pin::pin!(is_stream);
-        while let Err(err) = is_stream.as_mut().await {
-            tracing::warn!(%err, "imagestream watch failed");
+        while let Some(item) = is_stream.next().await {
+            match item {
+                Ok(stream) => {
+                    let namespace = stream.metadata.namespace.clone().unwrap_or_default();
+                    let name = stream.metadata.name.clone().unwrap_or_default();
+                    for config in is_triggers.configs_for(&namespace, &name) {
+                        let _ = is_tx.send(config);
+                    }
+                }
+                Err(err) => tracing::warn!(%err, "imagestream watch failed; retrying"),
+            }
         }
     });
 
