@@ -153,8 +153,21 @@ impl Buildah {
         }
     }
 
-    /// The images present in the storage, as `name:tag` (one buildah call for all).
+    /// The images present in the storage, as `name:tag`: read from the storage's image index when
+    /// it can be (no process to start), else from one `buildah images` call. A stale answer only
+    /// costs a pull, as `buildah bud` still pulls any image that is missing.
     pub fn present_images(&self) -> Vec<String> {
+        if let Some(root) = &self.root {
+            let index = root
+                .join(format!("{}-images", self.driver))
+                .join("images.json");
+            if let Some(names) = std::fs::read(&index)
+                .ok()
+                .and_then(|b| image_index_names(&b))
+            {
+                return names;
+            }
+        }
         let args: Vec<String> = ["images", "--noheading", "--format", "{{.Name}}:{{.Tag}}"]
             .map(String::from)
             .to_vec();
@@ -174,6 +187,19 @@ pub fn existing_driver(root: &Path) -> Option<&'static str> {
     ["overlay", "vfs"]
         .into_iter()
         .find(|d| root.join(format!("{d}-images")).is_dir())
+}
+
+/// The image names in a containers/storage `images.json` (None when it is not that format).
+pub fn image_index_names(json: &[u8]) -> Option<Vec<String>> {
+    let value: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let names = value
+        .as_array()?
+        .iter()
+        .filter_map(|image| image.get("names")?.as_array().cloned())
+        .flatten()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect();
+    Some(names)
 }
 
 /// Whether `image` is in a list of `name:tag` entries (a reference without a tag means `:latest`).
@@ -366,6 +392,12 @@ mod tests {
         ] {
             assert_eq!(image_listed(&present, image), want, "{image}");
         }
+        let index = br#"[{"id":"a","names":["r:5000/library/busybox:latest"]},{"id":"b"}]"#;
+        assert_eq!(
+            image_index_names(index),
+            Some(vec!["r:5000/library/busybox:latest".to_string()])
+        );
+        assert_eq!(image_index_names(b"{}"), None);
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(existing_driver(dir.path()), None);
         std::fs::create_dir(dir.path().join("overlay-images")).unwrap();
