@@ -8,6 +8,9 @@ use kiln_sandbox::kubelet::config::parse_image_mapping;
 use kiln_sandbox::kubelet::{ImageMapping, InstantMode, Kubelet, KubeletConfig, KubeletHandle};
 use kiln_sandbox::{serve, ApiServer};
 
+/// The `User-Agent` of the kubelet's requests (`GET /sandbox/metrics` counts them apart).
+pub const KUBELET_AGENT: &str = "kiln-sandbox-kubelet";
+
 /// Flags of the local kubelet.
 #[derive(Args, Debug)]
 pub struct KubeletArgs {
@@ -26,6 +29,7 @@ pub struct KubeletArgs {
     image_map: Vec<ImageMapping>,
     /// Instant mode: complete every Pod at once with this termination message (the
     /// `sandbox.kiln.dev/termination-message` annotation overrides it), running nothing.
+    /// `{{uid-digest}}` in the message becomes `sha256:<64 hex>` derived from the Pod's uid.
     #[arg(long, requires = "kubelet")]
     instant: Option<String>,
 }
@@ -78,7 +82,7 @@ pub fn start(args: &KubeletArgs, server: &ApiServer) -> Result<Option<Running>, 
         .instant
         .clone()
         .map(|default_message| InstantMode { default_message });
-    let handle = Kubelet::new(server.client(), config)
+    let handle = Kubelet::new(server.client_as(KUBELET_AGENT), config)
         .with_logs(Arc::new(server.logs()))
         .run();
     Ok(Some(Running { handle, owned_root }))
