@@ -67,6 +67,7 @@ pub async fn run(
     let build_index = builds.clone();
     let build_stream = watcher(Api::<Build>::all(client.clone()), config.clone())
         .default_backoff()
+        .modify(|build| build.metadata.managed_fields = None)
         .reflect(build_writer)
         .inspect_ok(move |event| {
             if let Some(config) = build_index.apply(event) {
@@ -80,6 +81,7 @@ pub async fn run(
         config.clone().labels(naming::BUILD_NAME_LABEL),
     )
     .default_backoff()
+    .modify(slim_pod)
     .reflect(pod_writer)
     .touched_objects();
 
@@ -155,6 +157,13 @@ pub async fn run(
         tokio::spawn(config_controller),
     ];
     Running { context, tasks }
+}
+
+/// What the cache keeps of a build Pod: the reconcilers read its metadata and status only, so
+/// the spec (which carries the whole Build as JSON) and managedFields are dropped.
+fn slim_pod(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.spec = None;
 }
 
 fn tokio_stream_from<T: Send + 'static>(
