@@ -60,6 +60,11 @@ pub async fn run(
         ready: ready.clone(),
     });
 
+    let synced = Arc::new(Synced {
+        ready: ready.clone(),
+        ..Synced::default()
+    });
+
     // BuildConfigs to reconcile because one of their Builds or watched ImageStreams changed.
     let (config_tx, config_rx) = mpsc::unbounded_channel::<ObjectRef<BuildConfig>>();
 
@@ -74,6 +79,7 @@ pub async fn run(
                 let _ = build_tx.send(config);
             }
         })
+        .inspect_ok(synced.mark(Cache::Builds))
         .touched_objects();
 
     let pod_stream = watcher(
@@ -83,6 +89,7 @@ pub async fn run(
     .default_backoff()
     .modify(slim_pod)
     .reflect(pod_writer)
+    .inspect_ok(synced.mark(Cache::Pods))
     .touched_objects();
 
     let is_tx = config_tx;
@@ -90,6 +97,7 @@ pub async fn run(
     let is_stream = watcher(Api::<ImageStream>::all(client.clone()), config.clone())
         .default_backoff()
         .reflect(is_writer)
+        .inspect_ok(synced.mark(Cache::ImageStreams))
         .touched_objects();
     // Watch errors are retried by the backoff; the loop only ends with the task.
     let is_task = tokio::spawn(async move {
@@ -136,27 +144,57 @@ pub async fn run(
         )
         .for_each(|_| future::ready(()));
 
-    let readiness = {
-        let ready = ready.clone();
-        async move {
-            let synced = future::join3(
-                build_reader.wait_until_ready(),
-                pod_reader.wait_until_ready(),
-                is_reader.wait_until_ready(),
-            )
-            .await;
-            if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() {
-                ready.store(true, Ordering::Relaxed);
-            }
-        }
-    };
     let tasks = vec![
         is_task,
-        tokio::spawn(readiness),
         tokio::spawn(build_controller),
         tokio::spawn(config_controller),
     ];
     Running { context, tasks }
+}
+
+/// The caches the reconcilers decide from.
+#[derive(Clone, Copy)]
+enum Cache {
+    Builds,
+    Pods,
+    ImageStreams,
+}
+
+/// Which caches have completed their first list; `ready` is set once all have. (Tracked from the
+/// watch events themselves: every list ends with `InitDone`.)
+#[derive(Default)]
+struct Synced {
+    builds: AtomicBool,
+    pods: AtomicBool,
+    image_streams: AtomicBool,
+    ready: Arc<AtomicBool>,
+}
+
+impl Synced {
+    /// A watch-event inspector that marks `cache` synced at its first `InitDone`.
+    fn mark<K>(
+        self: &Arc<Self>,
+        cache: Cache,
+    ) -> impl Fn(&watcher::Event<K>) + Send + Sync + 'static {
+        let synced = self.clone();
+        move |event| {
+            if !matches!(event, watcher::Event::InitDone) {
+                return;
+            }
+            let flag = match cache {
+                Cache::Builds => &synced.builds,
+                Cache::Pods => &synced.pods,
+                Cache::ImageStreams => &synced.image_streams,
+            };
+            flag.store(true, Ordering::Relaxed);
+            let all = [&synced.builds, &synced.pods, &synced.image_streams]
+                .iter()
+                .all(|f| f.load(Ordering::Relaxed));
+            if all && !synced.ready.swap(true, Ordering::Relaxed) {
+                tracing::info!("caches synced; reconciling");
+            }
+        }
+    }
 }
 
 /// What the cache keeps of a build Pod: the reconcilers read its metadata and status only, so

@@ -68,6 +68,16 @@ pub fn settings() -> Settings {
     }
 }
 
+/// Logs to the test output when `RUST_LOG` is set (e.g. `RUST_LOG=kiln=debug`).
+pub fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// Installs kiln's CRDs from `crds/` into a fresh sandbox.
 pub async fn sandbox() -> (ApiServer, Client) {
     let server = ApiServer::new();
@@ -85,6 +95,7 @@ pub async fn sandbox() -> (ApiServer, Client) {
 impl Harness {
     /// A sandbox with the CRDs and the controller running.
     pub async fn start() -> Self {
+        init_logs();
         let (server, client) = sandbox().await;
         let mut harness = Harness {
             server,
