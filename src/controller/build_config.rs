@@ -43,36 +43,57 @@ pub async fn reconcile(bc: Arc<BuildConfig>, ctx: Arc<Context>) -> Result<Action
     ctx.triggers.set(&ObjectRef::from_obj(&*bc), &tags);
     let builds = ctx.builds.builds_of(&namespace, &name);
 
-    if repair_last_version(&ctx, &bc, &builds).await? {
-        return Ok(Action::await_change());
-    }
+    let recheck = match repair_last_version(&ctx, &bc, &builds).await? {
+        Repair::Written => return Ok(Action::await_change()),
+        Repair::Later(after) => Some(after),
+        Repair::NotNeeded => None,
+    };
     if fire_triggers(&ctx, &bc, &builds).await? {
         return Ok(Action::await_change());
     }
     apply_run_policy(&ctx, &builds).await?;
     prune(&ctx, &bc, &builds).await?;
-    Ok(Action::requeue(Duration::from_secs(300)))
+    Ok(Action::requeue(recheck.unwrap_or(Duration::from_secs(300))))
 }
 
 fn request_id(build: &Build) -> Option<&String> {
     build.annotations().get(naming::REQUEST_ANNOTATION)
 }
 
-/// Raises `lastVersion` to the highest build number seen (after a crash between creating a
-/// Build and recording its number). Returns whether it wrote.
+/// How long a Build numbered above `lastVersion` is left to the instantiate that created it
+/// before the reconciler repairs `lastVersion` itself (repairing at once races every instantiate
+/// and turns each new build into a burst of conflicting writes).
+const REPAIR_GRACE: Duration = Duration::from_secs(10);
+
+/// Raises `lastVersion` to the highest build number seen, once that build is older than
+/// [`REPAIR_GRACE`] (a crash between creating a Build and recording its number). Returns whether
+/// it wrote, or how long to wait before looking again.
 async fn repair_last_version(
     ctx: &Context,
     bc: &BuildConfig,
     builds: &[Arc<Build>],
-) -> Result<bool, Error> {
-    let highest = builds
-        .iter()
-        .filter_map(|b| build_number(b))
-        .max()
-        .unwrap_or(0);
+) -> Result<Repair, Error> {
     let last = bc.status.as_ref().map_or(0, |s| s.last_version);
-    if highest <= last {
-        return Ok(false);
+    let ahead: Vec<&Arc<Build>> = builds
+        .iter()
+        .filter(|b| build_number(b).is_some_and(|n| n > last))
+        .collect();
+    let Some(highest) = ahead.iter().filter_map(|b| build_number(b)).max() else {
+        return Ok(Repair::NotNeeded);
+    };
+    let now = Timestamp::now();
+    let youngest_age = ahead
+        .iter()
+        .map(|b| {
+            b.metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(Duration::ZERO, |t| age(t.0, now))
+        })
+        .min()
+        .unwrap_or(Duration::ZERO);
+    if youngest_age < REPAIR_GRACE {
+        return Ok(Repair::Later(REPAIR_GRACE - youngest_age));
     }
     let mut updated = bc.clone();
     updated
@@ -87,7 +108,25 @@ async fn repair_last_version(
             "updating BuildConfig {} status",
             bc.name_any()
         )))?;
-    Ok(true)
+    Ok(Repair::Written)
+}
+
+/// What [`repair_last_version`] did.
+enum Repair {
+    /// `lastVersion` is current.
+    NotNeeded,
+    /// `lastVersion` was raised.
+    Written,
+    /// A build above `lastVersion` is too young to repair; look again after this long.
+    Later(Duration),
+}
+
+fn age(then: Timestamp, now: Timestamp) -> Duration {
+    let nanos = now
+        .as_nanosecond()
+        .saturating_sub(then.as_nanosecond())
+        .max(0);
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 /// Fires the ConfigChange trigger and due ImageChange triggers. Returns whether it started a build.

@@ -3,6 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
 use super::context::{api_error, Context, Error};
@@ -22,12 +23,20 @@ pub async fn record_push(ctx: &Context, tag: &TagRef, digest: &str) -> Result<()
     let api: Api<ImageStream> = Api::namespaced(ctx.client.clone(), &tag.namespace);
     let registry = ctx.settings.registry.clone().unwrap_or_default();
     let repo = repository(&registry, &tag.namespace, &tag.stream);
+    let cached = ctx
+        .image_streams
+        .get(&ObjectRef::new(&tag.stream).within(&tag.namespace));
+    let mut from_cache = cached.map(|s| (*s).clone());
     for _ in 0..10 {
-        let mut stream = match api
-            .get_opt(&tag.stream)
-            .await
-            .map_err(api_error(format!("reading ImageStream {}", tag.stream)))?
-        {
+        // The cache first; a stale copy fails the write with 409 and the next attempt reads fresh.
+        let current = match from_cache.take() {
+            Some(s) => Some(s),
+            None => api
+                .get_opt(&tag.stream)
+                .await
+                .map_err(api_error(format!("reading ImageStream {}", tag.stream)))?,
+        };
+        let mut stream = match current {
             Some(s) => s,
             None => {
                 let new = ImageStream {
