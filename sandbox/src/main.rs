@@ -38,6 +38,9 @@ struct ServeArgs {
     /// Reject Pods whose ServiceAccount does not exist (the apiserver's ServiceAccount admission).
     #[arg(long)]
     service_account_admission: bool,
+    /// Evaluate CRD `x-kubernetes-validations` (CEL) rules.
+    #[arg(long)]
+    cel_rules: bool,
     #[command(flatten)]
     kubelet: kubelet_cli::KubeletArgs,
 }
@@ -45,6 +48,7 @@ struct ServeArgs {
 async fn serve_command(args: ServeArgs) -> Result<(), serve::ServeError> {
     let server = ApiServer::with_config(ServerConfig {
         service_account_admission: args.service_account_admission,
+        cel_rules: args.cel_rules,
         ..ServerConfig::default()
     });
     for dir in &args.preload {

@@ -1161,3 +1161,66 @@ async fn service_accounts_exist_per_namespace_and_admission_checks_them() {
     .await;
     assert_eq!(code, StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn cel_rules_when_enabled() {
+    let mut crd = widget_crd();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        ["x-kubernetes-validations"] = json!([
+        {"rule": "self.size < 100", "message": "size must stay below 100"},
+        {"rule": "!has(oldSelf.mode) || self.mode == oldSelf.mode", "message": "mode is immutable"}
+    ]);
+    for (enabled, expected) in [
+        (true, StatusCode::UNPROCESSABLE_ENTITY),
+        (false, StatusCode::CREATED),
+    ] {
+        let server = ApiServer::with_config(ServerConfig {
+            cel_rules: enabled,
+            ..Default::default()
+        });
+        let router = server.router();
+        let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+        call(&router, Method::POST, crds, Some(crd.clone()), JSON).await;
+        let widgets = "/apis/example.dev/v1/namespaces/default/widgets";
+        let big = json!({"metadata": {"name": "big"}, "spec": {"size": 500}});
+        let (code, body) = call(&router, Method::POST, widgets, Some(big), JSON).await;
+        assert_eq!(code, expected, "{body}");
+        if !enabled {
+            continue;
+        }
+        assert_eq!(body["details"]["causes"][0]["field"], "spec");
+        assert_eq!(
+            body["details"]["causes"][0]["message"],
+            "Invalid value: \"object\": size must stay below 100"
+        );
+        let ok = json!({"metadata": {"name": "w"}, "spec": {"size": 5, "mode": "Fast"}});
+        let (code, _) = call(&router, Method::POST, widgets, Some(ok), JSON).await;
+        assert_eq!(code, StatusCode::CREATED);
+        let change = json!({"spec": {"mode": "Slow"}});
+        let (code, body) = call(
+            &router,
+            Method::PATCH,
+            &format!("{widgets}/w"),
+            Some(change),
+            MERGE,
+        )
+        .await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("mode is immutable"),
+            "{body}"
+        );
+        let (code, _) = call(
+            &router,
+            Method::PATCH,
+            &format!("{widgets}/w"),
+            Some(json!({"spec": {"size": 6}})),
+            MERGE,
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK);
+    }
+}

@@ -41,6 +41,9 @@ pub struct ServerConfig {
     /// Reject Pods whose ServiceAccount does not exist, as the apiserver's ServiceAccount
     /// admission plugin does (off by default; every namespace gets a `default` ServiceAccount).
     pub service_account_admission: bool,
+    /// Evaluate CRD `x-kubernetes-validations` (CEL) rules with the built-in interpreter
+    /// (off by default).
+    pub cel_rules: bool,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
             default_watch_timeout: Duration::from_secs(1800),
             event_capacity: store::DEFAULT_EVENT_CAPACITY,
             service_account_admission: false,
+            cel_rules: false,
         }
     }
 }
@@ -203,6 +207,7 @@ impl ApiServer {
             dry_run: false,
             validation: ops::FieldValidation::Ignore,
             apply_config: None,
+            cel_rules: self.shared.config.cel_rules,
         };
         ops::create(&mut store, &ctx, object, "Update").map(|w| w.object)
     }

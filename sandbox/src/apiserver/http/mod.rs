@@ -196,6 +196,7 @@ async fn resource(
                     query,
                     headers,
                     body: &bytes,
+                    cel_rules: shared.config.cel_rules,
                 },
             )
         }

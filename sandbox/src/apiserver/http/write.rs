@@ -32,6 +32,8 @@ pub struct WriteRequest<'a> {
     pub headers: &'a HeaderMap,
     /// Raw body.
     pub body: &'a [u8],
+    /// Whether CRD CEL rules are evaluated.
+    pub cel_rules: bool,
 }
 
 /// Parses a JSON body (or YAML, for apply and for clients sending YAML; or the protobuf envelope
@@ -98,6 +100,7 @@ fn context(request: &WriteRequest<'_>, apply_config: Option<Value>) -> ApiResult
         dry_run,
         validation,
         apply_config,
+        cel_rules: request.cel_rules,
     })
 }
 

@@ -181,8 +181,13 @@ pub fn valid_label_value(value: &str) -> bool {
     value.is_empty() || valid_name_part(value)
 }
 
-/// Runs built-in rules and the CRD schema; returns warnings.
-pub fn admit(ctx: &WriteContext, object: &mut Value) -> ApiResult<Vec<String>> {
+/// Runs built-in rules, the CRD schema and its CEL rules (transition rules against `old`);
+/// returns warnings.
+pub fn admit(
+    ctx: &WriteContext,
+    object: &mut Value,
+    old: Option<&Value>,
+) -> ApiResult<Vec<String>> {
     let name = super::super::meta::name(object)
         .unwrap_or_default()
         .to_string();
@@ -247,8 +252,12 @@ pub fn admit(ctx: &WriteContext, object: &mut Value) -> ApiResult<Vec<String>> {
             FieldValidation::Ignore => {}
         }
     }
-    if !report.causes.is_empty() {
-        return Err(ApiError::Invalid(ctx.info.subject(&name), report.causes));
+    let mut causes = report.causes;
+    if causes.is_empty() && ctx.cel_rules {
+        schema::cel::check_rules(&root, object, old, "", &mut causes);
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::Invalid(ctx.info.subject(&name), causes));
     }
     Ok(warnings)
 }

@@ -169,7 +169,7 @@ pub fn create(
         metadata.remove("generation");
     }
     builtin::prepare_create(&ctx.info, &mut object);
-    let warnings = admission::admit(ctx, &mut object)?;
+    let warnings = admission::admit(ctx, &mut object, None)?;
     if let Some(manager) = &ctx.manager {
         let scope = ssa::Scope {
             subresource: None,

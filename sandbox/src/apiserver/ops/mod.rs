@@ -55,6 +55,8 @@ pub struct WriteContext {
     pub validation: FieldValidation,
     /// The applied configuration, for server-side apply (field ownership).
     pub apply_config: Option<Value>,
+    /// Evaluate CRD `x-kubernetes-validations` (CEL) rules.
+    pub cel_rules: bool,
 }
 
 /// The result of a write.

@@ -187,7 +187,7 @@ pub fn update(
             + 1;
         meta::metadata_mut(&mut merged).insert("generation".into(), Value::from(generation));
     }
-    let warnings = admission::admit(ctx, &mut merged)?;
+    let warnings = admission::admit(ctx, &mut merged, Some(&old))?;
     let same_managers =
         merged.pointer("/metadata/managedFields") == old.pointer("/metadata/managedFields");
     if same_managers && meta::comparable(&merged) == meta::comparable(&old) {

@@ -10,6 +10,7 @@
 
 use serde_json::Value;
 
+pub mod cel;
 mod validate;
 
 pub use validate::validate;
