@@ -18,7 +18,7 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
-	$(CARGO) test --workspace --no-fail-fast
+	$(CARGO) test --workspace --lib --bins --tests --no-fail-fast
 
 lint:
 	$(CARGO) fmt --all -- --check
