@@ -95,11 +95,20 @@ async fn repair_last_version(
     if youngest_age < REPAIR_GRACE {
         return Ok(Repair::Later(REPAIR_GRACE - youngest_age));
     }
+    let mut status = bc.status.clone().unwrap_or_default();
+    status.last_version = highest;
+    write_config_status(ctx, bc, status).await?;
+    Ok(Repair::Written)
+}
+
+/// Writes a BuildConfig's status with its resourceVersion (409 when the view was stale).
+async fn write_config_status(
+    ctx: &Context,
+    bc: &BuildConfig,
+    status: crate::api::BuildConfigStatus,
+) -> Result<(), Error> {
     let mut updated = bc.clone();
-    updated
-        .status
-        .get_or_insert_with(Default::default)
-        .last_version = highest;
+    updated.status = Some(status);
     let api: Api<BuildConfig> =
         Api::namespaced(ctx.client.clone(), &bc.namespace().unwrap_or_default());
     api.replace_status(&bc.name_any(), &PostParams::default(), &updated)
@@ -108,7 +117,7 @@ async fn repair_last_version(
             "updating BuildConfig {} status",
             bc.name_any()
         )))?;
-    Ok(Repair::Written)
+    Ok(())
 }
 
 /// What [`repair_last_version`] did.
@@ -214,17 +223,7 @@ async fn record_trigger(
     request: &BuildRequest,
 ) -> Result<(), Error> {
     let status = crate::instantiate::status_after(bc, number, request, Timestamp::now());
-    let mut updated = bc.clone();
-    updated.status = Some(status);
-    let api: Api<BuildConfig> =
-        Api::namespaced(ctx.client.clone(), &bc.namespace().unwrap_or_default());
-    api.replace_status(&bc.name_any(), &PostParams::default(), &updated)
-        .await
-        .map_err(api_error(format!(
-            "updating BuildConfig {} status",
-            bc.name_any()
-        )))?;
-    Ok(())
+    write_config_status(ctx, bc, status).await
 }
 
 /// The tag named by the strategy's `from`, watched so a waiting build starts once it has an image.
