@@ -28,6 +28,10 @@ pub async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Action, E
         // A Pod missing from an unsynced cache must not fail a build.
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
+    if ctx.superseded.is_stale(&*build) {
+        // The controller already replaced this version; its watch event will run us again.
+        return Ok(Action::await_change());
+    }
     let namespace = build.namespace().unwrap_or_default();
     let name = build.name_any();
     let phase = build.status.as_ref().map(|s| s.phase).unwrap_or_default();
@@ -162,12 +166,25 @@ async fn set_revision(
         Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());
     let mut updated = build.clone();
     updated.spec.common.revision = Some(revision);
-    api.replace(&build.name_any(), &PostParams::default(), &updated)
-        .await
-        .map_err(api_error(format!(
-            "recording the revision of Build {}",
-            build.name_any()
-        )))
+    let written = api
+        .replace(&build.name_any(), &PostParams::default(), &updated)
+        .await;
+    note_replaced(ctx, build, &written);
+    written.map_err(api_error(format!(
+        "recording the revision of Build {}",
+        build.name_any()
+    )))
+}
+
+/// Records that `build` is superseded after a write based on it succeeded or met a newer
+/// version (409): either way the cache will show a newer version, and nothing should be decided
+/// from this one meanwhile.
+fn note_replaced<T>(ctx: &Context, build: &Build, written: &Result<T, kube::Error>) {
+    match written {
+        Ok(_) => ctx.superseded.record(build),
+        Err(kube::Error::Api(s)) if s.code == 409 => ctx.superseded.record(build),
+        Err(_) => {}
+    }
 }
 
 /// Writes the status with the Build's resourceVersion: a write based on a stale view fails with
@@ -177,12 +194,14 @@ pub async fn write_status(ctx: &Context, build: &Build, status: BuildStatus) -> 
         Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());
     let mut updated = build.clone();
     updated.status = Some(status);
-    api.replace_status(&build.name_any(), &PostParams::default(), &updated)
-        .await
-        .map_err(api_error(format!(
-            "updating Build {} status",
-            build.name_any()
-        )))?;
+    let written = api
+        .replace_status(&build.name_any(), &PostParams::default(), &updated)
+        .await;
+    note_replaced(ctx, build, &written);
+    written.map_err(api_error(format!(
+        "updating Build {} status",
+        build.name_any()
+    )))?;
     Ok(())
 }
 

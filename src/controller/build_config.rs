@@ -42,6 +42,11 @@ pub async fn reconcile(bc: Arc<BuildConfig>, ctx: Arc<Context>) -> Result<Action
     tags.extend(strategy_tag(&bc));
     ctx.triggers.set(&ObjectRef::from_obj(&*bc), &tags);
     let builds = ctx.builds.builds_of(&namespace, &name);
+    if builds.iter().any(|b| ctx.superseded.is_stale(&**b)) {
+        // Decide only from a cache that shows the controller's own writes; the watch event of
+        // the newer version runs this reconcile again.
+        return Ok(Action::await_change());
+    }
 
     let recheck = match repair_last_version(&ctx, &bc, &builds).await? {
         Repair::Written => return Ok(Action::await_change()),

@@ -4,12 +4,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
-use kube::Resource;
 
+use super::events::{EventPublisher, EventType};
 use super::index::{BuildIndex, TriggerIndex};
 use super::pod::PodSettings;
+use super::superseded::Superseded;
 use crate::api::{Build, ImageStream};
 
 /// The field manager and event reporter name of the controller.
@@ -181,7 +181,9 @@ pub struct Context {
     /// BuildConfigs per watched ImageStream.
     pub triggers: Arc<TriggerIndex>,
     /// Publishes Kubernetes events.
-    pub recorder: Recorder,
+    pub events: EventPublisher,
+    /// Build versions the controller's own writes replaced (its cache may still show them).
+    pub superseded: Superseded,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Set once every cache has synced.
@@ -191,27 +193,18 @@ pub struct Context {
 impl Context {
     /// Publishes an event about `build`; failures are logged, never fatal.
     pub async fn event(&self, build: &Build, warning: bool, reason: &str, note: String) {
-        let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: reason.into(),
-            note: Some(note),
-            action: "Build".into(),
-            secondary: None,
+        let event_type = if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
         };
-        if let Err(err) = self.recorder.publish(&event, &build.object_ref(&())).await {
+        if let Err(err) = self.events.publish(build, event_type, reason, note).await {
             tracing::warn!(%err, reason, "cannot publish event");
         }
     }
 }
 
-/// The reporter the controller's events carry.
-pub fn reporter() -> Reporter {
-    Reporter {
-        controller: CONTROLLER_NAME.into(),
-        instance: std::env::var("POD_NAME").ok(),
-    }
+/// The publisher of the controller's events (instance: `POD_NAME` when set).
+pub fn event_publisher(client: kube::Client) -> EventPublisher {
+    EventPublisher::new(client, CONTROLLER_NAME, std::env::var("POD_NAME").ok())
 }

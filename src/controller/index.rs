@@ -1,10 +1,10 @@
 //! In-memory indexes the reconcilers decide from: the Builds of each BuildConfig, and the
 //! BuildConfigs each ImageStream triggers. Both are fed by watch events, never by API lists.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::ResourceExt;
 
@@ -15,16 +15,19 @@ use crate::naming;
 type ConfigKey = (String, String);
 type StreamKey = (String, String);
 
-/// The Builds of each BuildConfig, keyed by (namespace, BuildConfig name).
-#[derive(Default)]
+/// The Builds of each BuildConfig, keyed by (namespace, BuildConfig name). Holds names only:
+/// the Builds themselves are read from the watch cache, so each is kept in memory once.
 pub struct BuildIndex {
+    store: Store<Build>,
     inner: Mutex<IndexState>,
 }
 
+type Names = HashMap<ConfigKey, BTreeSet<String>>;
+
 #[derive(Default)]
 struct IndexState {
-    live: HashMap<ConfigKey, BTreeMap<String, Arc<Build>>>,
-    relisting: Option<HashMap<ConfigKey, BTreeMap<String, Arc<Build>>>>,
+    live: Names,
+    relisting: Option<Names>,
 }
 
 /// The BuildConfig a Build belongs to: its controller owner of kind BuildConfig, else its label.
@@ -45,6 +48,14 @@ pub fn config_of(build: &Build) -> Option<ConfigKey> {
 }
 
 impl BuildIndex {
+    /// An empty index over the Builds of `store` (the cache the same watch events feed first).
+    pub fn new(store: Store<Build>) -> Self {
+        Self {
+            store,
+            inner: Mutex::default(),
+        }
+    }
+
     /// Applies one watch event; returns the BuildConfig the event concerns, if any.
     pub fn apply(&self, event: &watcher::Event<Build>) -> Option<ObjectRef<BuildConfig>> {
         let mut state = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
@@ -59,7 +70,7 @@ impl BuildIndex {
                 relisting
                     .entry(key.clone())
                     .or_default()
-                    .insert(build.name_any(), Arc::new(build.clone()));
+                    .insert(build.name_any());
                 Some(ObjectRef::new(&key.1).within(&key.0))
             }
             watcher::Event::InitDone => {
@@ -74,7 +85,7 @@ impl BuildIndex {
                     .live
                     .entry(key.clone())
                     .or_default()
-                    .insert(build.name_any(), Arc::new(build.clone()));
+                    .insert(build.name_any());
                 Some(ObjectRef::new(&key.1).within(&key.0))
             }
             watcher::Event::Delete(build) => {
@@ -90,42 +101,70 @@ impl BuildIndex {
         }
     }
 
-    /// The Builds of one BuildConfig, in name order.
+    /// The Builds of one BuildConfig, in name order, as the cache holds them now.
     pub fn builds_of(&self, namespace: &str, config: &str) -> Vec<Arc<Build>> {
-        let state = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        state
-            .live
-            .get(&(namespace.to_string(), config.to_string()))
-            .map(|b| b.values().cloned().collect())
-            .unwrap_or_default()
+        let names: Vec<String> = {
+            let state = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            state
+                .live
+                .get(&(namespace.to_string(), config.to_string()))
+                .map(|b| b.iter().cloned().collect())
+                .unwrap_or_default()
+        };
+        names
+            .iter()
+            .filter_map(|name| self.store.get(&ObjectRef::new(name).within(namespace)))
+            .collect()
     }
 }
 
 /// Which BuildConfigs each ImageStream's tags trigger, keyed by (namespace, stream).
 #[derive(Default)]
 pub struct TriggerIndex {
-    inner: Mutex<HashMap<StreamKey, HashSet<ObjectRef<BuildConfig>>>>,
+    inner: Mutex<TriggerState>,
+}
+
+#[derive(Default)]
+struct TriggerState {
+    by_stream: HashMap<StreamKey, HashSet<ObjectRef<BuildConfig>>>,
+    by_config: HashMap<ObjectRef<BuildConfig>, Vec<StreamKey>>,
 }
 
 impl TriggerIndex {
-    /// Records the tags `config` watches, replacing what it watched before.
+    /// Records the tags `config` watches, replacing what it watched before (cost: the tags of
+    /// this BuildConfig, not the size of the index).
     pub fn set(&self, config: &ObjectRef<BuildConfig>, tags: &[TagRef]) {
-        let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        for configs in map.values_mut() {
-            configs.remove(config);
+        let mut state = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let streams: Vec<StreamKey> = tags
+            .iter()
+            .map(|t| (t.namespace.clone(), t.stream.clone()))
+            .collect();
+        for old in state.by_config.remove(config).unwrap_or_default() {
+            if let Some(configs) = state.by_stream.get_mut(&old) {
+                configs.remove(config);
+                if configs.is_empty() {
+                    state.by_stream.remove(&old);
+                }
+            }
         }
-        for tag in tags {
-            map.entry((tag.namespace.clone(), tag.stream.clone()))
+        for stream in &streams {
+            state
+                .by_stream
+                .entry(stream.clone())
                 .or_default()
                 .insert(config.clone());
         }
-        map.retain(|_, v| !v.is_empty());
+        if !streams.is_empty() {
+            state.by_config.insert(config.clone(), streams);
+        }
     }
 
     /// The BuildConfigs watching a tag of ImageStream `namespace/stream`.
     pub fn configs_for(&self, namespace: &str, stream: &str) -> Vec<ObjectRef<BuildConfig>> {
-        let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(&(namespace.to_string(), stream.to_string()))
+        let state = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .by_stream
+            .get(&(namespace.to_string(), stream.to_string()))
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
     }
@@ -134,6 +173,7 @@ impl TriggerIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::runtime::reflector::{self, store::Writer};
     use serde_json::json;
 
     fn build(name: &str, config: &str) -> Build {
@@ -154,23 +194,54 @@ mod tests {
             .collect()
     }
 
+    /// Feeds one event to the cache, then to the index, as the controller's watch does.
+    fn feed(writer: &mut Writer<Build>, index: &BuildIndex, event: watcher::Event<Build>) {
+        writer.apply_watcher_event(&event);
+        index.apply(&event);
+    }
+
     #[test]
     fn build_index_follows_watch_events_including_relists() {
-        let index = BuildIndex::default();
-        index.apply(&watcher::Event::Apply(build("a-1", "a")));
-        index.apply(&watcher::Event::Apply(build("a-2", "a")));
-        index.apply(&watcher::Event::Apply(build("b-1", "b")));
+        let (store, mut writer) = reflector::store::<Build>();
+        let index = BuildIndex::new(store.clone());
+        let mut apply = |e| feed(&mut writer, &index, e);
+        apply(watcher::Event::Init);
+        apply(watcher::Event::InitDone);
+        apply(watcher::Event::Apply(build("a-1", "a")));
+        apply(watcher::Event::Apply(build("a-2", "a")));
+        apply(watcher::Event::Apply(build("b-1", "b")));
         assert_eq!(names(&index, "a"), ["a-1", "a-2"]);
         let touched = index.apply(&watcher::Event::Delete(build("a-1", "a")));
         assert_eq!(touched, Some(ObjectRef::new("a").within("ns")));
         assert_eq!(names(&index, "a"), ["a-2"]);
         // A relist replaces the whole index only when it is complete.
-        index.apply(&watcher::Event::Init);
-        index.apply(&watcher::Event::InitApply(build("a-3", "a")));
+        apply(watcher::Event::Init);
+        apply(watcher::Event::InitApply(build("a-3", "a")));
         assert_eq!(names(&index, "a"), ["a-2"], "not replaced before InitDone");
-        index.apply(&watcher::Event::InitDone);
+        apply(watcher::Event::InitDone);
         assert_eq!(names(&index, "a"), ["a-3"]);
         assert!(names(&index, "b").is_empty());
+    }
+
+    #[test]
+    fn build_index_shares_the_caches_builds() {
+        let (store, mut writer) = reflector::store::<Build>();
+        let index = BuildIndex::new(store.clone());
+        feed(&mut writer, &index, watcher::Event::Init);
+        feed(&mut writer, &index, watcher::Event::InitDone);
+        feed(
+            &mut writer,
+            &index,
+            watcher::Event::Apply(build("a-1", "a")),
+        );
+        let from_index = index.builds_of("ns", "a");
+        let from_cache = store
+            .get(&ObjectRef::new("a-1").within("ns"))
+            .expect("cached");
+        assert!(
+            Arc::ptr_eq(&from_index[0], &from_cache),
+            "one copy in memory"
+        );
     }
 
     #[test]
@@ -186,6 +257,10 @@ mod tests {
         assert_eq!(index.configs_for("ns", "base"), std::slice::from_ref(&a));
         index.set(&a, &[tag("tools")]);
         assert!(index.configs_for("ns", "base").is_empty());
-        assert_eq!(index.configs_for("ns", "tools"), [a]);
+        assert_eq!(index.configs_for("ns", "tools"), std::slice::from_ref(&a));
+        let b = ObjectRef::new("b").within("ns");
+        index.set(&b, &[tag("tools")]);
+        index.set(&a, &[]);
+        assert_eq!(index.configs_for("ns", "tools"), [b]);
     }
 }

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod build_config;
 pub mod context;
+pub mod events;
 pub mod history;
 pub mod image_stream;
 pub mod index;
@@ -12,4 +13,5 @@ pub mod pod;
 pub mod policy;
 pub mod run;
 pub mod server;
+pub mod superseded;
 pub mod triggers;

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use futures::{future, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{watcher, Controller, WatchStreamExt};
 use tokio::sync::mpsc;
 
-use super::context::{reporter, Context, Metrics, Settings};
+use super::context::{event_publisher, Context, Metrics, Settings};
 use super::index::{BuildIndex, TriggerIndex};
+use super::superseded::Superseded;
 use super::{build, build_config};
 use crate::api::{Build, BuildConfig, ImageStream};
 use crate::naming;
@@ -44,7 +44,7 @@ pub async fn run(
     let (pod_reader, pod_writer) = reflector::store::<Pod>();
     let (is_reader, is_writer) = reflector::store::<ImageStream>();
     let (build_reader, build_writer) = reflector::store::<Build>();
-    let builds = Arc::new(BuildIndex::default());
+    let builds = Arc::new(BuildIndex::new(build_reader.clone()));
     let triggers = Arc::new(TriggerIndex::default());
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
@@ -55,7 +55,8 @@ pub async fn run(
         image_streams: is_reader.clone(),
         builds: builds.clone(),
         triggers: triggers.clone(),
-        recorder: Recorder::new(client.clone(), reporter()),
+        events: event_publisher(client.clone()),
+        superseded: Superseded::default(),
         metrics,
         ready: ready.clone(),
     });
@@ -70,11 +71,15 @@ pub async fn run(
 
     let build_tx = config_tx.clone();
     let build_index = builds.clone();
+    let build_context = context.clone();
     let build_stream = watcher(Api::<Build>::all(client.clone()), config.clone())
         .default_backoff()
         .modify(|build| build.metadata.managed_fields = None)
         .reflect(build_writer)
         .inspect_ok(move |event| {
+            if let watcher::Event::Delete(build) = event {
+                build_context.superseded.forget(build);
+            }
             if let Some(config) = build_index.apply(event) {
                 let _ = build_tx.send(config);
             }

@@ -1,7 +1,7 @@
 //! The object store: JSON objects keyed by (resource, namespace, name), a global resourceVersion,
 //! an event log for watch replay and a broadcast channel for live watchers.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -69,6 +69,9 @@ pub struct StoredEvent {
     pub previous: Option<Arc<Value>>,
 }
 
+/// The finalizer that holds an owner until its dependents are gone (foreground deletion).
+pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+
 /// Default number of events kept for watch replay before the oldest are compacted.
 pub const DEFAULT_EVENT_CAPACITY: usize = 200_000;
 
@@ -80,6 +83,10 @@ pub struct Store {
     pub service_account_admission: bool,
     objects: BTreeMap<ObjectKey, Arc<Value>>,
     uids: HashMap<String, ObjectKey>,
+    /// Owner uid → the objects whose ownerReferences name it (the garbage collector's graph).
+    dependents: HashMap<String, BTreeSet<ObjectKey>>,
+    /// Objects being deleted in the foreground, waiting for their dependents.
+    foreground: BTreeSet<ObjectKey>,
     resource_version: u64,
     events: VecDeque<Arc<StoredEvent>>,
     compacted_through: u64,
@@ -96,6 +103,8 @@ impl Store {
             service_account_admission: false,
             objects: BTreeMap::new(),
             uids: HashMap::new(),
+            dependents: HashMap::new(),
+            foreground: BTreeSet::new(),
             resource_version: 1,
             events: VecDeque::new(),
             compacted_through: 0,
@@ -157,6 +166,8 @@ impl Store {
             self.uids.insert(uid.to_string(), key.clone());
         }
         let previous = self.objects.insert(key.clone(), object.clone());
+        self.unindex(&key, previous.as_deref());
+        self.index(&key, &object);
         let event_type = if previous.is_some() {
             EventType::Modified
         } else {
@@ -172,6 +183,7 @@ impl Store {
         if let Some(uid) = meta::uid(&previous) {
             self.uids.remove(uid);
         }
+        self.unindex(key, Some(&previous));
         self.resource_version += 1;
         let mut last = (*previous).clone();
         meta::set_resource_version(&mut last, self.resource_version);
@@ -183,6 +195,51 @@ impl Store {
             Some(previous),
         );
         Some(last)
+    }
+
+    fn index(&mut self, key: &ObjectKey, object: &Value) {
+        for owner in meta::owner_uids(object) {
+            self.dependents
+                .entry(owner)
+                .or_default()
+                .insert(key.clone());
+        }
+        if is_foreground_deleting(object) {
+            self.foreground.insert(key.clone());
+        }
+    }
+
+    fn unindex(&mut self, key: &ObjectKey, object: Option<&Value>) {
+        let Some(object) = object else { return };
+        for owner in meta::owner_uids(object) {
+            if let Some(keys) = self.dependents.get_mut(&owner) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.dependents.remove(&owner);
+                }
+            }
+        }
+        self.foreground.remove(key);
+    }
+
+    /// The objects whose ownerReferences name any of `owners`, in key order.
+    pub fn dependents_of(&self, owners: &HashSet<String>) -> Vec<(ObjectKey, Arc<Value>)> {
+        let keys: BTreeSet<&ObjectKey> = owners
+            .iter()
+            .filter_map(|uid| self.dependents.get(uid))
+            .flatten()
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| Some((k.clone(), self.objects.get(k)?.clone())))
+            .collect()
+    }
+
+    /// Objects being deleted in the foreground (carrying [`FOREGROUND_FINALIZER`]).
+    pub fn foreground_deleting(&self) -> Vec<(ObjectKey, Arc<Value>)> {
+        self.foreground
+            .iter()
+            .filter_map(|k| Some((k.clone(), self.objects.get(k)?.clone())))
+            .collect()
     }
 
     fn record(
@@ -242,6 +299,13 @@ impl Store {
     }
 }
 
+fn is_foreground_deleting(object: &Value) -> bool {
+    meta::is_deleting(object)
+        && meta::finalizers(object)
+            .iter()
+            .any(|f| f == FOREGROUND_FINALIZER)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +330,44 @@ mod tests {
         let types: Vec<_> = events.iter().map(|e| e.event_type).collect();
         assert_eq!(types, vec![EventType::Modified, EventType::Deleted]);
         assert!(store.key_of_uid("uid-a").is_none());
+    }
+
+    #[test]
+    fn owner_and_foreground_indexes_follow_every_change() {
+        let mut store = Store::new(100);
+        let owned = |name: &str, owner: &str| {
+            json!({"metadata": {"name": name, "uid": format!("uid-{name}"),
+                "ownerReferences": [{"uid": owner}]}})
+        };
+        let a = ObjectKey::new("/pods", "ns", "a");
+        let b = ObjectKey::new("/pods", "ns", "b");
+        store.put(a.clone(), owned("a", "o1"));
+        store.put(b.clone(), owned("b", "o1"));
+        let of = |store: &Store, owner: &str| -> Vec<String> {
+            store
+                .dependents_of(&HashSet::from([owner.to_string()]))
+                .into_iter()
+                .map(|(k, _)| k.name)
+                .collect()
+        };
+        assert_eq!(of(&store, "o1"), ["a", "b"]);
+        store.put(b.clone(), owned("b", "o2"));
+        assert_eq!(
+            of(&store, "o1"),
+            ["a"],
+            "a changed owner leaves the old entry"
+        );
+        assert_eq!(of(&store, "o2"), ["b"]);
+        store.remove(&a);
+        assert!(of(&store, "o1").is_empty());
+
+        let deleting = json!({"metadata": {"name": "c", "uid": "uid-c",
+            "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": [FOREGROUND_FINALIZER]}});
+        let c = ObjectKey::new("/builds", "ns", "c");
+        store.put(c.clone(), deleting);
+        assert_eq!(store.foreground_deleting().len(), 1);
+        store.put(c.clone(), object("c"));
+        assert!(store.foreground_deleting().is_empty(), "finalizer released");
     }
 
     #[test]

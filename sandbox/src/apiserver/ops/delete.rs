@@ -11,7 +11,7 @@ use super::super::meta;
 use super::super::store::{ObjectKey, Store};
 use super::WriteContext;
 
-const FOREGROUND: &str = "foregroundDeletion";
+use super::super::store::FOREGROUND_FINALIZER as FOREGROUND;
 
 /// Upper bound for grace periods (ten years), so timestamps never overflow.
 const MAX_GRACE_SECONDS: i64 = 315_360_000;
@@ -212,11 +212,8 @@ pub fn delete(
         orphan_dependents(store, meta::uid(&old).unwrap_or_default());
     }
     let has_dependents = propagation == Propagation::Foreground
-        && meta::uid(&old).is_some_and(|uid| {
-            dependents_of(store, &HashSet::from([uid.to_string()]))
-                .next()
-                .is_some()
-        });
+        && meta::uid(&old)
+            .is_some_and(|uid| !dependents_of(store, &HashSet::from([uid.to_string()])).is_empty());
     let foreground = has_dependents.then_some(FOREGROUND);
     if grace == 0 && meta::finalizers(&old).is_empty() && foreground.is_none() {
         return Ok(remove_and_collect(store, &key));
@@ -250,20 +247,13 @@ pub fn delete_collection(
     Ok(out)
 }
 
-fn dependents_of<'a>(
-    store: &'a Store,
-    owners: &'a HashSet<String>,
-) -> impl Iterator<Item = (ObjectKey, Arc<Value>)> + 'a {
-    store
-        .all()
-        .filter(move |(_, o)| meta::owner_uids(o).iter().any(|u| owners.contains(u)))
-        .map(|(k, o)| (k.clone(), o.clone()))
+fn dependents_of(store: &Store, owners: &HashSet<String>) -> Vec<(ObjectKey, Arc<Value>)> {
+    store.dependents_of(owners)
 }
 
 fn orphan_dependents(store: &mut Store, owner_uid: &str) {
     let owners = HashSet::from([owner_uid.to_string()]);
-    let dependents: Vec<_> = dependents_of(store, &owners).collect();
-    for (key, object) in dependents {
+    for (key, object) in dependents_of(store, &owners) {
         let mut object = (*object).clone();
         strip_owner_refs(&mut object, |uid| uid == owner_uid);
         store.put(key, object);
@@ -283,9 +273,8 @@ fn strip_owner_refs(object: &mut Value, drop: impl Fn(&str) -> bool) {
 /// Deletes (background) every dependent of the given owners whose owners are all gone or
 /// terminating; returns uids removed outright.
 fn delete_dependents(store: &mut Store, owners: &HashSet<String>) -> Vec<String> {
-    let dependents: Vec<_> = dependents_of(store, owners).collect();
     let mut removed = Vec::new();
-    for (key, object) in dependents {
+    for (key, object) in dependents_of(store, owners) {
         let live_owners: Vec<String> = meta::owner_uids(&object)
             .into_iter()
             .filter(|uid| !owners.contains(uid))
@@ -332,19 +321,9 @@ pub fn collect_garbage(store: &mut Store, mut removed: Vec<String>) {
             let owners: HashSet<String> = removed.drain(..).collect();
             removed = delete_dependents(store, &owners);
         }
-        let waiting: Vec<(ObjectKey, Arc<Value>)> = store
-            .all()
-            .filter(|(_, o)| {
-                meta::is_deleting(o) && meta::finalizers(o).iter().any(|f| f == FOREGROUND)
-            })
-            .map(|(k, o)| (k.clone(), o.clone()))
-            .collect();
-        for (key, owner) in waiting {
+        for (key, owner) in store.foreground_deleting() {
             let uid = meta::uid(&owner).unwrap_or_default().to_string();
-            if dependents_of(store, &HashSet::from([uid.clone()]))
-                .next()
-                .is_some()
-            {
+            if !dependents_of(store, &HashSet::from([uid.clone()])).is_empty() {
                 continue;
             }
             let mut owner = (*owner).clone();
