@@ -28,9 +28,9 @@ pub async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Action, E
         // A Pod missing from an unsynced cache must not fail a build.
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
-    if ctx.superseded.is_stale(&*build) {
+    if let Some(wait) = ctx.superseded.stale_for(&*build) {
         // The controller already replaced this version; its watch event will run us again.
-        return Ok(Action::await_change());
+        return Ok(Action::requeue(wait));
     }
     let namespace = build.namespace().unwrap_or_default();
     let name = build.name_any();

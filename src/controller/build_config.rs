@@ -42,10 +42,10 @@ pub async fn reconcile(bc: Arc<BuildConfig>, ctx: Arc<Context>) -> Result<Action
     tags.extend(strategy_tag(&bc));
     ctx.triggers.set(&ObjectRef::from_obj(&*bc), &tags);
     let builds = ctx.builds.builds_of(&namespace, &name);
-    if builds.iter().any(|b| ctx.superseded.is_stale(&**b)) {
+    if let Some(wait) = builds.iter().find_map(|b| ctx.superseded.stale_for(&**b)) {
         // Decide only from a cache that shows the controller's own writes; the watch event of
         // the newer version runs this reconcile again.
-        return Ok(Action::await_change());
+        return Ok(Action::requeue(wait));
     }
 
     let recheck = match repair_last_version(&ctx, &bc, &builds).await? {

@@ -6,19 +6,32 @@
 //! 409, the version it was refused for); a reconcile that finds that same version in the cache
 //! waits for the watch event that must follow. Only equality is tested, so resourceVersions
 //! stay opaque, as the Kubernetes API requires.
+//!
+//! A record expires after [`WAIT_AT_MOST`]: an event that never comes (a 409 that was not a
+//! real conflict, a lost watch) costs that much latency, never a stuck build.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 
 /// How many superseded versions are kept per object (a reconcile writes at most two in a row).
 const KEPT: usize = 4;
 
-/// (namespace, name) → the resourceVersions known to be superseded, newest last.
+/// How long a reconcile waits for the cache to show a newer version before deciding anyway.
+pub const WAIT_AT_MOST: Duration = Duration::from_secs(2);
+
+/// The superseded versions of one object, newest last, and when the last was recorded.
+struct Record {
+    versions: Vec<String>,
+    at: Instant,
+}
+
+/// (namespace, name) → the resourceVersions known to be superseded.
 #[derive(Default)]
 pub struct Superseded {
-    inner: Mutex<HashMap<(String, String), Vec<String>>>,
+    inner: Mutex<HashMap<(String, String), Record>>,
 }
 
 fn key<K: ResourceExt>(object: &K) -> (String, String) {
@@ -32,29 +45,37 @@ impl Superseded {
             return;
         };
         let mut map = self.lock();
-        let versions = map.entry(key(object)).or_default();
-        if !versions.contains(&version) {
-            versions.push(version);
+        let record = map.entry(key(object)).or_insert_with(|| Record {
+            versions: Vec::new(),
+            at: Instant::now(),
+        });
+        record.at = Instant::now();
+        if !record.versions.contains(&version) {
+            record.versions.push(version);
         }
-        if versions.len() > KEPT {
-            versions.remove(0);
+        if record.versions.len() > KEPT {
+            record.versions.remove(0);
         }
     }
 
-    /// Whether `object` (from the cache) is a version known to be superseded; a newer version
-    /// clears the record.
-    pub fn is_stale<K: ResourceExt>(&self, object: &K) -> bool {
+    /// If `object` (from the cache) is a version known to be superseded, how much longer to wait
+    /// for the newer one; a newer version, or waiting past [`WAIT_AT_MOST`], clears the record.
+    pub fn stale_for<K: ResourceExt>(&self, object: &K) -> Option<Duration> {
         let mut map = self.lock();
         let key = key(object);
         let version = object.resource_version();
-        match map.get(&key) {
-            Some(versions) if version.as_ref().is_some_and(|v| versions.contains(v)) => true,
-            Some(_) => {
-                map.remove(&key);
-                false
-            }
-            None => false,
+        let record = map.get(&key)?;
+        let waited = record.at.elapsed();
+        if waited < WAIT_AT_MOST && version.is_some_and(|v| record.versions.contains(&v)) {
+            return Some(WAIT_AT_MOST - waited);
         }
+        map.remove(&key);
+        None
+    }
+
+    /// Whether `object` is a superseded version still worth waiting for (see [`Self::stale_for`]).
+    pub fn is_stale<K: ResourceExt>(&self, object: &K) -> bool {
+        self.stale_for(object).is_some()
     }
 
     /// Drops the record of a deleted object.
@@ -72,7 +93,7 @@ impl Superseded {
         self.lock().is_empty()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Vec<String>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Record>> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -130,6 +151,19 @@ mod tests {
             !superseded.is_stale(&at("15")),
             "only the newest few are kept"
         );
+    }
+
+    #[test]
+    fn a_record_expires_so_a_missing_event_never_stalls() {
+        let superseded = Superseded::default();
+        superseded.record(&at("5"));
+        let wait = superseded.stale_for(&at("5")).expect("stale");
+        assert!(wait <= WAIT_AT_MOST && wait > WAIT_AT_MOST / 2);
+        if let Some(record) = superseded.lock().get_mut(&("ns".into(), "a".into())) {
+            record.at -= WAIT_AT_MOST;
+        }
+        assert_eq!(superseded.stale_for(&at("5")), None, "waited long enough");
+        assert!(superseded.is_empty());
     }
 
     #[test]
