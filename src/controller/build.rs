@@ -74,7 +74,7 @@ pub async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Action, E
 async fn find_pod(ctx: &Context, namespace: &str, build: &str) -> Result<Option<Pod>, Error> {
     let pod_name = naming::pod_name(build);
     if let Some(pod) = ctx.pods.get(&ObjectRef::new(&pod_name).within(namespace)) {
-        return Ok(Some((*pod).clone()));
+        return Ok(Some(pod.to_pod()));
     }
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     api.get_opt(&pod_name)

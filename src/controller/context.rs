@@ -3,9 +3,9 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::Store;
 
+use super::build_pod::BuildPod;
 use super::events::{EventPublisher, EventType};
 use super::index::{BuildIndex, TriggerIndex};
 use super::pod::PodSettings;
@@ -173,7 +173,7 @@ pub struct Context {
     /// The controller's configuration.
     pub settings: Settings,
     /// Build Pods, from the controller's watch.
-    pub pods: Store<Pod>,
+    pub pods: Store<BuildPod>,
     /// ImageStreams, from the controller's watch.
     pub image_streams: Store<ImageStream>,
     /// Builds per BuildConfig.

@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures::{future, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{watcher, Controller, WatchStreamExt};
 use tokio::sync::mpsc;
 
+use super::build_pod::BuildPod;
 use super::context::{event_publisher, Context, Metrics, Settings};
 use super::index::{BuildIndex, TriggerIndex};
 use super::superseded::Superseded;
@@ -41,7 +41,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Running {
     let config = watcher::Config::default();
-    let (pod_reader, pod_writer) = reflector::store::<Pod>();
+    let (pod_reader, pod_writer) = reflector::store::<BuildPod>();
     let (is_reader, is_writer) = reflector::store::<ImageStream>();
     let (build_reader, build_writer) = reflector::store::<Build>();
     let builds = Arc::new(BuildIndex::new(build_reader.clone()));
@@ -88,11 +88,11 @@ pub async fn run(
         .touched_objects();
 
     let pod_stream = watcher(
-        Api::<Pod>::all(client.clone()),
+        Api::<BuildPod>::all(client.clone()),
         config.clone().labels(naming::BUILD_NAME_LABEL),
     )
     .default_backoff()
-    .modify(slim_pod)
+    .modify(BuildPod::slim)
     .reflect(pod_writer)
     .inspect_ok(synced.mark(Cache::Pods))
     .touched_objects();
@@ -137,7 +137,13 @@ pub async fn run(
         .run(build::reconcile, build::error_policy, context.clone())
         .for_each(|_| future::ready(()));
 
-    let config_controller = Controller::new(Api::<BuildConfig>::all(client.clone()), config)
+    let (config_reader, config_writer) = reflector::store::<BuildConfig>();
+    let config_stream = watcher(Api::<BuildConfig>::all(client.clone()), config)
+        .default_backoff()
+        .modify(|bc| bc.metadata.managed_fields = None)
+        .reflect(config_writer)
+        .touched_objects();
+    let config_controller = Controller::for_stream(config_stream, config_reader)
         .reconcile_on(tokio_stream_from(config_rx))
         .graceful_shutdown_on(async move {
             let _ = config_shutdown.recv().await;
@@ -200,13 +206,6 @@ impl Synced {
             }
         }
     }
-}
-
-/// What the cache keeps of a build Pod: the reconcilers read its metadata and status only, so
-/// the spec (which carries the whole Build as JSON) and managedFields are dropped.
-fn slim_pod(pod: &mut Pod) {
-    pod.metadata.managed_fields = None;
-    pod.spec = None;
 }
 
 fn tokio_stream_from<T: Send + 'static>(
