@@ -408,7 +408,7 @@ async fn main() -> Result<(), BoxError> {
         format!("{rss_peak:.1} MiB"),
         format!("{rss_idle:.1} MiB"),
         rss_peak / rss_idle,
-        "<= 60 MB",
+        "<= 60 MB (57.2 MiB)",
     );
 
     // --- summary ------------------------------------------------------------------------------

@@ -56,9 +56,11 @@ pub async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Action, E
     if next.phase == BuildPhase::Complete && phase != BuildPhase::Complete {
         record_output(&ctx, &build, &next).await?;
     }
+    // The revision is recorded as the build finishes (a finished Build's spec is never written:
+    // the cache keeps a slimmed copy of it).
     let build = match pod
         .as_ref()
-        .filter(|_| next.phase.is_terminal())
+        .filter(|_| next.phase.is_terminal() && !phase.is_terminal())
         .and_then(|p| reported_revision(&build, p))
     {
         Some(revision) => Arc::new(set_revision(&ctx, &build, revision).await?),

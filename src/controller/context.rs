@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kube::runtime::reflector::Store;
 
-use super::build_pod::BuildPod;
+use super::cached::BuildPod;
 use super::events::{EventPublisher, EventType};
 use super::index::{BuildIndex, TriggerIndex};
 use super::pod::PodSettings;

@@ -3,7 +3,7 @@
 
 pub mod build;
 pub mod build_config;
-pub mod build_pod;
+pub mod cached;
 pub mod context;
 pub mod events;
 pub mod history;

@@ -10,7 +10,7 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{watcher, Controller, WatchStreamExt};
 use tokio::sync::mpsc;
 
-use super::build_pod::BuildPod;
+use super::cached::{slim_build, BuildPod};
 use super::context::{event_publisher, Context, Metrics, Settings};
 use super::index::{BuildIndex, TriggerIndex};
 use super::superseded::Superseded;
@@ -74,7 +74,7 @@ pub async fn run(
     let build_context = context.clone();
     let build_stream = watcher(Api::<Build>::all(client.clone()), config.clone())
         .default_backoff()
-        .modify(|build| build.metadata.managed_fields = None)
+        .modify(slim_build)
         .reflect(build_writer)
         .inspect_ok(move |event| {
             if let watcher::Event::Delete(build) = event {

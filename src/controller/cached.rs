@@ -1,8 +1,13 @@
-//! What the controller caches of a build Pod: the few fields the phase machine reads.
+//! What the controller's caches keep of build Pods and finished Builds.
 //!
-//! A full `Pod` costs about 6 KiB in memory even without its spec (k8s-openapi's structs are
-//! large inline); the controller keeps one per build, so its cache holds this view instead
-//! (about a quarter of that) and rebuilds a `Pod` with the same fields when a reconcile needs one.
+//! The controller caches one Pod and one Build per build, so their size sets its memory:
+//! - a full `Pod` costs about 6 KiB even without its spec (k8s-openapi's structs are large
+//!   inline), so the cache holds a [`BuildPod`] view instead (about a quarter of that) and
+//!   rebuilds a `Pod` with the same fields when a reconcile needs one;
+//! - a finished Build is only read for its number, request id, owner, phase and status (history
+//!   pruning, run policy, trigger bookkeeping), so [`slim_build`] drops the rest. No write is
+//!   ever based on a slimmed spec: a finished Build's spec is never written again, and a status
+//!   write (the status subresource) takes only the status from the object it sends.
 
 use std::borrow::Cow;
 
@@ -10,6 +15,34 @@ use k8s_openapi::api::core::v1::{ContainerState, ContainerStatus, Pod, PodStatus
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::core::NamespaceResourceScope;
 use serde::Deserialize;
+
+use crate::api::build::BuildSpec;
+use crate::api::Build;
+use crate::naming;
+
+/// The annotations a finished Build keeps in the cache.
+const FINISHED_ANNOTATIONS: [&str; 3] = [
+    naming::BUILD_NUMBER_ANNOTATION,
+    naming::REQUEST_ANNOTATION,
+    naming::BUILD_CONFIG_ANNOTATION,
+];
+
+/// Drops what no reconcile reads: managedFields always; for a finished Build (terminal phase,
+/// never left) also its labels, other annotations and spec (keeping `spec.cancel`).
+pub fn slim_build(build: &mut Build) {
+    build.metadata.managed_fields = None;
+    if !build.status.as_ref().is_some_and(|s| s.phase.is_terminal()) {
+        return;
+    }
+    build.metadata.labels = None;
+    if let Some(annotations) = build.metadata.annotations.as_mut() {
+        annotations.retain(|k, _| FINISHED_ANNOTATIONS.contains(&k.as_str()));
+    }
+    build.spec = BuildSpec {
+        cancel: build.spec.cancel,
+        ..BuildSpec::default()
+    };
+}
 
 /// A build Pod as the controller's cache holds it (deserialized from the same watch).
 #[derive(Clone, Debug, Deserialize)]
@@ -117,7 +150,66 @@ impl BuildPod {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::BuildPhase;
     use serde_json::json;
+
+    fn build(phase: &str) -> Build {
+        serde_json::from_value(json!({
+            "apiVersion": "build.kiln.dev/v1alpha1", "kind": "Build",
+            "metadata": {"name": "app-1", "namespace": "ns", "resourceVersion": "9",
+                "labels": {naming::BUILD_CONFIG_LABEL: "app", naming::START_POLICY_LABEL: "Serial"},
+                "annotations": {naming::BUILD_NUMBER_ANNOTATION: "1", naming::REQUEST_ANNOTATION: "r",
+                    naming::BUILD_CONFIG_ANNOTATION: "app", "note": "a long user annotation"},
+                "managedFields": [{"manager": "kubectl", "operation": "Update"}],
+                "ownerReferences": [{"apiVersion": "build.kiln.dev/v1alpha1", "kind": "BuildConfig",
+                    "name": "app", "uid": "u", "controller": true}]},
+            "spec": {"source": {"git": {"uri": "https://example.com/app.git"}},
+                "strategy": {"type": "Docker"}, "cancel": true,
+                "triggeredBy": [{"message": "Manually triggered"}]},
+            "status": {"phase": phase, "completionTimestamp": "2026-01-02T03:04:05Z", "duration": 5}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn finished_builds_keep_identity_bookkeeping_and_status_only() {
+        let mut finished = build("Complete");
+        let before = finished.clone();
+        slim_build(&mut finished);
+        assert_eq!(finished.metadata.managed_fields, None);
+        assert_eq!(finished.metadata.labels, None);
+        let kept: Vec<&String> = finished
+            .metadata
+            .annotations
+            .iter()
+            .flatten()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(kept.len(), 3, "{kept:?}");
+        assert_eq!(
+            finished.metadata.owner_references,
+            before.metadata.owner_references
+        );
+        assert_eq!(
+            finished.metadata.resource_version,
+            before.metadata.resource_version
+        );
+        assert_eq!(finished.status, before.status, "status is whole");
+        assert_eq!(finished.spec.cancel, Some(true));
+        assert!(finished.spec.common.source.is_none() && finished.spec.triggered_by.is_empty());
+        assert_eq!(crate::instantiate::build_number(&finished), Some(1));
+    }
+
+    #[test]
+    fn active_builds_lose_only_managed_fields() {
+        for phase in [BuildPhase::New, BuildPhase::Pending, BuildPhase::Running] {
+            let mut active = build(phase.as_str());
+            let mut expected = active.clone();
+            expected.metadata.managed_fields = None;
+            slim_build(&mut active);
+            assert_eq!(active, expected, "{phase:?}");
+        }
+    }
 
     #[test]
     fn the_view_keeps_what_the_phase_machine_reads() {
