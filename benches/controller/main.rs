@@ -143,7 +143,7 @@ async fn main() -> Result<(), BoxError> {
         )
         .await?;
     let seen: watch::Shared = Arc::default();
-    watch::start(&driver, NAMESPACE, &seen).await;
+    let driver_watches = watch::start(&driver, NAMESPACE, &seen).await;
 
     let listen = format!("127.0.0.1:{}", procs::free_port()?);
     let controller_log = work.path().join("controller.log");
@@ -479,6 +479,9 @@ async fn main() -> Result<(), BoxError> {
         println!("  controller {name} {}", metric(&controller_metrics, name));
     }
 
+    for task in &driver_watches {
+        task.abort();
+    }
     let _ = controller.start_kill();
     let _ = controller.wait().await;
     let _ = sandbox.start_kill();

@@ -39,16 +39,23 @@ pub fn lock(seen: &Shared) -> std::sync::MutexGuard<'_, Seen> {
     seen.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Starts the four watches on `namespace`; returns when each has listed once.
-pub async fn start(client: &kube::Client, namespace: &str, seen: &Shared) {
+/// Starts the four watches on `namespace`; returns their tasks once each has listed once.
+pub async fn start(
+    client: &kube::Client,
+    namespace: &str,
+    seen: &Shared,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(4);
-    spawn::<Build>(client, namespace, seen, ready_tx.clone(), on_build);
-    spawn::<Pod>(client, namespace, seen, ready_tx.clone(), on_pod);
-    spawn::<ImageStream>(client, namespace, seen, ready_tx.clone(), on_image_stream);
-    spawn::<ConfigMap>(client, namespace, seen, ready_tx, on_probe);
+    let tasks = vec![
+        spawn::<Build>(client, namespace, seen, ready_tx.clone(), on_build),
+        spawn::<Pod>(client, namespace, seen, ready_tx.clone(), on_pod),
+        spawn::<ImageStream>(client, namespace, seen, ready_tx.clone(), on_image_stream),
+        spawn::<ConfigMap>(client, namespace, seen, ready_tx, on_probe),
+    ];
     for _ in 0..4 {
         let _ = ready_rx.recv().await;
     }
+    tasks
 }
 
 fn spawn<K>(
@@ -57,7 +64,8 @@ fn spawn<K>(
     seen: &Shared,
     ready: tokio::sync::mpsc::Sender<()>,
     on: fn(&mut Seen, &K, Instant),
-) where
+) -> tokio::task::JoinHandle<()>
+where
     K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
         + std::fmt::Debug
@@ -84,7 +92,7 @@ fn spawn<K>(
                 Err(err) => eprintln!("watch error: {err}"),
             }
         }
-    });
+    })
 }
 
 fn on_build(seen: &mut Seen, build: &Build, now: Instant) {
