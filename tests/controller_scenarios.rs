@@ -107,6 +107,61 @@ async fn parallel_builds_run_all_at_once() {
     }
 }
 
+/// Requests of `verb` on `resource` served so far (every client).
+fn served(h: &Harness, verb: &str, resource: &str) -> u64 {
+    h.server
+        .request_counts()
+        .iter()
+        .filter(|c| c.verb == verb && c.resource == resource)
+        .map(|c| c.count)
+        .sum()
+}
+
+#[tokio::test]
+async fn each_build_costs_one_pod_and_one_status_write_per_phase() {
+    // A reconcile triggered before the watch shows the controller's own last write must wait
+    // for it, not decide again: no Pod is created twice, no status is written twice, no write
+    // is refused with 409. The controller's watches lag, so that window is wide open.
+    let mut h = Harness::start().await;
+    h.start_lagging_controller(Duration::from_millis(20)).await;
+    const BUILDS: u32 = 12;
+    let keep_all = format!("  successfulBuildsHistoryLimit: {BUILDS}\n");
+    h.create_bc(&bc_yaml("app", "Parallel", &keep_all)).await;
+    for i in 1..=BUILDS {
+        h.start_build("app", &format!("w{i}")).await;
+    }
+    for i in 1..=BUILDS {
+        h.wait_pod(&format!("app-{i}")).await;
+    }
+    for i in 1..=BUILDS {
+        h.run_pod(&format!("app-{i}")).await;
+    }
+    for i in 1..=BUILDS {
+        h.wait_phase(&format!("app-{i}"), BuildPhase::Running).await;
+    }
+    for i in 1..=BUILDS {
+        h.succeed_pod(&format!("app-{i}"), &digest(i)).await;
+    }
+    for i in 1..=BUILDS {
+        h.wait_phase(&format!("app-{i}"), BuildPhase::Complete)
+            .await;
+    }
+    settle().await;
+    let n = u64::from(BUILDS);
+    assert_eq!(served(&h, "create", "pods"), n, "one Pod per build");
+    assert_eq!(
+        served(&h, "update", "builds/status"),
+        3 * n,
+        "Pending, Running, Complete: one status write each"
+    );
+    assert_eq!(served(&h, "update", "builds"), n, "the revision, once");
+    let limit = controller_support::settings().tag_history_limit;
+    assert_eq!(
+        h.tag_images("app", "latest").await.len(),
+        limit.min(BUILDS as usize)
+    );
+}
+
 #[tokio::test]
 async fn cancelling_a_running_build_deletes_its_pod() {
     let h = Harness::start().await;

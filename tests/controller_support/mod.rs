@@ -119,6 +119,14 @@ impl Harness {
         self.controller = Some(running);
     }
 
+    /// Restarts the controller with watches whose events each arrive `lag` late.
+    pub async fn start_lagging_controller(&mut self, lag: Duration) {
+        self.kill_controller();
+        let client = self.server.client_with_watch_lag(lag);
+        let running = kiln::controller::run::run(client, settings(), std::future::pending()).await;
+        self.controller = Some(running);
+    }
+
     /// Kills the controller wherever it is, as a crash would: nothing is flushed.
     pub fn kill_controller(&mut self) {
         if let Some(running) = self.controller.take() {

@@ -139,6 +139,33 @@ impl ApiServer {
         kube::Client::new(self.router(), "default")
     }
 
+    /// A kube client talking to this server in-process whose watch events each arrive `lag`
+    /// late: a lagging informer, so a reconciler sees its own writes only after other events.
+    pub fn client_with_watch_lag(&self, lag: Duration) -> kube::Client {
+        use futures::StreamExt;
+        let router = self.router().layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                let watching = request
+                    .uri()
+                    .query()
+                    .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+                let response = next.run(request).await;
+                if !watching {
+                    return response;
+                }
+                response.map(|body| {
+                    axum::body::Body::from_stream(body.into_data_stream().then(
+                        move |chunk| async move {
+                            tokio::time::sleep(lag).await;
+                            chunk
+                        },
+                    ))
+                })
+            },
+        ));
+        kube::Client::new(router, "default")
+    }
+
     /// A kube client talking to this server in-process whose requests carry
     /// `User-Agent: <agent>` (so [`ApiServer::request_counts`] tells its requests apart).
     pub fn client_as(&self, agent: &str) -> kube::Client {
