@@ -1,0 +1,418 @@
+//! The API behaviours kiln relies on, checked against the sandbox and, on request, against a real
+//! cluster, so the sandbox cannot drift from Kubernetes where it matters to kiln.
+//!
+//! Every check runs against the in-process sandbox (CEL rules on) in the normal test run. To run
+//! the same checks against a cluster (kiln's CRDs are applied; each run uses its own namespace,
+//! deleted at the end):
+//!
+//! ```text
+//! KILN_CONFORMANCE_KUBECONFIG=$HOME/.kube/config cargo test --test api_conformance -- --ignored
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kiln::api::{Build, BuildConfig, BuildPhase, BuildStatus};
+use kiln_sandbox::{ApiServer, ServerConfig};
+use kube::api::{
+    Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
+};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+type Check = fn(Client, String) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Every check, by name.
+const CHECKS: [(&str, Check); 8] = [
+    ("a second create of a name is AlreadyExists", |c, ns| {
+        Box::pin(create_twice_conflicts(c, ns))
+    }),
+    (
+        "a write from a stale resourceVersion is refused",
+        |c, ns| Box::pin(stale_write_conflicts(c, ns)),
+    ),
+    ("a status write takes only the status", |c, ns| {
+        Box::pin(status_write_takes_only_status(c, ns))
+    }),
+    (
+        "a label-selected list finds exactly the matches",
+        |c, ns| Box::pin(label_selected_list(c, ns)),
+    ),
+    (
+        "a watch delivers each write at the version it returned",
+        |c, ns| Box::pin(watch_delivers_written_versions(c, ns)),
+    ),
+    ("deleting a BuildConfig removes its Builds", |c, ns| {
+        Box::pin(owner_cascade(c, ns))
+    }),
+    ("a Build's spec is immutable", |c, ns| {
+        Box::pin(build_spec_immutable(c, ns))
+    }),
+    ("spec.revision may be set once", |c, ns| {
+        Box::pin(revision_set_once(c, ns))
+    }),
+];
+
+const BUILD_CONFIG: &str = "app";
+
+fn build_config() -> BuildConfig {
+    serde_json::from_value(json!({
+        "apiVersion": "build.kiln.dev/v1alpha1", "kind": "BuildConfig",
+        "metadata": {"name": BUILD_CONFIG},
+        "spec": {"source": {"git": {"uri": "https://git.example.com/app.git"}},
+            "strategy": {"type": "Docker"},
+            "output": {"to": {"kind": "ImageStreamTag", "name": "app:latest"}}}
+    }))
+    .expect("a valid BuildConfig")
+}
+
+fn build(name: &str, labels: serde_json::Value) -> Build {
+    serde_json::from_value(json!({
+        "apiVersion": "build.kiln.dev/v1alpha1", "kind": "Build",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"source": {"git": {"uri": "https://git.example.com/app.git"}},
+            "strategy": {"type": "Docker"}, "triggeredBy": [{"message": "Manually triggered"}]}
+    }))
+    .expect("a valid Build")
+}
+
+fn status_code(result: Result<impl Sized, kube::Error>) -> u16 {
+    match result {
+        Ok(_) => 200,
+        Err(kube::Error::Api(status)) => status.code,
+        Err(other) => panic!("expected an API status, got {other}"),
+    }
+}
+
+async fn create_twice_conflicts(client: Client, ns: String) {
+    let api: Api<Build> = Api::namespaced(client, &ns);
+    let first = build("app-1", json!({}));
+    api.create(&PostParams::default(), &first).await.unwrap();
+    match api.create(&PostParams::default(), &first).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (409, "AlreadyExists"))
+        }
+        other => panic!("second create: {other:?}"),
+    }
+}
+
+async fn stale_write_conflicts(client: Client, ns: String) {
+    let api: Api<BuildConfig> = Api::namespaced(client, &ns);
+    let created = api
+        .create(&PostParams::default(), &build_config())
+        .await
+        .unwrap();
+    let mut next = created.clone();
+    next.status
+        .get_or_insert_with(Default::default)
+        .last_version = 1;
+    let written = api
+        .replace_status(BUILD_CONFIG, &PostParams::default(), &next)
+        .await
+        .unwrap();
+    assert_ne!(written.resource_version(), created.resource_version());
+    next.status
+        .get_or_insert_with(Default::default)
+        .last_version = 2;
+    let stale = api
+        .replace_status(BUILD_CONFIG, &PostParams::default(), &next)
+        .await;
+    assert_eq!(
+        status_code(stale),
+        409,
+        "the write was based on the old version"
+    );
+    let now = api.get(BUILD_CONFIG).await.unwrap();
+    assert_eq!(now.status.map(|s| s.last_version), Some(1));
+}
+
+async fn status_write_takes_only_status(client: Client, ns: String) {
+    // The controller caches finished Builds without spec and labels and may base a status write
+    // on such a copy: the spec and labels it sends must not land.
+    let api: Api<Build> = Api::namespaced(client, &ns);
+    let created = api
+        .create(
+            &PostParams::default(),
+            &build("app-1", json!({"team": "a"})),
+        )
+        .await
+        .unwrap();
+    let mut slim = created.clone();
+    slim.metadata.labels = None;
+    slim.spec = Default::default();
+    slim.status = Some(BuildStatus {
+        phase: BuildPhase::Complete,
+        ..BuildStatus::default()
+    });
+    let written = api
+        .replace_status("app-1", &PostParams::default(), &slim)
+        .await
+        .unwrap();
+    assert_eq!(
+        written.status.as_ref().map(|s| s.phase),
+        Some(BuildPhase::Complete)
+    );
+    assert_eq!(written.spec, created.spec, "the spec is untouched");
+    assert_eq!(written.labels(), created.labels(), "labels are untouched");
+}
+
+async fn label_selected_list(client: Client, ns: String) {
+    let api: Api<Build> = Api::namespaced(client, &ns);
+    for (name, labels) in [
+        ("app-1", json!({"config": "app", "request": "r1"})),
+        ("app-2", json!({"config": "app", "request": "r2"})),
+        ("other-1", json!({"config": "other", "request": "r1"})),
+    ] {
+        api.create(&PostParams::default(), &build(name, labels))
+            .await
+            .unwrap();
+    }
+    let found = api
+        .list(&ListParams::default().labels("config=app,request=r1"))
+        .await
+        .unwrap();
+    let names: Vec<String> = found.items.iter().map(|b| b.name_any()).collect();
+    assert_eq!(names, ["app-1"]);
+}
+
+async fn watch_delivers_written_versions(client: Client, ns: String) {
+    let api: Api<BuildConfig> = Api::namespaced(client, &ns);
+    let created = api
+        .create(&PostParams::default(), &build_config())
+        .await
+        .unwrap();
+    let from = created.resource_version().unwrap_or_default();
+    let stream = api
+        .watch(&WatchParams::default().timeout(20), &from)
+        .await
+        .unwrap();
+    let mut next = created.clone();
+    next.status
+        .get_or_insert_with(Default::default)
+        .last_version = 1;
+    let written = api
+        .replace_status(BUILD_CONFIG, &PostParams::default(), &next)
+        .await
+        .unwrap();
+    let mut stream = stream.boxed();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "no event for the write");
+        match stream.try_next().await.unwrap() {
+            Some(WatchEvent::Modified(bc)) => {
+                assert_eq!(bc.resource_version(), written.resource_version());
+                assert_eq!(bc.status.map(|s| s.last_version), Some(1));
+                return;
+            }
+            Some(WatchEvent::Bookmark(_)) => continue,
+            other => panic!("unexpected watch event {other:?}"),
+        }
+    }
+}
+
+async fn owner_cascade(client: Client, ns: String) {
+    let configs: Api<BuildConfig> = Api::namespaced(client.clone(), &ns);
+    let builds: Api<Build> = Api::namespaced(client, &ns);
+    let bc = configs
+        .create(&PostParams::default(), &build_config())
+        .await
+        .unwrap();
+    let mut owned = build("app-1", json!({}));
+    owned.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "build.kiln.dev/v1alpha1".into(),
+            kind: "BuildConfig".into(),
+            name: BUILD_CONFIG.into(),
+            uid: bc.uid().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        },
+    ]);
+    builds.create(&PostParams::default(), &owned).await.unwrap();
+    configs
+        .delete(BUILD_CONFIG, &DeleteParams::background())
+        .await
+        .unwrap();
+    // Garbage collection is asynchronous on a cluster.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while builds.get_opt("app-1").await.unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the owned Build was not collected"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn build_spec_immutable(client: Client, ns: String) {
+    let api: Api<Build> = Api::namespaced(client, &ns);
+    api.create(&PostParams::default(), &build("app-1", json!({})))
+        .await
+        .unwrap();
+    let patch =
+        json!({"spec": {"source": {"git": {"uri": "https://git.example.com/elsewhere.git"}}}});
+    let changed = api
+        .patch("app-1", &PatchParams::default(), &Patch::Merge(&patch))
+        .await;
+    assert_eq!(status_code(changed), 422);
+    let cancel = json!({"spec": {"cancel": true}});
+    let cancelled = api
+        .patch("app-1", &PatchParams::default(), &Patch::Merge(&cancel))
+        .await;
+    assert_eq!(status_code(cancelled), 200, "cancel may be turned on");
+    let undo = json!({"spec": {"cancel": false}});
+    let undone = api
+        .patch("app-1", &PatchParams::default(), &Patch::Merge(&undo))
+        .await;
+    assert_eq!(status_code(undone), 422, "cancel cannot be undone");
+}
+
+async fn revision_set_once(client: Client, ns: String) {
+    let api: Api<Build> = Api::namespaced(client, &ns);
+    api.create(&PostParams::default(), &build("app-1", json!({})))
+        .await
+        .unwrap();
+    let revision =
+        |commit: &str| json!({"spec": {"revision": {"type": "Git", "git": {"commit": commit}}}});
+    let first = api
+        .patch(
+            "app-1",
+            &PatchParams::default(),
+            &Patch::Merge(&revision("abc")),
+        )
+        .await;
+    assert_eq!(status_code(first), 200, "the revision may be recorded");
+    let second = api
+        .patch(
+            "app-1",
+            &PatchParams::default(),
+            &Patch::Merge(&revision("def")),
+        )
+        .await;
+    assert_eq!(status_code(second), 422, "and never changed");
+}
+
+/// A fresh namespace for one check.
+async fn namespace(client: &Client) -> String {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            generate_name: Some("kiln-conformance-".into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    api.create(&PostParams::default(), &ns)
+        .await
+        .unwrap()
+        .name_any()
+}
+
+/// Applies kiln's CRDs (server-side apply) and waits until they are served.
+async fn install_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let text = std::fs::read_to_string(format!("{}/crds/kiln.yaml", env!("CARGO_MANIFEST_DIR")))
+        .expect("crds/kiln.yaml");
+    let params = PatchParams::apply("kiln-conformance").force();
+    for doc in kiln::yaml::read_documents(&text).expect("CRD YAML") {
+        let crd: CustomResourceDefinition = serde_json::from_value(doc).expect("a CRD");
+        api.patch(&crd.name_any(), &params, &Patch::Apply(&crd))
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let probe: Api<Build> = Api::all(client.clone());
+        if probe.list(&ListParams::default().limit(1)).await.is_ok() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "kiln's CRDs are not served");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn sandbox() -> (ApiServer, Client) {
+    let server = ApiServer::with_config(ServerConfig {
+        cel_rules: true,
+        ..ServerConfig::default()
+    });
+    let client = server.client();
+    install_crds(&client).await;
+    (server, client)
+}
+
+async fn run_on_sandbox(index: usize) {
+    let (_server, client) = sandbox().await;
+    let ns = namespace(&client).await;
+    let (_, check) = CHECKS[index];
+    check(client, ns).await;
+}
+
+#[tokio::test]
+async fn sandbox_create_twice_conflicts() {
+    run_on_sandbox(0).await;
+}
+
+#[tokio::test]
+async fn sandbox_stale_write_conflicts() {
+    run_on_sandbox(1).await;
+}
+
+#[tokio::test]
+async fn sandbox_status_write_takes_only_status() {
+    run_on_sandbox(2).await;
+}
+
+#[tokio::test]
+async fn sandbox_label_selected_list() {
+    run_on_sandbox(3).await;
+}
+
+#[tokio::test]
+async fn sandbox_watch_delivers_written_versions() {
+    run_on_sandbox(4).await;
+}
+
+#[tokio::test]
+async fn sandbox_owner_cascade() {
+    run_on_sandbox(5).await;
+}
+
+#[tokio::test]
+async fn sandbox_build_spec_immutable() {
+    run_on_sandbox(6).await;
+}
+
+#[tokio::test]
+async fn sandbox_revision_set_once() {
+    run_on_sandbox(7).await;
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: set KILN_CONFORMANCE_KUBECONFIG and run with --ignored"]
+async fn every_check_on_a_real_cluster() {
+    let path = std::env::var("KILN_CONFORMANCE_KUBECONFIG")
+        .expect("KILN_CONFORMANCE_KUBECONFIG names the cluster's kubeconfig");
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path).expect("a readable kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("a usable kubeconfig");
+    let client = Client::try_from(config).expect("a client");
+    install_crds(&client).await;
+    for (name, check) in CHECKS {
+        let ns = namespace(&client).await;
+        eprintln!("check: {name} (namespace {ns})");
+        check(client.clone(), ns.clone()).await;
+        let _ = Api::<Namespace>::all(client.clone())
+            .delete(&ns, &DeleteParams::background())
+            .await;
+    }
+}
