@@ -71,18 +71,7 @@ pub fn crd_resources(crd: &Value) -> ApiResult<Vec<ResourceInfo>> {
         return Err(crd_invalid(name, causes));
     }
     let names = crd.pointer("/spec/names").cloned().unwrap_or(Value::Null);
-    let strings = |key: &str| -> Vec<String> {
-        names
-            .get(key)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let strings = |key: &str| super::meta::strings_at(&names, &format!("/{key}"));
     let mut infos = Vec::new();
     for (index, version) in versions.iter().enumerate() {
         let Some(version_name) = version.get("name").and_then(Value::as_str) else {

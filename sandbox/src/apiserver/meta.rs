@@ -65,10 +65,10 @@ pub fn is_deleting(object: &Value) -> bool {
         .is_some_and(|v| !v.is_null())
 }
 
-/// `metadata.finalizers`.
-pub fn finalizers(object: &Value) -> Vec<String> {
-    object
-        .pointer("/metadata/finalizers")
+/// The strings of the array at JSON `pointer` (empty when absent; non-strings are skipped).
+pub fn strings_at(value: &Value, pointer: &str) -> Vec<String> {
+    value
+        .pointer(pointer)
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
@@ -77,6 +77,11 @@ pub fn finalizers(object: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `metadata.finalizers`.
+pub fn finalizers(object: &Value) -> Vec<String> {
+    strings_at(object, "/metadata/finalizers")
 }
 
 /// Replaces `metadata.finalizers` (removing the field when empty).

@@ -181,6 +181,33 @@ pub fn valid_label_value(value: &str) -> bool {
     value.is_empty() || valid_name_part(value)
 }
 
+/// Unknown (or pruned) fields under the request's `fieldValidation`: Strict refuses the write
+/// naming every field, Warn adds a warning per field, Ignore drops them silently.
+fn report_unknown(
+    ctx: &WriteContext,
+    unknown: &[String],
+    warnings: &mut Vec<String>,
+) -> ApiResult<()> {
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let fields = unknown.iter().map(|p| format!("unknown field {p:?}"));
+    match ctx.validation {
+        FieldValidation::Strict => Err(ApiError::BadRequest(format!(
+            "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
+            ctx.info.kind,
+            ctx.info.version,
+            ctx.info.kind,
+            fields.collect::<Vec<_>>().join(", ")
+        ))),
+        FieldValidation::Warn => {
+            warnings.extend(fields);
+            Ok(())
+        }
+        FieldValidation::Ignore => Ok(()),
+    }
+}
+
 /// Runs built-in rules, the CRD schema and its CEL rules (transition rules against `old`);
 /// returns warnings.
 pub fn admit(
@@ -199,27 +226,7 @@ pub fn admit(
                 ctx.info.kind, ctx.info.version, ctx.info.kind
             ))
         })?;
-        if !unknown.is_empty() {
-            match ctx.validation {
-                FieldValidation::Strict => {
-                    let fields: Vec<String> = unknown
-                        .iter()
-                        .map(|p| format!("unknown field {p:?}"))
-                        .collect();
-                    return Err(ApiError::BadRequest(format!(
-                        "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
-                        ctx.info.kind,
-                        ctx.info.version,
-                        ctx.info.kind,
-                        fields.join(", ")
-                    )));
-                }
-                FieldValidation::Warn => {
-                    warnings.extend(unknown.iter().map(|p| format!("unknown field {p:?}")))
-                }
-                FieldValidation::Ignore => {}
-            }
-        }
+        report_unknown(ctx, &unknown, &mut warnings)?;
         let causes = builtin::validate(&ctx.info, object);
         if !causes.is_empty() {
             return Err(ApiError::Invalid(ctx.info.subject(&name), causes));
@@ -230,28 +237,7 @@ pub fn admit(
         return Ok(warnings);
     };
     let report = schema::process(&root, object);
-    if !report.pruned.is_empty() {
-        match ctx.validation {
-            FieldValidation::Strict => {
-                let fields: Vec<String> = report
-                    .pruned
-                    .iter()
-                    .map(|p| format!("unknown field {p:?}"))
-                    .collect();
-                return Err(ApiError::BadRequest(format!(
-                    "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
-                    ctx.info.kind,
-                    ctx.info.version,
-                    ctx.info.kind,
-                    fields.join(", ")
-                )));
-            }
-            FieldValidation::Warn => {
-                warnings.extend(report.pruned.iter().map(|p| format!("unknown field {p:?}")))
-            }
-            FieldValidation::Ignore => {}
-        }
-    }
+    report_unknown(ctx, &report.pruned, &mut warnings)?;
     let mut causes = report.causes;
     if causes.is_empty() && ctx.cel_rules {
         schema::cel::check_rules(&root, object, old, "", &mut causes);

@@ -212,8 +212,11 @@ pub fn delete(
         orphan_dependents(store, meta::uid(&old).unwrap_or_default());
     }
     let has_dependents = propagation == Propagation::Foreground
-        && meta::uid(&old)
-            .is_some_and(|uid| !dependents_of(store, &HashSet::from([uid.to_string()])).is_empty());
+        && meta::uid(&old).is_some_and(|uid| {
+            !store
+                .dependents_of(&HashSet::from([uid.to_string()]))
+                .is_empty()
+        });
     let foreground = has_dependents.then_some(FOREGROUND);
     if grace == 0 && meta::finalizers(&old).is_empty() && foreground.is_none() {
         return Ok(remove_and_collect(store, &key));
@@ -247,13 +250,9 @@ pub fn delete_collection(
     Ok(out)
 }
 
-fn dependents_of(store: &Store, owners: &HashSet<String>) -> Vec<(ObjectKey, Arc<Value>)> {
-    store.dependents_of(owners)
-}
-
 fn orphan_dependents(store: &mut Store, owner_uid: &str) {
     let owners = HashSet::from([owner_uid.to_string()]);
-    for (key, object) in dependents_of(store, &owners) {
+    for (key, object) in store.dependents_of(&owners) {
         let mut object = (*object).clone();
         strip_owner_refs(&mut object, |uid| uid == owner_uid);
         store.put(key, object);
@@ -274,7 +273,7 @@ fn strip_owner_refs(object: &mut Value, drop: impl Fn(&str) -> bool) {
 /// terminating; returns uids removed outright.
 fn delete_dependents(store: &mut Store, owners: &HashSet<String>) -> Vec<String> {
     let mut removed = Vec::new();
-    for (key, object) in dependents_of(store, owners) {
+    for (key, object) in store.dependents_of(owners) {
         let live_owners: Vec<String> = meta::owner_uids(&object)
             .into_iter()
             .filter(|uid| !owners.contains(uid))
@@ -323,7 +322,10 @@ pub fn collect_garbage(store: &mut Store, mut removed: Vec<String>) {
         }
         for (key, owner) in store.foreground_deleting() {
             let uid = meta::uid(&owner).unwrap_or_default().to_string();
-            if !dependents_of(store, &HashSet::from([uid.clone()])).is_empty() {
+            if !store
+                .dependents_of(&HashSet::from([uid.clone()]))
+                .is_empty()
+            {
                 continue;
             }
             let mut owner = (*owner).clone();
