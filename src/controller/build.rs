@@ -12,6 +12,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
 use super::context::{api_error, Context, Error, Metrics};
+use super::events::EventType;
 use super::image_stream::record_push;
 use super::phase::{cancel_requested, next_status, reported_revision, Observed};
 use super::triggers::TagRef;
@@ -182,10 +183,13 @@ async fn set_revision(
 /// version (409): either way the cache will show a newer version, and nothing should be decided
 /// from this one meanwhile.
 fn note_replaced<T>(ctx: &Context, build: &Build, written: &Result<T, kube::Error>) {
-    match written {
-        Ok(_) => ctx.superseded.record(build),
-        Err(kube::Error::Api(s)) if s.code == 409 => ctx.superseded.record(build),
-        Err(_) => {}
+    let newer_exists = match written {
+        Ok(_) => true,
+        Err(kube::Error::Api(s)) => s.code == 409,
+        Err(_) => false,
+    };
+    if newer_exists {
+        ctx.superseded.record(build);
     }
 }
 
@@ -207,56 +211,50 @@ pub async fn write_status(ctx: &Context, build: &Build, status: BuildStatus) -> 
     Ok(())
 }
 
-async fn announce(ctx: &Context, build: &Build, before: BuildPhase, next: &BuildStatus) {
+/// Logs a phase change, counts finished builds and publishes the phase's event (BuildStarted,
+/// BuildCompleted, BuildFailed, BuildCancelled); nothing when the phase did not change.
+pub async fn announce(ctx: &Context, build: &Build, before: BuildPhase, next: &BuildStatus) {
     if before == next.phase {
         return;
     }
-    let message = next.message.clone().unwrap_or_default();
     let name = build.name_any();
     let reason = next.reason.map(|r| r.as_str()).unwrap_or_default();
     tracing::info!(build = %name, namespace = build.namespace().unwrap_or_default(), from = before.as_str(), to = next.phase.as_str(), reason, "build phase changed");
-    match next.phase {
-        BuildPhase::Running => {
-            ctx.event(
-                build,
-                false,
-                "BuildStarted",
-                format!("Build {name} is now running"),
-            )
-            .await
-        }
-        BuildPhase::Complete => {
-            Metrics::inc(&ctx.metrics.builds_complete);
-            ctx.event(
-                build,
-                false,
-                "BuildCompleted",
-                format!("Build {name} completed successfully"),
-            )
-            .await
-        }
-        BuildPhase::Failed | BuildPhase::Error => {
-            Metrics::inc(&ctx.metrics.builds_failed);
-            ctx.event(
-                build,
-                true,
-                "BuildFailed",
-                format!("Build {name} failed: {message}"),
-            )
-            .await
-        }
-        BuildPhase::Cancelled => {
-            Metrics::inc(&ctx.metrics.builds_cancelled);
-            ctx.event(
-                build,
-                false,
-                "BuildCancelled",
-                format!("Build {name} was cancelled"),
-            )
-            .await
-        }
-        _ => {}
+    let metrics = &ctx.metrics;
+    let (counter, event_type, event_reason, note) = match next.phase {
+        BuildPhase::Running => (
+            None,
+            EventType::Normal,
+            "BuildStarted",
+            format!("Build {name} is now running"),
+        ),
+        BuildPhase::Complete => (
+            Some(&metrics.builds_complete),
+            EventType::Normal,
+            "BuildCompleted",
+            format!("Build {name} completed successfully"),
+        ),
+        BuildPhase::Failed | BuildPhase::Error => (
+            Some(&metrics.builds_failed),
+            EventType::Warning,
+            "BuildFailed",
+            format!(
+                "Build {name} failed: {}",
+                next.message.as_deref().unwrap_or_default()
+            ),
+        ),
+        BuildPhase::Cancelled => (
+            Some(&metrics.builds_cancelled),
+            EventType::Normal,
+            "BuildCancelled",
+            format!("Build {name} was cancelled"),
+        ),
+        BuildPhase::New | BuildPhase::Pending => return,
+    };
+    if let Some(counter) = counter {
+        Metrics::inc(counter);
     }
+    ctx.event(build, event_type, event_reason, note).await;
 }
 
 /// Retries failed reconciles with a short backoff (conflicts sooner).

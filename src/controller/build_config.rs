@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
-use super::build::{delete_pod, write_status};
+use super::build::{announce, delete_pod, write_status};
 use super::context::{api_error, Context, Error, Metrics};
 use super::history::{builds_to_prune, current_image, FinishedBuild};
 use super::phase::{cancel_requested, ended_before_start, started, waiting};
@@ -302,15 +302,9 @@ async fn apply_run_policy(ctx: &Context, builds: &[Arc<Build>]) -> Result<(), Er
             message,
             Timestamp::now(),
         );
-        write_status(ctx, &build, status).await?;
-        Metrics::inc(&ctx.metrics.builds_cancelled);
-        ctx.event(
-            &build,
-            false,
-            "BuildCancelled",
-            format!("Build {name} was cancelled"),
-        )
-        .await;
+        let before = build.status.as_ref().map(|s| s.phase).unwrap_or_default();
+        write_status(ctx, &build, status.clone()).await?;
+        announce(ctx, &build, before, &status).await;
     }
     for name in &decision.start {
         if let Some(build) = by_name(name) {

@@ -192,12 +192,7 @@ pub struct Context {
 
 impl Context {
     /// Publishes an event about `build`; failures are logged, never fatal.
-    pub async fn event(&self, build: &Build, warning: bool, reason: &str, note: String) {
-        let event_type = if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
+    pub async fn event(&self, build: &Build, event_type: EventType, reason: &str, note: String) {
         if let Err(err) = self.events.publish(build, event_type, reason, note).await {
             tracing::warn!(%err, reason, "cannot publish event");
         }

@@ -73,24 +73,9 @@ impl Superseded {
         None
     }
 
-    /// Whether `object` is a superseded version still worth waiting for (see [`Self::stale_for`]).
-    pub fn is_stale<K: ResourceExt>(&self, object: &K) -> bool {
-        self.stale_for(object).is_some()
-    }
-
     /// Drops the record of a deleted object.
     pub fn forget<K: ResourceExt>(&self, object: &K) {
         self.lock().remove(&key(object));
-    }
-
-    /// Number of records (for tests and metrics).
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether no record is held.
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Record>> {
@@ -103,6 +88,10 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::ObjectMeta;
+
+    fn is_stale(superseded: &Superseded, object: &ConfigMap) -> bool {
+        superseded.stale_for(object).is_some()
+    }
 
     fn at(version: &str) -> ConfigMap {
         ConfigMap {
@@ -119,16 +108,19 @@ mod tests {
     #[test]
     fn the_replaced_version_is_stale_until_a_newer_one_is_seen() {
         let superseded = Superseded::default();
-        assert!(!superseded.is_stale(&at("5")), "nothing recorded");
+        assert!(!is_stale(&superseded, &at("5")), "nothing recorded");
         superseded.record(&at("5"));
-        assert!(superseded.is_stale(&at("5")));
+        assert!(is_stale(&superseded, &at("5")));
         assert!(
-            superseded.is_stale(&at("5")),
+            is_stale(&superseded, &at("5")),
             "still stale until the cache moves"
         );
-        assert!(!superseded.is_stale(&at("9")), "the cache caught up");
-        assert!(superseded.is_empty(), "catching up clears the record");
-        assert!(!superseded.is_stale(&at("5")), "the record is gone");
+        assert!(!is_stale(&superseded, &at("9")), "the cache caught up");
+        assert!(
+            superseded.lock().is_empty(),
+            "catching up clears the record"
+        );
+        assert!(!is_stale(&superseded, &at("5")), "the record is gone");
     }
 
     #[test]
@@ -137,18 +129,18 @@ mod tests {
         superseded.record(&at("5"));
         superseded.record(&at("6"));
         assert!(
-            superseded.is_stale(&at("5")),
+            is_stale(&superseded, &at("5")),
             "two writes: the first base is stale"
         );
-        assert!(superseded.is_stale(&at("6")), "and so is the second");
-        assert!(!superseded.is_stale(&at("7")));
+        assert!(is_stale(&superseded, &at("6")), "and so is the second");
+        assert!(!is_stale(&superseded, &at("7")));
         for v in 10..20 {
             superseded.record(&at(&v.to_string()));
         }
-        assert!(superseded.is_stale(&at("19")));
-        assert!(superseded.is_stale(&at("16")));
+        assert!(is_stale(&superseded, &at("19")));
+        assert!(is_stale(&superseded, &at("16")));
         assert!(
-            !superseded.is_stale(&at("15")),
+            !is_stale(&superseded, &at("15")),
             "only the newest few are kept"
         );
     }
@@ -163,7 +155,7 @@ mod tests {
             record.at -= WAIT_AT_MOST;
         }
         assert_eq!(superseded.stale_for(&at("5")), None, "waited long enough");
-        assert!(superseded.is_empty());
+        assert!(superseded.lock().is_empty());
     }
 
     #[test]
@@ -171,10 +163,10 @@ mod tests {
         let superseded = Superseded::default();
         superseded.record(&at("5"));
         superseded.forget(&at("7"));
-        assert!(superseded.is_empty());
+        assert!(superseded.lock().is_empty());
         let mut unversioned = at("1");
         unversioned.metadata.resource_version = None;
         superseded.record(&unversioned);
-        assert_eq!(superseded.len(), 0);
+        assert!(superseded.lock().is_empty());
     }
 }
