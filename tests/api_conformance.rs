@@ -101,27 +101,29 @@ async fn create_twice_conflicts(client: Client, ns: String) {
     }
 }
 
+/// Writes `status.lastVersion = version` on top of `base` (guarded by its resourceVersion).
+async fn write_last_version(
+    api: &Api<BuildConfig>,
+    base: &BuildConfig,
+    version: i64,
+) -> Result<BuildConfig, kube::Error> {
+    let mut next = base.clone();
+    next.status
+        .get_or_insert_with(Default::default)
+        .last_version = version;
+    api.replace_status(BUILD_CONFIG, &PostParams::default(), &next)
+        .await
+}
+
 async fn stale_write_conflicts(client: Client, ns: String) {
     let api: Api<BuildConfig> = Api::namespaced(client, &ns);
     let created = api
         .create(&PostParams::default(), &build_config())
         .await
         .unwrap();
-    let mut next = created.clone();
-    next.status
-        .get_or_insert_with(Default::default)
-        .last_version = 1;
-    let written = api
-        .replace_status(BUILD_CONFIG, &PostParams::default(), &next)
-        .await
-        .unwrap();
+    let written = write_last_version(&api, &created, 1).await.unwrap();
     assert_ne!(written.resource_version(), created.resource_version());
-    next.status
-        .get_or_insert_with(Default::default)
-        .last_version = 2;
-    let stale = api
-        .replace_status(BUILD_CONFIG, &PostParams::default(), &next)
-        .await;
+    let stale = write_last_version(&api, &created, 2).await;
     assert_eq!(
         status_code(stale),
         409,
@@ -191,14 +193,7 @@ async fn watch_delivers_written_versions(client: Client, ns: String) {
         .watch(&WatchParams::default().timeout(20), &from)
         .await
         .unwrap();
-    let mut next = created.clone();
-    next.status
-        .get_or_insert_with(Default::default)
-        .last_version = 1;
-    let written = api
-        .replace_status(BUILD_CONFIG, &PostParams::default(), &next)
-        .await
-        .unwrap();
+    let written = write_last_version(&api, &created, 1).await.unwrap();
     let mut stream = stream.boxed();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -346,51 +341,51 @@ async fn sandbox() -> (ApiServer, Client) {
     (server, client)
 }
 
-async fn run_on_sandbox(index: usize) {
+/// Runs one check in a fresh namespace of a fresh sandbox.
+async fn on_sandbox<F: Future<Output = ()>>(check: fn(Client, String) -> F) {
     let (_server, client) = sandbox().await;
     let ns = namespace(&client).await;
-    let (_, check) = CHECKS[index];
     check(client, ns).await;
 }
 
 #[tokio::test]
 async fn sandbox_create_twice_conflicts() {
-    run_on_sandbox(0).await;
+    on_sandbox(create_twice_conflicts).await;
 }
 
 #[tokio::test]
 async fn sandbox_stale_write_conflicts() {
-    run_on_sandbox(1).await;
+    on_sandbox(stale_write_conflicts).await;
 }
 
 #[tokio::test]
 async fn sandbox_status_write_takes_only_status() {
-    run_on_sandbox(2).await;
+    on_sandbox(status_write_takes_only_status).await;
 }
 
 #[tokio::test]
 async fn sandbox_label_selected_list() {
-    run_on_sandbox(3).await;
+    on_sandbox(label_selected_list).await;
 }
 
 #[tokio::test]
 async fn sandbox_watch_delivers_written_versions() {
-    run_on_sandbox(4).await;
+    on_sandbox(watch_delivers_written_versions).await;
 }
 
 #[tokio::test]
 async fn sandbox_owner_cascade() {
-    run_on_sandbox(5).await;
+    on_sandbox(owner_cascade).await;
 }
 
 #[tokio::test]
 async fn sandbox_build_spec_immutable() {
-    run_on_sandbox(6).await;
+    on_sandbox(build_spec_immutable).await;
 }
 
 #[tokio::test]
 async fn sandbox_revision_set_once() {
-    run_on_sandbox(7).await;
+    on_sandbox(revision_set_once).await;
 }
 
 #[tokio::test]
