@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build test deps lint crds demo bench fmt
+.PHONY: all build test deps lint crds demo bench fmt fuzz
 
 all: build
 
@@ -39,3 +39,7 @@ demo: deps
 ## Every benchmark row, printed as one table.
 bench: deps
 	scripts/bench.sh
+
+## Hostile-input property runs with a fixed budget (seeded random inputs, not coverage-guided).
+fuzz:
+	scripts/fuzz.sh

@@ -1,11 +1,22 @@
 //! Binary source: a tar, tar.gz or zip stream (or a single file with `binary.asFile`) unpacked into
-//! the workspace with path-traversal, symlink-escape and size protection.
+//! the workspace.
+//!
+//! Paths are resolved physically: [`tree`] writes every entry through a directory handle on the
+//! destination, refusing symlinks on the way and never following a link when it writes, so an
+//! earlier entry (a link `a -> .` and `a/a/y -> ../../x`, say) cannot redirect a later one. Links
+//! are kept only when they resolve inside ([`link_stays_inside`]), hard links only to regular files
+//! of the archive. The input, the decompressed stream and the bytes written are each bounded, and
+//! so is the number of entries.
 
 use std::io::{BufReader, Read, Seek, Write};
 use std::path::{Component, Path, PathBuf};
 
 /// The default limit on the bytes a binary source may unpack to (2 GiB).
 pub const DEFAULT_MAX_BYTES: u64 = 2 << 30;
+/// The default limit on the entries of a binary source archive.
+pub const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
+
+mod tree;
 
 /// Why an archive was refused.
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +40,33 @@ pub enum Error {
         /// Its target.
         target: String,
     },
+    /// An entry's path runs through a symlink or a non-directory already in the destination.
+    #[error("archive entry {name:?} goes through {at:?}, which is a symlink or not a directory")]
+    ThroughLink {
+        /// The entry's path.
+        name: String,
+        /// The component that is not a directory.
+        at: String,
+    },
+    /// An entry would replace a directory written before.
+    #[error("archive entry {0:?} would replace a directory")]
+    ReplacesDirectory(String),
+    /// A hard link whose target is not a regular file already unpacked from the archive.
+    #[error(
+        "archive hard link {name:?} -> {target:?} does not name a regular file of the archive"
+    )]
+    HardLinkTarget {
+        /// The link's path.
+        name: String,
+        /// Its target.
+        target: String,
+    },
     /// More bytes than allowed.
     #[error("the binary source is larger than the limit of {0} bytes")]
     TooLarge(u64),
+    /// More entries than allowed.
+    #[error("the binary source has more than the limit of {0} entries")]
+    TooManyEntries(u64),
     /// Neither tar, gzip nor zip, and no asFile name.
     #[error("the binary source is not a tar, tar.gz or zip archive (set binary.asFile to keep it as one file)")]
     UnknownFormat,
@@ -72,9 +107,16 @@ pub fn sniff(head: &[u8]) -> Format {
 }
 
 /// The relative path an entry may be written to, or None when it leaves the destination.
+///
+/// This is only the first, lexical filter; where the path really leads is decided while writing,
+/// by [`tree`]'s walk, which refuses symlinks on the way.
 pub fn safe_relative(name: &str) -> Option<PathBuf> {
+    relative(Path::new(name))
+}
+
+fn relative(name: &Path) -> Option<PathBuf> {
     let mut out = PathBuf::new();
-    for c in Path::new(name).components() {
+    for c in name.components() {
         match c {
             Component::Normal(p) => out.push(p),
             Component::CurDir => {}
@@ -84,35 +126,42 @@ pub fn safe_relative(name: &str) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Whether a symlink at `link` (relative to the destination) with `target` stays inside it.
-pub fn link_stays_inside(link: &Path, target: &str) -> bool {
-    if target.starts_with('/') {
-        return false;
-    }
-    let mut depth: Vec<&std::ffi::OsStr> = link
+/// Whether a symlink at `link` (relative to the destination, reached without links) with `target`
+/// resolves inside the destination wherever it is followed from.
+///
+/// The target must be relative, climb (`..`) only before its first name, and at most as many
+/// levels as the link's directory is deep. A `..` after a name is refused: the name may itself be
+/// a link (`a -> .` makes `a/a/../..` climb two levels that a lexical reading does not see). With
+/// every link in the tree of this shape, following any of them ends inside the destination.
+pub fn link_stays_inside(link: &Path, target: &Path) -> bool {
+    let depth = link
         .parent()
         .map(|p| {
             p.components()
-                .filter_map(|c| match c {
-                    Component::Normal(n) => Some(n),
-                    _ => None,
-                })
-                .collect()
+                .filter(|c| matches!(c, Component::Normal(_)))
+                .count()
         })
-        .unwrap_or_default();
-    for c in Path::new(target).components() {
+        .unwrap_or(0);
+    let mut up = 0usize;
+    let mut named = false;
+    for c in target.components() {
         match c {
-            Component::Normal(n) => depth.push(n),
+            Component::Normal(_) => named = true,
             Component::CurDir => {}
-            Component::ParentDir => {
-                if depth.pop().is_none() {
-                    return false;
-                }
-            }
-            _ => return false,
+            Component::ParentDir if !named => up += 1,
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return false,
         }
     }
-    true
+    !target.as_os_str().is_empty() && up <= depth
+}
+
+/// The bounds of one extraction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The most bytes read from the input, unpacked from it, and written (each counted separately).
+    pub bytes: u64,
+    /// The most entries an archive may hold.
+    pub entries: u64,
 }
 
 /// A reader that fails once more than `limit` bytes went through it.
@@ -120,6 +169,16 @@ struct Limited<R> {
     inner: R,
     left: u64,
     limit: u64,
+}
+
+impl<R> Limited<R> {
+    fn new(inner: R, limit: u64) -> Self {
+        Limited {
+            inner,
+            left: limit,
+            limit,
+        }
+    }
 }
 
 impl<R: Read> Read for Limited<R> {
@@ -151,21 +210,30 @@ pub fn extract(
     as_file: Option<&str>,
     max_bytes: u64,
 ) -> Result<usize, Error> {
-    std::fs::create_dir_all(dest).map_err(io(format!("creating {}", dest.display())))?;
-    let mut reader = BufReader::new(Limited {
-        inner: input,
-        left: max_bytes,
-        limit: max_bytes,
-    });
+    let limits = Limits {
+        bytes: max_bytes,
+        entries: DEFAULT_MAX_ENTRIES,
+    };
+    extract_limited(input, dest, as_file, limits)
+}
+
+/// [`extract`] with an explicit entry bound.
+pub fn extract_limited(
+    input: impl Read,
+    dest: &Path,
+    as_file: Option<&str>,
+    limits: Limits,
+) -> Result<usize, Error> {
+    let tree = tree::Tree::open(dest)?;
+    let mut reader = BufReader::new(Limited::new(input, limits.bytes));
     if let Some(name) = as_file {
         let rel = safe_relative(name)
             .filter(|p| p.components().count() == 1)
             .ok_or_else(|| Error::Traversal(name.to_string()))?;
-        let mut file =
-            std::fs::File::create(dest.join(rel)).map_err(io(format!("creating {name}")))?;
+        let mut file = tree.create_file(&rel, name, 0o644)?;
         std::io::copy(&mut reader, &mut file)
             .map_err(io("writing the binary source"))
-            .map_err(too_large(max_bytes))?;
+            .map_err(too_large(limits.bytes))?;
         return Ok(1);
     }
     let mut head = Vec::with_capacity(512);
@@ -173,268 +241,201 @@ pub fn extract(
         .take(512)
         .read_to_end(&mut head)
         .map_err(io("reading the binary source"))
-        .map_err(too_large(max_bytes))?;
+        .map_err(too_large(limits.bytes))?;
     let format = sniff(&head);
     let reader = std::io::Cursor::new(head).chain(reader);
-    match format {
-        Format::Gzip => {
-            untar(flate2::read::GzDecoder::new(reader), dest).map_err(too_large(max_bytes))
-        }
-        Format::Tar => untar(reader, dest).map_err(too_large(max_bytes)),
+    let result = match format {
+        // The bound sits above the decoder: it counts the bytes the stream unpacks to.
+        Format::Gzip => untar(
+            Limited::new(flate2::read::GzDecoder::new(reader), limits.bytes),
+            &tree,
+            limits,
+        ),
+        Format::Tar => untar(reader, &tree, limits),
         Format::Zip => {
             let mut reader = reader;
             let mut tmp = tempfile::tempfile().map_err(io("buffering the zip archive"))?;
-            std::io::copy(&mut reader, &mut tmp)
-                .map_err(io("buffering the zip archive"))
-                .map_err(too_large(max_bytes))?;
+            std::io::copy(&mut reader, &mut tmp).map_err(io("buffering the zip archive"))?;
             tmp.rewind().map_err(io("buffering the zip archive"))?;
-            unzip(tmp, dest, max_bytes)
+            unzip(tmp, &tree, limits)
         }
         Format::Unknown => Err(Error::UnknownFormat),
+    };
+    result.map_err(too_large(limits.bytes))
+}
+
+/// Counts the bytes written across all entries of one archive.
+struct Budget {
+    written: u64,
+    limits: Limits,
+    entries: u64,
+}
+
+impl Budget {
+    fn entry(&mut self) -> Result<(), Error> {
+        self.entries += 1;
+        if self.entries > self.limits.entries {
+            return Err(Error::TooManyEntries(self.limits.entries));
+        }
+        Ok(())
+    }
+
+    /// Copies `data` into `out`, failing once the archive's bytes written pass the bound.
+    fn copy(&mut self, data: impl Read, out: &mut std::fs::File, name: &str) -> Result<(), Error> {
+        let left = self.limits.bytes.saturating_sub(self.written);
+        let mut limited = Limited::new(data, left);
+        let n = std::io::copy(&mut limited, out).map_err(io(format!("writing {name}")))?;
+        self.written += n;
+        Ok(())
     }
 }
 
-fn untar(input: impl Read, dest: &Path) -> Result<usize, Error> {
+/// The entry's name as a path (bytes as they are, not lossily decoded) and as text for messages.
+fn entry_name(bytes: &[u8]) -> (PathBuf, String) {
+    use std::os::unix::ffi::OsStrExt;
+    (
+        PathBuf::from(std::ffi::OsStr::from_bytes(bytes)),
+        String::from_utf8_lossy(bytes).into_owned(),
+    )
+}
+
+fn untar(input: impl Read, tree: &tree::Tree, limits: Limits) -> Result<usize, Error> {
     let mut archive = tar::Archive::new(input);
-    archive.set_preserve_permissions(true);
+    let mut budget = Budget {
+        written: 0,
+        limits,
+        entries: 0,
+    };
     let mut count = 0;
     for entry in archive.entries().map_err(io("reading the tar stream"))? {
         let mut entry = entry.map_err(io("reading a tar entry"))?;
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let rel = safe_relative(&name).ok_or_else(|| Error::Traversal(name.clone()))?;
+        budget.entry()?;
+        let (path, name) = entry_name(&entry.path_bytes());
+        let rel = relative(&path).ok_or_else(|| Error::Traversal(name.clone()))?;
         if rel.as_os_str().is_empty() {
             continue;
         }
         let kind = entry.header().entry_type();
-        let target = entry
-            .link_name()
-            .map_err(io("reading a link target"))?
-            .map(|t| t.to_string_lossy().into_owned());
-        let path = dest.join(&rel);
-        ensure_parent_inside(dest, &path, &name)?;
-        if kind.is_symlink() {
-            let target = target.unwrap_or_default();
-            if !link_stays_inside(&rel, &target) {
-                return Err(Error::LinkEscape { name, target });
+        let mode = entry.header().mode().unwrap_or(0o644);
+        let target = entry.link_name_bytes().map(|t| entry_name(&t));
+        if kind.is_symlink() || kind.is_hard_link() {
+            let (target, shown) = target.unwrap_or_default();
+            if kind.is_symlink() {
+                tree.symlink(&rel, &name, &target)?;
+            } else {
+                let src = relative(&target).ok_or(Error::LinkEscape {
+                    name: name.clone(),
+                    target: shown,
+                })?;
+                tree.hard_link(&rel, &name, &src)?;
             }
-            std::os::unix::fs::symlink(&target, &path)
-                .map_err(io(format!("creating symlink {name}")))?;
-        } else if kind.is_hard_link() {
-            let target = target.unwrap_or_default();
-            let src = safe_relative(&target).ok_or_else(|| Error::LinkEscape {
-                name: name.clone(),
-                target: target.clone(),
-            })?;
-            std::fs::hard_link(dest.join(src), &path)
-                .map_err(io(format!("creating hard link {name}")))?;
         } else if kind.is_dir() {
-            std::fs::create_dir_all(&path).map_err(io(format!("creating {name}")))?;
-        } else if kind.is_file() || kind == tar::EntryType::Continuous {
-            entry.unpack(&path).map_err(io(format!("writing {name}")))?;
+            tree.mkdir(&rel, &name, mode)?;
+        } else if kind.is_file() || kind.is_gnu_sparse() || kind == tar::EntryType::Continuous {
+            let mtime = entry.header().mtime().ok();
+            let mut file = tree.create_file(&rel, &name, mode)?;
+            budget.copy(&mut entry, &mut file, &name)?;
+            if let Some(t) = mtime {
+                let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t);
+                let _ = file.set_modified(when);
+            }
         } else {
-            continue; // devices, fifos, pax headers: skipped
+            continue; // devices, fifos, global pax headers: skipped
         }
         count += 1;
     }
     Ok(count)
 }
 
-fn unzip(file: std::fs::File, dest: &Path, max_bytes: u64) -> Result<usize, Error> {
+/// The largest entry count any end-of-central-directory record in the zip's tail declares (zip64
+/// ones included), read before the zip reader indexes the whole directory in memory. Every
+/// candidate counts, so a fake record in the comment cannot hide the real one.
+fn zip_declared_entries(file: &mut std::fs::File) -> std::io::Result<u64> {
+    use std::io::SeekFrom;
+    let len = file.seek(SeekFrom::End(0))?;
+    let tail_len = len.min(22 + 65535);
+    let start = len - tail_len;
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = vec![0; tail_len as usize];
+    file.read_exact(&mut tail)?;
+    let mut most = 0u64;
+    for at in 0..tail.len().saturating_sub(21) {
+        if &tail[at..at + 4] != b"PK\x05\x06" {
+            continue;
+        }
+        most = most.max(u64::from(u16::from_le_bytes([
+            tail[at + 10],
+            tail[at + 11],
+        ])));
+        // a zip64 locator right before it points at the zip64 record with the 64-bit count
+        let Some(locator) = (start + at as u64).checked_sub(20) else {
+            continue;
+        };
+        let mut loc = [0u8; 20];
+        file.seek(SeekFrom::Start(locator))?;
+        file.read_exact(&mut loc)?;
+        if &loc[..4] != b"PK\x06\x07" {
+            continue;
+        }
+        let record = u64::from_le_bytes(loc[8..16].try_into().unwrap_or_default());
+        let mut rec = [0u8; 40];
+        if record.checked_add(40).is_some_and(|end| end <= len) {
+            file.seek(SeekFrom::Start(record))?;
+            file.read_exact(&mut rec)?;
+            if &rec[..4] == b"PK\x06\x06" {
+                most = most.max(u64::from_le_bytes(
+                    rec[32..40].try_into().unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    file.rewind()?;
+    Ok(most)
+}
+
+fn unzip(mut file: std::fs::File, tree: &tree::Tree, limits: Limits) -> Result<usize, Error> {
+    if zip_declared_entries(&mut file).map_err(io("reading the zip directory"))? > limits.entries {
+        return Err(Error::TooManyEntries(limits.entries));
+    }
     let mut zip = zip::ZipArchive::new(file).map_err(|e| Error::Zip(e.to_string()))?;
-    let mut total = 0u64;
+    if zip.len() as u64 > limits.entries {
+        return Err(Error::TooManyEntries(limits.entries));
+    }
+    let mut budget = Budget {
+        written: 0,
+        limits,
+        entries: 0,
+    };
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(|e| Error::Zip(e.to_string()))?;
-        let name = entry.name().to_string();
-        let rel = safe_relative(&name).ok_or_else(|| Error::Traversal(name.clone()))?;
-        let path = dest.join(&rel);
-        ensure_parent_inside(dest, &path, &name)?;
+        budget.entry()?;
+        let (path, name) = entry_name(entry.name_raw());
+        let rel = relative(&path).ok_or_else(|| Error::Traversal(name.clone()))?;
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let mode = entry.unix_mode();
         if entry.is_dir() {
-            std::fs::create_dir_all(&path).map_err(io(format!("creating {name}")))?;
-            continue;
-        }
-        if entry.is_symlink() {
-            let mut target = String::new();
-            entry
-                .read_to_string(&mut target)
+            tree.mkdir(&rel, &name, mode.unwrap_or(0o755))?;
+        } else if entry.is_symlink() {
+            let mut target = Vec::new();
+            (&mut entry)
+                .take(4096)
+                .read_to_end(&mut target)
                 .map_err(io(format!("reading link {name}")))?;
-            if !link_stays_inside(&rel, &target) {
-                return Err(Error::LinkEscape { name, target });
-            }
-            std::os::unix::fs::symlink(&target, &path)
-                .map_err(io(format!("creating symlink {name}")))?;
-            continue;
-        }
-        let mut out = std::fs::File::create(&path).map_err(io(format!("writing {name}")))?;
-        let mut limited = Limited {
-            inner: &mut entry,
-            left: max_bytes.saturating_sub(total),
-            limit: max_bytes,
-        };
-        total += std::io::copy(&mut limited, &mut out)
-            .map_err(io(format!("writing {name}")))
-            .map_err(too_large(max_bytes))?;
-        out.flush().map_err(io(format!("writing {name}")))?;
-        if let Some(mode) = entry.unix_mode() {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o7777));
+            tree.symlink(&rel, &name, &entry_name(&target).0)?;
+        } else {
+            let mut out = tree.create_file(&rel, &name, mode.unwrap_or(0o644))?;
+            budget.copy(&mut entry, &mut out, &name)?;
+            out.flush().map_err(io(format!("writing {name}")))?;
         }
     }
     Ok(zip.len())
 }
 
-/// Creates the entry's parent directories and checks no symlink already on disk leads outside.
-fn ensure_parent_inside(dest: &Path, path: &Path, name: &str) -> Result<(), Error> {
-    let parent = path.parent().unwrap_or(dest);
-    std::fs::create_dir_all(parent).map_err(io(format!("creating the parent of {name}")))?;
-    let root = dest
-        .canonicalize()
-        .map_err(io("resolving the source directory"))?;
-    let real = parent
-        .canonicalize()
-        .map_err(io(format!("resolving the parent of {name}")))?;
-    if real.starts_with(&root) {
-        Ok(())
-    } else {
-        Err(Error::Traversal(name.to_string()))
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sniff_and_paths() {
-        assert_eq!(sniff(&[0x1f, 0x8b, 8]), Format::Gzip);
-        assert_eq!(sniff(b"PK\x03\x04...."), Format::Zip);
-        assert_eq!(sniff(b"hello"), Format::Unknown);
-        for (name, ok) in [
-            ("a/b", true),
-            ("./a", true),
-            ("../a", false),
-            ("/etc/passwd", false),
-            ("a/../../b", false),
-        ] {
-            assert_eq!(safe_relative(name).is_some(), ok, "{name}");
-        }
-        for (link, target, ok) in [
-            ("a/l", "../b", true),
-            ("a/l", "../../b", false),
-            ("l", "/etc", false),
-            ("a/b/l", "../../c/./d", true),
-            ("l", "x/../..", false),
-        ] {
-            assert_eq!(
-                link_stays_inside(Path::new(link), target),
-                ok,
-                "{link} -> {target}"
-            );
-        }
-    }
-
-    fn tar_with(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        build(&mut b);
-        b.into_inner().unwrap()
-    }
-
-    fn file_header(size: u64) -> tar::Header {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(size);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        h
-    }
-
-    #[test]
-    fn extracts_tar_gz_and_refuses_escapes() {
-        let good = tar_with(|b| {
-            let mut h = file_header(2);
-            b.append_data(&mut h, "dir/f.txt", &b"hi"[..]).unwrap();
-            let mut l = tar::Header::new_gnu();
-            l.set_entry_type(tar::EntryType::Symlink);
-            l.set_size(0);
-            b.append_link(&mut l, "dir/link", "f.txt").unwrap();
-        });
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(extract(&good[..], dir.path(), None, 1 << 20).unwrap(), 2);
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("dir/link")).unwrap(),
-            "hi"
-        );
-
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&good).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(
-            extract(&gz.finish().unwrap()[..], dir.path(), None, 1 << 20).unwrap(),
-            2
-        );
-
-        let escaping_link = tar_with(|b| {
-            let mut l = tar::Header::new_gnu();
-            l.set_entry_type(tar::EntryType::Symlink);
-            l.set_size(0);
-            b.append_link(&mut l, "evil", "../../etc").unwrap();
-        });
-        let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            extract(&escaping_link[..], dir.path(), None, 1 << 20),
-            Err(Error::LinkEscape { .. })
-        ));
-
-        let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            extract(&good[..], dir.path(), None, 100),
-            Err(Error::TooLarge(100))
-        ));
-
-        let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            extract(&b"plain text"[..], dir.path(), None, 1 << 20),
-            Err(Error::UnknownFormat)
-        ));
-        assert_eq!(
-            extract(&b"plain text"[..], dir.path(), Some("app.jar"), 1 << 20).unwrap(),
-            1
-        );
-        assert!(matches!(
-            extract(&b"x"[..], dir.path(), Some("../x"), 1 << 20),
-            Err(Error::Traversal(_))
-        ));
-    }
-
-    #[test]
-    fn refuses_raw_dotdot_tar_entry() {
-        // tar::Builder refuses `..` itself, so write the name into the header bytes directly.
-        let mut h = file_header(1);
-        h.as_old_mut().name[..9].copy_from_slice(b"../escape");
-        h.set_cksum();
-        let mut data = h.as_bytes().to_vec();
-        data.extend_from_slice(&[b'x'; 512]);
-        data.extend_from_slice(&[0; 1024]);
-        let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            extract(&data[..], dir.path(), None, 1 << 20),
-            Err(Error::Traversal(_))
-        ));
-    }
-
-    #[test]
-    fn extracts_zip() {
-        let mut buf = std::io::Cursor::new(Vec::new());
-        {
-            let mut z = zip::ZipWriter::new(&mut buf);
-            let opts: zip::write::SimpleFileOptions = Default::default();
-            z.start_file("a/b.txt", opts).unwrap();
-            z.write_all(b"zip!").unwrap();
-            z.finish().unwrap();
-        }
-        let dir = tempfile::tempdir().unwrap();
-        extract(&buf.into_inner()[..], dir.path(), None, 1 << 20).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("a/b.txt")).unwrap(),
-            "zip!"
-        );
-    }
-}
+mod property_tests;
+#[cfg(test)]
+mod testgen;
+#[cfg(test)]
+mod tests;
