@@ -1,6 +1,8 @@
 //! The CustomResourceDefinitions generated from the API types (`kiln crd`).
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
 use kube::CustomResourceExt;
 
 use crate::api::{Build, BuildConfig, ImageStream};
@@ -29,7 +31,45 @@ pub const REGENERATE_COMMAND: &str = "make crds";
 
 /// Every kiln CRD, in a stable order.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![BuildConfig::crd(), Build::crd(), ImageStream::crd()]
+    let mut crds = vec![BuildConfig::crd(), Build::crd(), ImageStream::crd()];
+    for crd in &mut crds {
+        for version in &mut crd.spec.versions {
+            if let Some(schema) = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
+                bound_int32(schema);
+            }
+        }
+    }
+    crds
+}
+
+/// Gives every `int32` field the int32 range as `minimum`/`maximum` where the type sets none.
+///
+/// API servers do not enforce the range of `format: int32` on custom resources, and a value
+/// outside it fails to decode in kiln (and any typed client): one such object would stop the
+/// watch that lists it.
+fn bound_int32(schema: &mut JSONSchemaProps) {
+    if schema.format.as_deref() == Some("int32") {
+        schema.minimum.get_or_insert(f64::from(i32::MIN));
+        schema.maximum.get_or_insert(f64::from(i32::MAX));
+    }
+    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+        bound_int32(child);
+    }
+    match &mut schema.items {
+        Some(JSONSchemaPropsOrArray::Schema(s)) => bound_int32(s),
+        Some(JSONSchemaPropsOrArray::Schemas(list)) => list.iter_mut().for_each(bound_int32),
+        None => {}
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(s)) = &mut schema.additional_properties {
+        bound_int32(s);
+    }
+    for list in [&mut schema.all_of, &mut schema.any_of, &mut schema.one_of] {
+        list.iter_mut().flatten().for_each(bound_int32);
+    }
 }
 
 /// Every kiln CRD as one multi-document YAML stream.

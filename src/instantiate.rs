@@ -49,6 +49,11 @@ pub enum Error {
     /// The BuildConfig lacks metadata the Build needs.
     #[error("BuildConfig has no {0}")]
     MissingMetadata(&'static str),
+    /// The next build number does not fit in 64 bits.
+    #[error(
+        "BuildConfig {0} has used every build number (lastVersion {1}); create a new BuildConfig"
+    )]
+    NumbersExhausted(String, i64),
     /// Too many concurrent requests collided.
     #[error("could not start a build of {0} after {1} attempts: too many concurrent requests")]
     Contended(String, usize),
@@ -261,7 +266,8 @@ pub async fn instantiate(
                 actual: last,
             });
         }
-        let number = last.max(skip_past) + 1;
+        let number = naming::next_build_number(last.max(skip_past))
+            .ok_or_else(|| Error::NumbersExhausted(name.into(), last))?;
         let wanted = new_build(&bc, number, request)?;
         let build_name = wanted.name_any();
         let build = match builds.create(&PostParams::default(), &wanted).await {

@@ -82,9 +82,27 @@ fn fnv1a(s: &str) -> u32 {
     })
 }
 
+/// The number after `last` (numbers start at 1), or None when it would overflow.
+pub fn next_build_number(last: i64) -> Option<i64> {
+    last.max(0).checked_add(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_numbers_never_overflow() {
+        for (last, want) in [
+            (0, Some(1)),
+            (41, Some(42)),
+            (-3, Some(1)),
+            (i64::MAX - 1, Some(i64::MAX)),
+            (i64::MAX, None),
+        ] {
+            assert_eq!(next_build_number(last), want, "{last}");
+        }
+    }
 
     #[test]
     fn names_table() {

@@ -841,3 +841,39 @@ fn build_volumes_reach_run_steps_but_never_a_layer() {
         "the secret is in no layer: {files:?}"
     );
 }
+
+#[test]
+fn kiln_build_f_refuses_volumes_that_would_bind_host_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "v".repeat(64);
+    let cases = [
+        ("/", "/run/s", "volumes[0].name \"/\""),
+        ("/dev", "/run/s", "volumes[0].name \"/dev\""),
+        ("..", "/run/s", "volumes[0].name \"..\""),
+        (long.as_str(), "/run/s", "1 to 63 characters"),
+        ("s", "/", "must not be the root directory"),
+        ("s", "/dev", "must not be on or below /dev"),
+        ("s", "/a/../../usr/bin", "'..'"),
+        ("s", "run/s", "must be an absolute path"),
+    ];
+    for (i, (name, path, want)) in cases.iter().enumerate() {
+        let bc = dir.path().join(format!("bc-{i}.json"));
+        let manifest = json!({
+            "apiVersion": "build.kiln.dev/v1alpha1", "kind": "BuildConfig",
+            "metadata": {"name": "vol", "namespace": "dev"},
+            "spec": {"strategy": {"type": "Docker", "dockerStrategy": {"volumes": [{
+                "name": name,
+                "source": {"type": "Secret", "secret": {"secretName": "s"}},
+                "mounts": [{"destinationPath": path}]
+            }]}}}
+        });
+        std::fs::write(&bc, manifest.to_string()).unwrap();
+        let out = kiln().args(["build", "-f"]).arg(&bc).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} {path} was accepted");
+        assert!(
+            stderr.contains("spec.strategy.dockerStrategy.volumes") && stderr.contains(want),
+            "{name} {path}: {stderr}"
+        );
+    }
+}

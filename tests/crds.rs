@@ -213,3 +213,197 @@ fn cel_rules_guard_what_the_api_server_can_reject_early() {
         assert!(yaml.contains(rule), "missing rule {rule}");
     }
 }
+
+/// The openAPIV3Schema of the committed CRD for `kind`, as JSON.
+fn schema_of(kind: &str) -> serde_json::Value {
+    let crd = crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == kind)
+        .unwrap();
+    serde_json::to_value(crd.spec.versions[0].schema.as_ref().unwrap())
+        .unwrap()
+        .get("openAPIV3Schema")
+        .cloned()
+        .unwrap()
+}
+
+/// What an API server with the committed schema says about `object`: the causes of a 422.
+fn api_verdict(schema: &serde_json::Value, mut object: serde_json::Value) -> Vec<String> {
+    use kiln_sandbox::apiserver::schema;
+    let mut report = schema::process(schema, &mut object);
+    schema::cel::check_rules(schema, &object, None, "", &mut report.causes);
+    report
+        .causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect()
+}
+
+#[test]
+fn the_crd_refuses_build_volumes_that_would_bind_host_paths() {
+    let long = "v".repeat(64);
+    let cases = [
+        ("secret", "/run/secrets/app", true),
+        ("ca-1", "/etc/pki/ca-trust/source/anchors", true),
+        ("/", "/run/s", false),
+        ("/dev", "/run/s", false),
+        ("..", "/run/s", false),
+        ("../../usr/bin", "/run/s", false),
+        (long.as_str(), "/run/s", false),
+        ("s", "/", false),
+        ("s", "/dev", false),
+        ("s", "/dev/shm", false),
+        ("s", "/proc/self", false),
+        ("s", "/sys", false),
+        ("s", "/etc/resolv.conf", false),
+        ("s", "/a/../../usr/bin", false),
+        ("s", "/a/..", false),
+        ("s", "/a/./b", false),
+        ("s", "relative", false),
+        ("s", "/a:/b", false),
+        ("s", "/a/", false),
+    ];
+    for kind in ["BuildConfig", "Build"] {
+        let schema = schema_of(kind);
+        for (name, path, ok) in cases {
+            let volumes = serde_json::json!([{
+                "name": name,
+                "source": {"type": "Secret", "secret": {"secretName": "s"}},
+                "mounts": [{"destinationPath": path}]
+            }]);
+            let object = serde_json::json!({
+                "apiVersion": "build.kiln.dev/v1alpha1", "kind": kind,
+                "metadata": {"name": "x", "namespace": "ns"},
+                "spec": {"strategy": {"type": "Docker", "dockerStrategy": {"volumes": volumes.clone()}}}
+            });
+            let causes = api_verdict(&schema, object);
+            assert_eq!(
+                causes.is_empty(),
+                ok,
+                "{kind} {name:?} {path:?}: {causes:?}"
+            );
+            // the check at use gives the same verdict
+            let volumes: Vec<kiln::api::common::BuildVolume> =
+                serde_json::from_value(volumes).unwrap();
+            assert_eq!(
+                kiln::api::validate::build_volumes(&volumes, "volumes").is_ok(),
+                ok,
+                "{name:?} {path:?} at use"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_crds_cel_rules_parse() {
+    // The sandbox skips rules it cannot parse; a rule it skips would make the test above vacuous.
+    fn walk(schema: &serde_json::Value, rules: &mut Vec<String>) {
+        if let Some(list) = schema
+            .get("x-kubernetes-validations")
+            .and_then(|v| v.as_array())
+        {
+            rules.extend(
+                list.iter()
+                    .filter_map(|r| r.get("rule")?.as_str().map(String::from)),
+            );
+        }
+        match schema {
+            serde_json::Value::Object(map) => map.values().for_each(|v| walk(v, rules)),
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, rules)),
+            _ => {}
+        }
+    }
+    let mut rules = Vec::new();
+    for kind in ["BuildConfig", "Build", "ImageStream"] {
+        walk(&schema_of(kind), &mut rules);
+    }
+    assert!(rules.len() >= 4, "{rules:?}");
+    for rule in rules {
+        assert!(
+            kiln_sandbox::apiserver::schema::cel::parse(&rule).is_ok(),
+            "{rule}"
+        );
+    }
+}
+
+#[test]
+fn every_int32_field_has_the_int32_range() {
+    fn walk(schema: &JSONSchemaProps, path: &str, found: &mut usize) {
+        if schema.format.as_deref() == Some("int32") {
+            *found += 1;
+            let (min, max) = (schema.minimum, schema.maximum);
+            assert!(
+                min.is_some_and(|m| m >= f64::from(i32::MIN))
+                    && max.is_some_and(|m| m <= f64::from(i32::MAX)),
+                "{path}: {min:?}..{max:?}"
+            );
+        }
+        for (name, child) in schema.properties.iter().flatten() {
+            walk(child, &format!("{path}.{name}"), found);
+        }
+        if let Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray::Schema(s)) = &schema.items {
+            walk(s, &format!("{path}[]"), found);
+        }
+    }
+    let mut found = 0;
+    for crd in crds() {
+        let schema = crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap();
+        walk(schema, &crd.spec.names.kind, &mut found);
+    }
+    assert!(found >= 2, "no int32 fields found");
+}
+
+#[test]
+fn the_crd_refuses_counts_outside_their_range() {
+    let schema = schema_of("BuildConfig");
+    for (field, value, ok) in [
+        ("successfulBuildsHistoryLimit", json_number(5), true),
+        (
+            "successfulBuildsHistoryLimit",
+            json_number(3_000_000_000),
+            false,
+        ),
+        ("successfulBuildsHistoryLimit", json_number(-1), false),
+        (
+            "failedBuildsHistoryLimit",
+            json_number(i64::from(i32::MAX)),
+            true,
+        ),
+        (
+            "failedBuildsHistoryLimit",
+            json_number(i64::from(i32::MAX) + 1),
+            false,
+        ),
+    ] {
+        let object = serde_json::json!({
+            "apiVersion": "build.kiln.dev/v1alpha1", "kind": "BuildConfig",
+            "metadata": {"name": "x", "namespace": "ns"},
+            "spec": {"strategy": {"type": "Docker"}, field: value}
+        });
+        let causes = api_verdict(&schema, object);
+        assert_eq!(causes.is_empty(), ok, "{field}={value}: {causes:?}");
+    }
+    let mode = serde_json::json!({
+        "apiVersion": "build.kiln.dev/v1alpha1", "kind": "BuildConfig",
+        "metadata": {"name": "x", "namespace": "ns"},
+        "spec": {"strategy": {"type": "Docker", "dockerStrategy": {"volumes": [{
+            "name": "s",
+            "source": {"type": "Secret", "secret": {"secretName": "s", "defaultMode": 4_294_967_296u64}},
+            "mounts": [{"destinationPath": "/run/s"}]
+        }]}}}
+    });
+    assert!(
+        !api_verdict(&schema, mode).is_empty(),
+        "defaultMode past int32"
+    );
+}
+
+fn json_number(n: i64) -> serde_json::Value {
+    serde_json::Value::from(n)
+}

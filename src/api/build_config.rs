@@ -42,14 +42,14 @@ pub struct BuildConfigSpec {
         default = "default_history_limit",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = i32::MAX))]
     pub successful_builds_history_limit: Option<i32>,
     /// How many Failed, Error or Cancelled builds to keep (default 5).
     #[serde(
         default = "default_history_limit",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = i32::MAX))]
     pub failed_builds_history_limit: Option<i32>,
 }
 
@@ -184,6 +184,7 @@ pub struct ImageChangeTrigger {
 pub struct BuildConfigStatus {
     /// The number of the last build started from this BuildConfig.
     #[serde(default)]
+    #[schemars(range(min = 0))]
     pub last_version: i64,
     /// The image each image change trigger last started a build for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

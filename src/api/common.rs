@@ -222,6 +222,7 @@ pub struct DockerBuildStrategy {
     pub image_optimization_policy: Option<ImageOptimizationPolicy>,
     /// Secrets and ConfigMaps mounted into `RUN` steps, never into a layer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = super::validate::MAX_BUILD_VOLUMES))]
     pub volumes: Vec<BuildVolume>,
     /// kiln extension: the stage to stop at in a multistage Dockerfile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -232,11 +233,13 @@ pub struct DockerBuildStrategy {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildVolume {
-    /// The volume's name, unique in the build.
+    /// The volume's name, unique in the build: a DNS-1123 label.
+    #[schemars(length(min = 1, max = super::validate::DNS_LABEL_MAX), pattern(super::validate::DNS_LABEL_PATTERN))]
     pub name: String,
     /// What the volume holds.
     pub source: BuildVolumeSource,
     /// Where the volume is mounted in `RUN` steps.
+    #[schemars(length(min = 1, max = super::validate::MAX_VOLUME_MOUNTS))]
     pub mounts: Vec<BuildVolumeMount>,
 }
 
@@ -272,10 +275,15 @@ pub struct BuildVolumeSource {
 }
 
 /// Where a build volume is mounted.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildVolumeMount {
-    /// The absolute path in the `RUN` environment.
+    /// The absolute path in the `RUN` environment (not `/`, no `..`, not under `/dev`, `/proc`, `/sys`).
+    #[schemars(length(min = 1, max = super::validate::MOUNT_PATH_MAX))]
+    #[x_kube(validation = Rule::new(super::validate::MOUNT_PATH_SHAPE_RULE).message("destinationPath must be an absolute path of non-empty segments, not / and without a trailing /"))]
+    #[x_kube(validation = Rule::new(super::validate::MOUNT_PATH_DOTS_RULE).message("destinationPath must not contain . or .. segments"))]
+    #[x_kube(validation = Rule::new(super::validate::MOUNT_PATH_COLON_RULE).message("destinationPath must not contain ':'"))]
+    #[x_kube(validation = Rule::new(super::validate::MOUNT_PATH_RESERVED_RULE).message("destinationPath must not be on or below /dev, /proc, /sys, /etc/hosts, /etc/hostname, /etc/resolv.conf or /run/.containerenv"))]
     pub destination_path: String,
 }
 

@@ -8,6 +8,7 @@ pub mod common;
 pub mod image_stream;
 pub mod reason;
 pub mod strict;
+pub mod validate;
 
 pub use build::{Build, BuildPhase, BuildSpec, BuildStatus};
 pub use build_config::{BuildConfig, BuildConfigSpec, BuildConfigStatus, RunPolicy};

@@ -97,10 +97,32 @@ pub fn read_build_config(path: &std::path::Path) -> Result<BuildConfig, Error> {
             path: shown.clone(),
             detail: "no BuildConfig in the file".into(),
         })?;
-    serde_json::from_value(doc).map_err(|e| Error::Manifest {
-        path: shown,
+    let bc: BuildConfig = serde_json::from_value(doc).map_err(|e| Error::Manifest {
+        path: shown.clone(),
         detail: format!("invalid BuildConfig: {e}"),
-    })
+    })?;
+    let volumes = bc
+        .spec
+        .common
+        .strategy
+        .docker_strategy
+        .as_ref()
+        .map(|d| d.volumes.as_slice())
+        .unwrap_or_default();
+    crate::api::validate::build_volumes(volumes, "spec.strategy.dockerStrategy.volumes").map_err(
+        |detail| Error::Manifest {
+            path: shown.clone(),
+            detail,
+        },
+    )?;
+    let last = bc.status.as_ref().map_or(0, |s| s.last_version);
+    if crate::naming::next_build_number(last).is_none() {
+        return Err(Error::Manifest {
+            path: shown,
+            detail: format!("status.lastVersion {last} has no next build number"),
+        });
+    }
+    Ok(bc)
 }
 
 /// The Build a BuildConfig would instantiate, with its output reference resolved for `registry`.
@@ -115,7 +137,9 @@ pub fn build_from_config(
         .namespace
         .clone()
         .unwrap_or_else(|| "default".into());
-    let version = bc.status.as_ref().map_or(0, |s| s.last_version) + 1;
+    let last = bc.status.as_ref().map_or(0, |s| s.last_version);
+    // read_build_config refuses a lastVersion without a successor
+    let version = crate::naming::next_build_number(last).unwrap_or(last);
     let mut common = bc.spec.common.clone();
     if !extra_args.is_empty() {
         let docker = common

@@ -63,6 +63,8 @@ pub fn plan(build: &Build, source: Option<&SourceInfo>) -> Result<Plan, Failure>
         }
         None => None,
     };
+    crate::api::validate::build_volumes(&docker.volumes, "spec.strategy.dockerStrategy.volumes")
+        .map_err(|e| Failure::new(StatusReason::CannotCreateBuildPodSpec, e))?;
     let env = pairs(&docker.env, "dockerStrategy.env")?;
     let build_args = pairs(&docker.build_args, "dockerStrategy.buildArgs")?;
     let location = source
@@ -309,6 +311,33 @@ mod tests {
             plan(&b, None).unwrap_err().reason,
             StatusReason::UnresolvableEnvironmentVariable
         );
+    }
+
+    #[test]
+    fn plan_refuses_volumes_that_would_bind_host_paths() {
+        let long = "v".repeat(64);
+        for (name, path, want) in [
+            ("/", "/run/s", "volumes[0].name \"/\""),
+            ("/dev", "/run/s", "volumes[0].name \"/dev\""),
+            ("..", "/run/s", "volumes[0].name \"..\""),
+            ("../../../usr/bin", "/run/s", "DNS-1123"),
+            (long.as_str(), "/run/s", "1 to 63 characters"),
+            ("s", "/", "not be the root directory"),
+            ("s", "/dev", "below /dev"),
+            ("s", "/proc/1", "below /proc"),
+            ("s", "/a/../../etc", "'..'"),
+            ("s", "run/s", "absolute"),
+        ] {
+            let b = build(serde_json::json!({
+                "apiVersion": "build.kiln.dev/v1alpha1", "kind": "Build", "metadata": {"name": "a"},
+                "spec": {"strategy": {"type": "Docker", "dockerStrategy": {
+                    "volumes": [{"name": name, "source": {"type": "Secret", "secret": {"secretName": "x"}},
+                                 "mounts": [{"destinationPath": path}]}]}}}
+            }));
+            let err = plan(&b, None).unwrap_err();
+            assert_eq!(err.reason, StatusReason::CannotCreateBuildPodSpec);
+            assert!(err.message.contains(want), "{name} {path}: {}", err.message);
+        }
     }
 
     #[test]

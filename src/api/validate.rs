@@ -1,0 +1,230 @@
+//! Checks of spec fields that the CRD schema also states (pattern, length, CEL rules), applied
+//! again where the values are used: an object can reach kiln without passing an API server
+//! (`kiln build -f`, an API server that skips rules), and a bad value there is a host path.
+
+use super::common::BuildVolume;
+
+/// A DNS-1123 label: what a build volume's name must be (it becomes a directory name).
+pub const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// The longest DNS-1123 label.
+pub const DNS_LABEL_MAX: usize = 63;
+/// The longest mount path accepted (Linux's `PATH_MAX`).
+pub const MOUNT_PATH_MAX: usize = 4096;
+/// The most build volumes a build may have (bounds the cost of the CRD's CEL rules).
+pub const MAX_BUILD_VOLUMES: usize = 32;
+/// The most mounts of one build volume.
+pub const MAX_VOLUME_MOUNTS: usize = 16;
+
+/// Paths that buildah provides to every `RUN` step itself; a build volume may be mounted neither
+/// on them nor below them.
+pub const RESERVED_MOUNT_PATHS: &[&str] = &[
+    "/dev",
+    "/proc",
+    "/sys",
+    "/etc/hosts",
+    "/etc/hostname",
+    "/etc/resolv.conf",
+    "/run/.containerenv",
+];
+
+/// CEL rule: an absolute path of non-empty segments, not `/`, no trailing `/`.
+pub const MOUNT_PATH_SHAPE_RULE: &str = "self.matches('^(/[^/]+)+$')";
+/// CEL rule: no `.` or `..` segment.
+pub const MOUNT_PATH_DOTS_RULE: &str = "!self.matches('/[.][.]?(/|$)')";
+/// CEL rule: no `:` (buildah's `--volume` separates its fields with it).
+pub const MOUNT_PATH_COLON_RULE: &str = "!self.contains(':')";
+/// CEL rule: not on or below a path of [`RESERVED_MOUNT_PATHS`].
+pub const MOUNT_PATH_RESERVED_RULE: &str = "!self.matches('^/(dev|proc|sys|etc/hosts|etc/hostname|etc/resolv[.]conf|run/[.]containerenv)(/|$)')";
+
+/// Why `name` is not a DNS-1123 label, if it is not.
+pub fn dns_label(name: &str) -> Result<(), String> {
+    let bytes = name.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if name.is_empty() || name.len() > DNS_LABEL_MAX {
+        return Err(format!(
+            "must be 1 to {DNS_LABEL_MAX} characters, got {}",
+            name.len()
+        ));
+    }
+    let inner_ok = bytes.iter().all(|b| alnum(b) || *b == b'-');
+    let ends_ok = bytes.first().is_some_and(alnum) && bytes.last().is_some_and(alnum);
+    if inner_ok && ends_ok {
+        Ok(())
+    } else {
+        Err("must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit".into())
+    }
+}
+
+/// Why `path` cannot be a build volume's mount path in `RUN` steps, if it cannot.
+pub fn mount_path(path: &str) -> Result<(), String> {
+    if path.len() > MOUNT_PATH_MAX {
+        return Err(format!("must be at most {MOUNT_PATH_MAX} bytes"));
+    }
+    if !path.starts_with('/') {
+        return Err("must be an absolute path".into());
+    }
+    if path == "/" {
+        return Err("must not be the root directory".into());
+    }
+    if path.chars().any(|c| c.is_control() || c == ':') {
+        return Err("must not contain ':' or control characters".into());
+    }
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err("must not contain empty segments or end with '/'".into());
+    }
+    if segments.iter().any(|s| *s == "." || *s == "..") {
+        return Err("must not contain '.' or '..' segments".into());
+    }
+    if let Some(reserved) = RESERVED_MOUNT_PATHS.iter().find(|r| {
+        path == **r
+            || path
+                .strip_prefix(**r)
+                .is_some_and(|rest| rest.starts_with('/'))
+    }) {
+        return Err(format!(
+            "must not be on or below {reserved}, which the build container provides"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the build volumes of a Docker strategy: names, mount paths, and that neither repeats.
+/// `field` is the list's path, e.g. `spec.strategy.dockerStrategy.volumes`.
+pub fn build_volumes(volumes: &[BuildVolume], field: &str) -> Result<(), String> {
+    if volumes.len() > MAX_BUILD_VOLUMES {
+        return Err(format!(
+            "{field}: at most {MAX_BUILD_VOLUMES} build volumes, got {}",
+            volumes.len()
+        ));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    let mut paths = std::collections::BTreeSet::new();
+    for (i, v) in volumes.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        dns_label(&v.name).map_err(|e| format!("{at}.name {:?}: {e}", v.name))?;
+        if !names.insert(v.name.as_str()) {
+            return Err(format!("{at}.name {:?}: used by two volumes", v.name));
+        }
+        if v.mounts.is_empty() {
+            return Err(format!("{at}.mounts: at least one mount is required"));
+        }
+        if v.mounts.len() > MAX_VOLUME_MOUNTS {
+            return Err(format!(
+                "{at}.mounts: at most {MAX_VOLUME_MOUNTS} mounts, got {}",
+                v.mounts.len()
+            ));
+        }
+        for (j, m) in v.mounts.iter().enumerate() {
+            let path = &m.destination_path;
+            let at = format!("{at}.mounts[{j}].destinationPath");
+            mount_path(path).map_err(|e| format!("{at} {path:?}: {e}"))?;
+            if !paths.insert(path.as_str()) {
+                return Err(format!("{at} {path:?}: mounted twice"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::common::BuildVolumeMount;
+
+    #[test]
+    fn volume_names() {
+        let long = "a".repeat(64);
+        for (name, ok) in [
+            ("secret-1", true),
+            ("a", true),
+            (&"a".repeat(63) as &str, true),
+            ("", false),
+            (&long, false),
+            ("/", false),
+            ("/dev", false),
+            ("..", false),
+            ("../../usr/bin", false),
+            ("a/b", false),
+            ("Upper", false),
+            ("-lead", false),
+            ("trail-", false),
+            ("dot.ted", false),
+        ] {
+            assert_eq!(dns_label(name).is_ok(), ok, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn mount_paths() {
+        let long = format!("/{}", "a".repeat(MOUNT_PATH_MAX));
+        for (path, ok) in [
+            ("/run/secrets/app", true),
+            ("/etc/pki/ca-trust/source/anchors", true),
+            ("/devices", true),
+            ("/var/run/secrets/x", true),
+            ("/", false),
+            ("//", false),
+            ("", false),
+            ("relative/path", false),
+            ("/dev", false),
+            ("/dev/shm", false),
+            ("/proc/self", false),
+            ("/sys", false),
+            ("/etc/hosts", false),
+            ("/etc/resolv.conf", false),
+            ("/a/../etc", false),
+            ("/a/..", false),
+            ("/a/./b", false),
+            ("/a//b", false),
+            ("/a/", false),
+            ("/a:/b", false),
+            ("/a\nb", false),
+            (&long, false),
+        ] {
+            assert_eq!(mount_path(path).is_ok(), ok, "{path:?}");
+        }
+    }
+
+    fn volume(name: &str, paths: &[&str]) -> BuildVolume {
+        BuildVolume {
+            name: name.into(),
+            mounts: paths
+                .iter()
+                .map(|p| BuildVolumeMount {
+                    destination_path: p.to_string(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn volume_lists_name_the_field() {
+        let f = "spec.strategy.dockerStrategy.volumes";
+        assert!(build_volumes(&[volume("a", &["/x"]), volume("b", &["/y"])], f).is_ok());
+        for (volumes, want) in [
+            (vec![volume("..", &["/x"])], "volumes[0].name \"..\""),
+            (
+                vec![volume("a", &["/x"]), volume("b", &["/dev"])],
+                "volumes[1].mounts[0].destinationPath \"/dev\"",
+            ),
+            (
+                vec![volume("a", &["/x"]), volume("a", &["/y"])],
+                "used by two volumes",
+            ),
+            (
+                vec![volume("a", &["/x"]), volume("b", &["/x"])],
+                "mounted twice",
+            ),
+            (vec![volume("a", &[])], "at least one mount"),
+        ] {
+            let err = build_volumes(&volumes, f).unwrap_err();
+            assert!(err.contains(want), "{err}");
+        }
+        let many: Vec<_> = (0..=MAX_BUILD_VOLUMES)
+            .map(|i| volume(&format!("v{i}"), &[&format!("/v{i}")]))
+            .collect();
+        assert!(build_volumes(&many, f).unwrap_err().contains("at most"));
+    }
+}
