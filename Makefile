@@ -9,7 +9,8 @@ all: build
 build:
 	$(CARGO) build --workspace --all-targets
 
-## Install the Debian packages the tests and the demo use (needs root; skipped when present).
+## Install what the tests and the demo use: Debian packages, and helm and kubectl pinned by checksum
+## (needs root; skipped when present).
 deps:
 	scripts/install-deps.sh
 
