@@ -2,11 +2,14 @@
 //! structs: wrongly typed fields are rejected (400) and unknown fields are dropped (reported as
 //! warnings, or rejected with `fieldValidation=Strict`).
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::events::v1::Event as EventsV1Event;
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::de::DeserializeOwned;
@@ -37,6 +40,9 @@ pub fn normalize(info: &ResourceInfo, object: &mut Value) -> Result<Vec<String>,
         ("", "services") => round_trip::<Service>(object),
         ("events.k8s.io", "events") => round_trip::<EventsV1Event>(object),
         ("coordination.k8s.io", "leases") => round_trip::<Lease>(object),
+        ("apps", "deployments") => round_trip::<Deployment>(object),
+        ("policy", "poddisruptionbudgets") => round_trip::<PodDisruptionBudget>(object),
+        ("networking.k8s.io", "ingresses") => round_trip::<Ingress>(object),
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             round_trip::<CustomResourceDefinition>(object)
         }
