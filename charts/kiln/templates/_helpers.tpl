@@ -1,11 +1,72 @@
-{{- define "kiln.name" -}}kiln-controller{{- end -}}
-{{- define "kiln.labels" -}}
-app.kubernetes.io/name: kiln
-app.kubernetes.io/component: controller
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{/*
+Names. Everything the chart creates is named from the release, so two releases never share an
+object: namespaced objects are named `kiln.fullname` in the release's namespace, and cluster-scoped
+objects (ClusterRoles, ClusterRoleBindings) carry the release name too.
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "kiln.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
-{{- define "kiln.selector" -}}
-app.kubernetes.io/name: kiln
+
+{{/*
+`<release>-<chart>`, or the release name alone when it already contains the chart name, or
+fullnameOverride. Truncated to 52 characters so that the longest suffix the chart appends
+(`-image-pusher`, 13 characters) still fits a 63-character label value.
+*/}}
+{{- define "kiln.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* `<chart>-<version>` for the helm.sh/chart label. */}}
+{{- define "kiln.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The controller's ServiceAccount. */}}
+{{- define "kiln.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "kiln.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The standard labels of every object. */}}
+{{- define "kiln.labels" -}}
+helm.sh/chart: {{ include "kiln.chart" . }}
+{{ include "kiln.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kiln
+{{- end -}}
+
+{{/* The labels that select the controller's Pods (never change them on upgrade). */}}
+{{- define "kiln.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kiln.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{/*
+An image reference from {repository, tag, digest}: `repository@digest` when a digest is set
+(pinned), else `repository:tag`, the tag defaulting to the chart's appVersion.
+*/}}
+{{- define "kiln.image" -}}
+{{- $image := index . 0 -}}
+{{- $root := index . 1 -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $image.repository $image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $image.repository (default $root.Chart.AppVersion $image.tag) -}}
+{{- end -}}
 {{- end -}}
