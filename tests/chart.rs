@@ -2,8 +2,9 @@
 //! PATH) for the default values and for a full set (`tests/fixtures/chart/values-full.yaml`):
 //! object names come from the release, every object carries the standard labels, values reach the
 //! manifests, a mistyped value fails with the schema's error, the CRDs are the repository's, the
-//! rendered manifests are accepted by the sandbox through the real `kubectl`, and the controller's
-//! ClusterRole grants exactly the requests the controller makes.
+//! rendered manifests are accepted by the sandbox through the real `kubectl`, `helm install` and
+//! `helm upgrade` work against the sandbox, and the controller's ClusterRole grants exactly the
+//! requests the controller makes.
 
 mod controller_support;
 mod support;
@@ -854,4 +855,134 @@ fn rendered_manifests_are_applied_to_the_sandbox_with_kubectl() {
         "{}",
         text(&out.stderr)
     );
+}
+
+impl TcpSandbox {
+    /// Runs helm against the sandbox, with its caches and settings in `home`.
+    fn helm(&self, home: &Path, args: &[&str]) -> Output {
+        require_on_path("helm");
+        let mut cmd = Command::new("helm");
+        cmd.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdin(Stdio::null());
+        run_bounded(cmd, LIMIT)
+    }
+}
+
+#[test]
+fn helm_installs_and_upgrades_releases_in_the_sandbox_and_refuses_a_mistyped_value() {
+    let sandbox = TcpSandbox::start();
+    let home = tempfile::tempdir().unwrap();
+    for ns in ["kiln-system", "team-a", "team-b"] {
+        sandbox.ok(&["create", "namespace", ns]);
+    }
+    sandbox.ok(&[
+        "apply",
+        "-f",
+        &repo_root()
+            .join("tests/fixtures/chart/servicemonitor-crd.yaml")
+            .display()
+            .to_string(),
+    ]);
+    let chart = chart_dir().display().to_string();
+    let values = full_values().display().to_string();
+    // The sandbox serves OpenAPI v3 only; helm validates against v2 unless told not to (the API
+    // server still decodes every object strictly by its type).
+    let helm_ok = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.push("--disable-openapi-validation");
+        let out = sandbox.helm(home.path(), &all);
+        assert!(
+            out.status.success(),
+            "helm {args:?}:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    let notes = helm_ok(&["install", "kiln", &chart, "-n", "kiln-system"]);
+    assert!(notes.contains("rollout status deployment/kiln"), "{notes}");
+    // Helm installed the chart's CRDs, then the release.
+    let crds = sandbox.ok(&["get", "crd", "-o", "name"]);
+    for crd in [
+        "buildconfigs.build.kiln.dev",
+        "builds.build.kiln.dev",
+        "imagestreams.image.kiln.dev",
+    ] {
+        assert!(crds.contains(crd), "{crds}");
+    }
+    sandbox.ok(&[
+        "-n",
+        "kiln-system",
+        "get",
+        "deployment/kiln",
+        "service/kiln",
+    ]);
+    // A second release in another namespace installs beside the first.
+    helm_ok(&["install", "kiln-b", &chart, "-n", "team-b"]);
+    let roles = sandbox.ok(&["get", "clusterroles", "-o", "name"]);
+    for role in [
+        "kiln-controller",
+        "kiln-b-controller",
+        "kiln-b-image-pusher",
+    ] {
+        assert!(
+            roles.contains(&format!("clusterrole.rbac.authorization.k8s.io/{role}\n")),
+            "{roles}"
+        );
+    }
+    // Upgrading to the full values.
+    helm_ok(&[
+        "upgrade",
+        "kiln",
+        &chart,
+        "-n",
+        "kiln-system",
+        "-f",
+        &values,
+    ]);
+    let image = sandbox.ok(&[
+        "-n",
+        "kiln-system",
+        "get",
+        "deployment/kiln-kiln-ci",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert!(image.contains("@sha256:1111"), "{image}");
+    sandbox.ok(&[
+        "-n",
+        "kiln-system",
+        "get",
+        "poddisruptionbudget/kiln-kiln-ci",
+        "ingress/kiln-kiln-ci-webhooks",
+        "servicemonitor/kiln-kiln-ci",
+    ]);
+    // A mistyped value fails `helm install` before anything is created.
+    let out = sandbox.helm(
+        home.path(),
+        &[
+            "install",
+            "bad",
+            &chart,
+            "-n",
+            "team-a",
+            "--set-string",
+            "tagHistoryLimit=ten",
+            "--disable-openapi-validation",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr)
+            .contains("tagHistoryLimit: Invalid type. Expected: integer, given: string"),
+        "{}",
+        text(&out.stderr)
+    );
+    let roles = sandbox.ok(&["get", "clusterroles", "-o", "name"]);
+    assert!(!roles.contains("bad-"), "{roles}");
 }
