@@ -5,4 +5,5 @@ pub mod apiserver;
 pub mod kubelet;
 pub mod serve;
 
+pub use apiserver::authz::Authorization;
 pub use apiserver::{ApiServer, LogStore, ServerConfig};

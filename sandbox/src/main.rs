@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use kiln_sandbox::{serve, ApiServer, ServerConfig};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kiln_sandbox::{serve, ApiServer, Authorization, ServerConfig};
 
 mod kubelet_cli;
 
@@ -41,14 +41,33 @@ struct ServeArgs {
     /// Evaluate CRD `x-kubernetes-validations` (CEL) rules.
     #[arg(long)]
     cel_rules: bool,
+    /// How requests are authorized: `always-allow`, or `rbac` (bearer tokens from the
+    /// TokenRequest API or the kubeconfig's admin token; RBAC from the stored roles).
+    #[arg(long, value_enum, default_value = "always-allow")]
+    authorization: AuthorizationArg,
+    /// Enforce Pod Security admission from the `pod-security.kubernetes.io/enforce` label of
+    /// each Pod's namespace.
+    #[arg(long)]
+    pod_security: bool,
     #[command(flatten)]
     kubelet: kubelet_cli::KubeletArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AuthorizationArg {
+    AlwaysAllow,
+    Rbac,
 }
 
 async fn serve_command(args: ServeArgs) -> Result<(), serve::ServeError> {
     let server = ApiServer::with_config(ServerConfig {
         service_account_admission: args.service_account_admission,
         cel_rules: args.cel_rules,
+        authorization: match args.authorization {
+            AuthorizationArg::AlwaysAllow => Authorization::AlwaysAllow,
+            AuthorizationArg::Rbac => Authorization::Rbac,
+        },
+        pod_security: args.pod_security,
         ..ServerConfig::default()
     });
     for dir in &args.preload {

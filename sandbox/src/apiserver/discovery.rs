@@ -87,7 +87,11 @@ fn resource_entries(info: &ResourceInfo) -> Vec<Value> {
         "singularName": info.singular,
         "namespaced": info.namespaced,
         "kind": info.kind,
-        "verbs": VERBS,
+        "verbs": if super::resources::REVIEW_GROUPS.contains(&info.group.as_str()) {
+            &["create"][..]
+        } else {
+            VERBS
+        },
         "shortNames": info.short_names,
         "categories": info.categories,
         "storageVersionHash": "",
@@ -105,15 +109,21 @@ fn resource_entries(info: &ResourceInfo) -> Vec<Value> {
         let (kind, verbs) = match *sub {
             "log" => ("Pod", vec!["get"]),
             "binding" => ("Binding", vec!["create"]),
+            "token" => ("TokenRequest", vec!["create"]),
             _ => (info.kind.as_str(), vec!["get"]),
         };
-        entries.push(json!({
+        let mut entry = json!({
             "name": format!("{}/{sub}", info.plural),
             "singularName": "",
             "namespaced": info.namespaced,
             "kind": kind,
             "verbs": verbs,
-        }));
+        });
+        if *sub == "token" {
+            entry["group"] = json!("authentication.k8s.io");
+            entry["version"] = json!("v1");
+        }
+        entries.push(entry);
     }
     entries
 }

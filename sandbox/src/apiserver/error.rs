@@ -116,6 +116,9 @@ pub enum ApiError {
     /// 400 for a malformed request.
     #[error("{0}")]
     BadRequest(String),
+    /// 401 for a bearer token that authenticates nobody.
+    #[error("Unauthorized")]
+    Unauthorized,
     /// 403, e.g. creating in a terminating namespace.
     #[error("{1}")]
     Forbidden(Subject, String),
@@ -180,6 +183,7 @@ impl ApiError {
             }
             ApiError::Invalid(..) => 422,
             ApiError::BadRequest(_) => 400,
+            ApiError::Unauthorized => 401,
             ApiError::Forbidden(..) => 403,
             ApiError::MethodNotAllowed => 405,
             ApiError::Expired(_) => 410,
@@ -199,6 +203,7 @@ impl ApiError {
             ApiError::Conflict(..) | ApiError::ApplyConflict(..) => "Conflict",
             ApiError::Invalid(..) => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
+            ApiError::Unauthorized => "Unauthorized",
             ApiError::Forbidden(..) => "Forbidden",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::Expired(_) => "Expired",

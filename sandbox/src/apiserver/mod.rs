@@ -1,5 +1,6 @@
 //! The fake kube-apiserver: an axum `Router` over an in-memory store.
 
+pub mod authz;
 pub mod crd;
 pub mod discovery;
 pub mod error;
@@ -44,6 +45,10 @@ pub struct ServerConfig {
     /// Evaluate CRD `x-kubernetes-validations` (CEL) rules with the built-in interpreter
     /// (off by default).
     pub cel_rules: bool,
+    /// Authentication and authorization (`AlwaysAllow` by default; `Rbac` enforces RBAC).
+    pub authorization: authz::Authorization,
+    /// Pod Security admission from namespace labels (off by default).
+    pub pod_security: bool,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +60,8 @@ impl Default for ServerConfig {
             event_capacity: store::DEFAULT_EVENT_CAPACITY,
             service_account_admission: false,
             cel_rules: false,
+            authorization: authz::Authorization::AlwaysAllow,
+            pod_security: false,
         }
     }
 }
@@ -70,6 +77,8 @@ pub struct Shared {
     pub watch_epoch: tokio::sync::watch::Sender<u64>,
     /// API requests counted per client, verb and resource.
     pub requests: requests::RequestCounts,
+    /// ServiceAccount tokens issued through the TokenRequest API.
+    pub tokens: authz::tokens::Tokens,
     /// Tunables.
     pub config: ServerConfig,
 }
@@ -107,12 +116,14 @@ impl ApiServer {
                 store: Mutex::new({
                     let mut store = store::Store::new(config.event_capacity);
                     store.service_account_admission = config.service_account_admission;
+                    store.pod_security = config.pod_security;
                     store
                 }),
                 logs: LogStore::new(),
                 faults: FaultRules::default(),
                 watch_epoch: tokio::sync::watch::channel(0).0,
                 requests: requests::RequestCounts::default(),
+                tokens: authz::tokens::Tokens::default(),
                 config,
             }),
         };
@@ -126,24 +137,91 @@ impl ApiServer {
                 serde_json::json!({"metadata": {"name": namespace}}),
             );
         }
+        if server.shared.config.authorization == authz::Authorization::Rbac {
+            let roles = authz::bootstrap::cluster_roles();
+            let bindings = authz::bootstrap::cluster_role_bindings();
+            for (plural, object) in roles
+                .into_iter()
+                .map(|r| ("clusterroles", r))
+                .chain(bindings.into_iter().map(|b| ("clusterrolebindings", b)))
+            {
+                if let Err(e) =
+                    server.create_object("rbac.authorization.k8s.io", "v1", plural, "", object)
+                {
+                    tracing::error!(error = %e, "creating the default RBAC policy");
+                }
+            }
+        }
         server
     }
 
-    /// The HTTP router (use in-process with `kube::Client::new(router, "default")` or serve it).
+    /// The HTTP router, without credentials added to requests (use in-process with
+    /// `kube::Client::new(router, "default")`, or serve it).
     pub fn router(&self) -> axum::Router {
         http::router(self.shared.clone())
     }
 
-    /// A kube client talking to this server in-process.
+    /// The router for in-process clients: requests without an `Authorization` header carry the
+    /// admin's token.
+    fn admin_router(&self) -> axum::Router {
+        let admin = axum::http::HeaderValue::from_static("Bearer sandbox");
+        self.router().layer(axum::middleware::map_request(
+            move |mut request: axum::extract::Request| {
+                let admin = admin.clone();
+                async move {
+                    let headers = request.headers_mut();
+                    if !headers.contains_key(axum::http::header::AUTHORIZATION) {
+                        headers.insert(axum::http::header::AUTHORIZATION, admin);
+                    }
+                    request
+                }
+            },
+        ))
+    }
+
+    /// A kube client talking to this server in-process, as the admin.
     pub fn client(&self) -> kube::Client {
-        kube::Client::new(self.router(), "default")
+        kube::Client::new(self.admin_router(), "default")
+    }
+
+    /// A kube client talking to this server in-process with a bearer token (e.g. from
+    /// [`ApiServer::create_token`]).
+    pub fn client_with_token(&self, token: &str) -> kube::Client {
+        let value = axum::http::HeaderValue::from_str(&format!("Bearer {token}"))
+            .unwrap_or_else(|_| axum::http::HeaderValue::from_static("Bearer invalid"));
+        let router = self.router().layer(axum::middleware::map_request(
+            move |mut request: axum::extract::Request| {
+                let value = value.clone();
+                async move {
+                    request
+                        .headers_mut()
+                        .insert(axum::http::header::AUTHORIZATION, value);
+                    request
+                }
+            },
+        ));
+        kube::Client::new(router, "default")
+    }
+
+    /// Issues a token for ServiceAccount `namespace/name` (what the TokenRequest API answers).
+    pub fn create_token(&self, namespace: &str, name: &str) -> ApiResult<String> {
+        let store = self.shared.store();
+        let answer = self
+            .shared
+            .tokens
+            .request(&store, namespace, name, &serde_json::json!({}))?;
+        Ok(answer
+            .pointer("/status/token")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string())
     }
 
     /// A kube client talking to this server in-process whose watch events each arrive `lag`
     /// late: a lagging informer, so a reconciler sees its own writes only after other events.
     pub fn client_with_watch_lag(&self, lag: Duration) -> kube::Client {
         use futures::StreamExt;
-        let router = self.router().layer(axum::middleware::from_fn(
+        let router = self.admin_router().layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| async move {
                 let watching = request
                     .uri()
@@ -171,7 +249,7 @@ impl ApiServer {
     pub fn client_as(&self, agent: &str) -> kube::Client {
         let value = axum::http::HeaderValue::from_str(agent)
             .unwrap_or_else(|_| axum::http::HeaderValue::from_static("invalid"));
-        let router = self.router().layer(axum::middleware::map_request(
+        let router = self.admin_router().layer(axum::middleware::map_request(
             move |mut request: axum::extract::Request| {
                 let value = value.clone();
                 async move {
@@ -236,7 +314,11 @@ impl ApiServer {
             apply_config: None,
             cel_rules: self.shared.config.cel_rules,
         };
-        ops::create(&mut store, &ctx, object, "Update").map(|w| w.object)
+        let created = ops::create(&mut store, &ctx, object, "Update")?.object;
+        if ctx.info.group == "rbac.authorization.k8s.io" && ctx.info.plural == "clusterroles" {
+            authz::aggregate::reconcile(&mut store)?;
+        }
+        Ok(created)
     }
 }
 

@@ -9,6 +9,8 @@ pub enum NameRule {
     Label,
     /// RFC 1035 label: services.
     Dns1035Label,
+    /// Any valid path segment: RBAC roles and bindings (`system:discovery`).
+    PathSegment,
 }
 
 const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
@@ -21,13 +23,14 @@ impl NameRule {
         match (group, plural) {
             ("", "namespaces") => NameRule::Label,
             ("", "services") => NameRule::Dns1035Label,
+            ("rbac.authorization.k8s.io", _) => NameRule::PathSegment,
             _ => NameRule::Subdomain,
         }
     }
 
     fn max_len(self) -> usize {
         match self {
-            NameRule::Subdomain => 253,
+            NameRule::Subdomain | NameRule::PathSegment => 253,
             NameRule::Label | NameRule::Dns1035Label => 63,
         }
     }
@@ -60,6 +63,7 @@ pub fn validate_name(name: &str, rule: NameRule) -> Vec<String> {
         NameRule::Subdomain => name.split('.').all(|p| is_label(p, false)),
         NameRule::Label => is_label(name, false),
         NameRule::Dns1035Label => is_label(name, true),
+        NameRule::PathSegment => true,
     };
     if !ok {
         errors.push(
@@ -67,6 +71,7 @@ pub fn validate_name(name: &str, rule: NameRule) -> Vec<String> {
                 NameRule::Subdomain => SUBDOMAIN_MSG,
                 NameRule::Label => LABEL_MSG,
                 NameRule::Dns1035Label => DNS1035_MSG,
+                NameRule::PathSegment => "",
             }
             .to_string(),
         );
@@ -112,6 +117,7 @@ mod tests {
             (&long, NameRule::Subdomain, true),
             ("1abc", NameRule::Dns1035Label, false),
             ("abc-1", NameRule::Dns1035Label, true),
+            ("system:discovery", NameRule::PathSegment, true),
         ];
         for (name, rule, ok) in cases {
             assert_eq!(

@@ -131,7 +131,7 @@ const BUILTINS: &[Builtin] = &[
         short: &["sa"],
         status: false,
         generation: false,
-        extra: &[],
+        extra: &["token"],
     },
     Builtin {
         group: "",
@@ -263,7 +263,60 @@ const BUILTINS: &[Builtin] = &[
         generation: false,
         extra: &[],
     },
+    Builtin {
+        group: "authorization.k8s.io",
+        plural: "subjectaccessreviews",
+        kind: "SubjectAccessReview",
+        namespaced: false,
+        short: &[],
+        status: false,
+        generation: false,
+        extra: &[],
+    },
+    Builtin {
+        group: "authorization.k8s.io",
+        plural: "localsubjectaccessreviews",
+        kind: "LocalSubjectAccessReview",
+        namespaced: true,
+        short: &[],
+        status: false,
+        generation: false,
+        extra: &[],
+    },
+    Builtin {
+        group: "authorization.k8s.io",
+        plural: "selfsubjectaccessreviews",
+        kind: "SelfSubjectAccessReview",
+        namespaced: false,
+        short: &[],
+        status: false,
+        generation: false,
+        extra: &[],
+    },
+    Builtin {
+        group: "authorization.k8s.io",
+        plural: "selfsubjectrulesreviews",
+        kind: "SelfSubjectRulesReview",
+        namespaced: false,
+        short: &[],
+        status: false,
+        generation: false,
+        extra: &[],
+    },
+    Builtin {
+        group: "authentication.k8s.io",
+        plural: "selfsubjectreviews",
+        kind: "SelfSubjectReview",
+        namespaced: false,
+        short: &[],
+        status: false,
+        generation: false,
+        extra: &[],
+    },
 ];
+
+/// Groups whose resources are create-only reviews, answered and never stored.
+pub const REVIEW_GROUPS: &[&str] = &["authorization.k8s.io", "authentication.k8s.io"];
 
 /// The default singular name of a kind.
 pub fn singular_of(kind: &str) -> String {

@@ -81,6 +81,8 @@ pub struct Store {
     pub registry: Registry,
     /// Reject Pods whose ServiceAccount does not exist (the ServiceAccount admission plugin).
     pub service_account_admission: bool,
+    /// Enforce Pod Security admission from namespace labels.
+    pub pod_security: bool,
     objects: BTreeMap<ObjectKey, Arc<Value>>,
     uids: HashMap<String, ObjectKey>,
     /// Owner uid → the objects whose ownerReferences name it (the garbage collector's graph).
@@ -101,6 +103,7 @@ impl Store {
         Store {
             registry: Registry::new(),
             service_account_admission: false,
+            pod_security: false,
             objects: BTreeMap::new(),
             uids: HashMap::new(),
             dependents: HashMap::new(),

@@ -52,7 +52,19 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
-    let result = match route::parse(parts.uri.path()) {
+    let route = route::parse(parts.uri.path());
+    let user = match super::authz::check(
+        &shared,
+        &parts.method,
+        parts.uri.path(),
+        &parts.headers,
+        &route,
+        &query,
+    ) {
+        Ok(user) => user,
+        Err(e) => return e.into_response(),
+    };
+    let result = match route {
         Route::Version => Ok(json_response(StatusCode::OK, &discovery::version(), &[])),
         Route::OpenApiRoot => Ok(json_response(
             StatusCode::OK,
@@ -89,7 +101,12 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             }
         }
         Route::Resource(path) => {
-            resource(&shared, &parts.method, &parts.headers, path, query, body).await
+            let request = Incoming {
+                method: &parts.method,
+                headers: &parts.headers,
+                user: &user,
+            };
+            resource(&shared, request, path, query, body).await
         }
         Route::Unknown => Err(ApiError::UnknownPath),
     };
@@ -141,14 +158,62 @@ fn resolve(shared: &Shared, path: &ResourcePath) -> ApiResult<ResourceInfo> {
     Ok(info)
 }
 
+/// Who sent a resource request, and how.
+struct Incoming<'a> {
+    method: &'a Method,
+    headers: &'a axum::http::HeaderMap,
+    user: &'a super::authz::UserInfo,
+}
+
+/// Whether a request is for a resource that is answered, never stored: the access reviews and
+/// TokenRequest (`serviceaccounts/<sa>/token`).
+fn unstored(info: &ResourceInfo, path: &ResourcePath) -> bool {
+    super::resources::REVIEW_GROUPS.contains(&info.group.as_str())
+        || (info.group.is_empty()
+            && info.plural == "serviceaccounts"
+            && path.subresource.as_deref() == Some("token"))
+}
+
+/// Answers an access review or a TokenRequest (create only).
+fn answer_unstored(
+    shared: &Shared,
+    info: &ResourceInfo,
+    path: &ResourcePath,
+    user: &super::authz::UserInfo,
+    bytes: &[u8],
+) -> ApiResult<Response> {
+    let object = write::parse_body(bytes, true)?;
+    let namespace = path.namespace.clone().unwrap_or_default();
+    let store = shared.store();
+    let answer = if info.plural == "serviceaccounts" {
+        let name = path.name.clone().unwrap_or_default();
+        shared.tokens.request(&store, &namespace, &name, &object)?
+    } else {
+        super::authz::reviews::review(
+            &store,
+            shared.config.authorization,
+            user,
+            &info.group,
+            &info.plural,
+            &namespace,
+            &object,
+        )?
+    };
+    Ok(json_response(StatusCode::CREATED, &answer, &[]))
+}
+
 async fn resource(
     shared: &Arc<Shared>,
-    method: &Method,
-    headers: &axum::http::HeaderMap,
+    request: Incoming<'_>,
     path: ResourcePath,
     query: Query,
     body: Body,
 ) -> ApiResult<Response> {
+    let Incoming {
+        method,
+        headers,
+        user,
+    } = request;
     let info = resolve(shared, &path)?;
     let verb = verb(method, &path, &query)?;
     let label = match &path.subresource {
@@ -171,6 +236,13 @@ async fn resource(
     if info.namespaced && namespace.is_empty() && !matches!(verb, "list" | "watch") {
         return Err(ApiError::UnknownPath);
     }
+    if unstored(&info, &path) {
+        if verb != "create" {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        let bytes = read_body(shared, body).await?;
+        return answer_unstored(shared, &info, &path, user, &bytes);
+    }
     let accept = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -186,7 +258,10 @@ async fn resource(
         "watch" => watch::serve(shared, &info, ns, &query, output),
         _ => {
             let bytes = read_body(shared, body).await?;
-            write::handle(
+            let aggregating = !info.custom
+                && info.group == "rbac.authorization.k8s.io"
+                && info.plural == "clusterroles";
+            let response = write::handle(
                 shared,
                 write::WriteRequest {
                     verb,
@@ -198,7 +273,14 @@ async fn resource(
                     body: &bytes,
                     cel_rules: shared.config.cel_rules,
                 },
-            )
+            )?;
+            if aggregating {
+                // The clusterrole-aggregation controller's job, done synchronously.
+                if let Err(e) = super::authz::aggregate::reconcile(&mut shared.store()) {
+                    tracing::warn!(error = %e, "aggregating ClusterRoles");
+                }
+            }
+            Ok(response)
         }
     }
 }

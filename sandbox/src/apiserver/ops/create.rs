@@ -75,6 +75,24 @@ fn check_service_account(store: &Store, ctx: &WriteContext, pod: &Value) -> ApiR
     ))
 }
 
+/// With Pod Security admission on, a Pod must meet its namespace's enforced level.
+fn check_pod_security(store: &Store, ctx: &WriteContext, pod: &Value) -> ApiResult<()> {
+    if !store.pod_security || !is_kind(ctx, "", "pods") {
+        return Ok(());
+    }
+    let Some(namespace) = store.get(&ObjectKey::new("/namespaces", "", &ctx.namespace)) else {
+        return Ok(());
+    };
+    let Some(denial) = super::pod_security::denial(&namespace, pod) else {
+        return Ok(());
+    };
+    let name = meta::name(pod).unwrap_or_default();
+    Err(ApiError::Forbidden(
+        ctx.info.subject(name),
+        format!("pods {name:?} is forbidden: {denial}"),
+    ))
+}
+
 /// The ServiceAccount controller's job: every namespace gets a `default` ServiceAccount.
 fn create_default_service_account(store: &mut Store, ctx: &WriteContext, namespace: &str) {
     let Some(info) = store.registry.get("", "v1", "serviceaccounts").cloned() else {
@@ -143,6 +161,7 @@ pub fn create(
     }
     check_namespace(store, ctx)?;
     check_service_account(store, ctx, &object)?;
+    check_pod_security(store, ctx, &object)?;
     let name = meta::name(&object).unwrap_or_default().to_string();
     let key = ObjectKey::new(&ctx.info.storage_id(), &ctx.namespace, &name);
     if store.get(&key).is_some() {

@@ -5,6 +5,7 @@ mod admission;
 mod builtin;
 mod create;
 mod delete;
+pub mod pod_security;
 mod typed;
 mod update;
 
