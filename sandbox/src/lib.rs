@@ -4,6 +4,7 @@
 pub mod apiserver;
 pub mod kubelet;
 pub mod serve;
+pub mod tls;
 
 pub use apiserver::authz::Authorization;
 pub use apiserver::{ApiServer, LogStore, ServerConfig};

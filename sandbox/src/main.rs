@@ -49,6 +49,10 @@ struct ServeArgs {
     /// each Pod's namespace.
     #[arg(long)]
     pod_security: bool,
+    /// Serve HTTPS with the sandbox's fixed test certificate (implied by `--authorization rbac`:
+    /// kubectl sends a kubeconfig's token only over TLS); the kubeconfig trusts its CA.
+    #[arg(long)]
+    tls: bool,
     #[command(flatten)]
     kubelet: kubelet_cli::KubeletArgs,
 }
@@ -60,6 +64,7 @@ enum AuthorizationArg {
 }
 
 async fn serve_command(args: ServeArgs) -> Result<(), serve::ServeError> {
+    let tls = args.tls || matches!(args.authorization, AuthorizationArg::Rbac);
     let server = ApiServer::with_config(ServerConfig {
         service_account_admission: args.service_account_admission,
         cel_rules: args.cel_rules,
@@ -82,19 +87,20 @@ async fn serve_command(args: ServeArgs) -> Result<(), serve::ServeError> {
             source,
         })?;
     if let Some(path) = &args.kubeconfig {
-        serve::write_kubeconfig(path, addr)?;
+        serve::write_kubeconfig_for(path, addr, tls)?;
     }
     let mut stdout = std::io::stdout();
     // The address line is the readiness signal for scripts and tests.
     let kubelet = kubelet_cli::start(&args.kubelet, &server)?;
-    let _ = writeln!(stdout, "listening on http://{addr}");
+    let scheme = if tls { "https" } else { "http" };
+    let _ = writeln!(stdout, "listening on {scheme}://{addr}");
     let _ = stdout.flush();
     match kubelet {
-        None => serve::run(server, listener).await,
+        None => serve::run_with(server, listener, tls).await,
         Some(kubelet) => {
             // With a kubelet, SIGTERM/SIGINT stop it first: containers killed, Pod dirs removed.
             let result = tokio::select! {
-                result = serve::run(server, listener) => result,
+                result = serve::run_with(server, listener, tls) => result,
                 () = kubelet_cli::shutdown_signal() => Ok(()),
             };
             kubelet.stop().await;

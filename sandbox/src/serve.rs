@@ -47,15 +47,29 @@ pub async fn bind(listen: &str) -> Result<TcpListener, ServeError> {
         })
 }
 
-/// A kubeconfig pointing at `http://<addr>` with context `sandbox` and namespace `default`.
+/// A kubeconfig pointing at `http://<addr>` with context `sandbox`, namespace `default` and the
+/// admin's token.
 pub fn kubeconfig(addr: SocketAddr) -> String {
+    kubeconfig_for(addr, false)
+}
+
+/// [`kubeconfig`], or with `tls` one pointing at `https://<addr>` that trusts the sandbox's
+/// test CA.
+pub fn kubeconfig_for(addr: SocketAddr, tls: bool) -> String {
+    let cluster = if tls {
+        use base64::Engine;
+        let ca = base64::engine::general_purpose::STANDARD.encode(crate::tls::CA_PEM);
+        format!("server: https://{addr}\n    certificate-authority-data: {ca}")
+    } else {
+        format!("server: http://{addr}")
+    };
     format!(
         "apiVersion: v1
 kind: Config
 clusters:
 - name: sandbox
   cluster:
-    server: http://{addr}
+    {cluster}
 users:
 - name: sandbox
   user:
@@ -71,9 +85,14 @@ current-context: sandbox
     )
 }
 
-/// Writes the kubeconfig file.
+/// Writes the kubeconfig file (plain HTTP).
 pub fn write_kubeconfig(path: &Path, addr: SocketAddr) -> Result<(), ServeError> {
-    std::fs::write(path, kubeconfig(addr)).map_err(|source| ServeError::Io {
+    write_kubeconfig_for(path, addr, false)
+}
+
+/// Writes the kubeconfig file, for HTTPS with `tls`.
+pub fn write_kubeconfig_for(path: &Path, addr: SocketAddr, tls: bool) -> Result<(), ServeError> {
+    std::fs::write(path, kubeconfig_for(addr, tls)).map_err(|source| ServeError::Io {
         context: format!("writing {}", path.display()),
         source,
     })
@@ -141,14 +160,34 @@ fn create_document(server: &ApiServer, document: &Value) -> Result<(), ApiError>
         .map(|_| ())
 }
 
-/// Serves the router on the listener until the process ends.
+/// Serves the router on the listener over plain HTTP until the process ends.
 pub async fn run(server: ApiServer, listener: TcpListener) -> Result<(), ServeError> {
-    axum::serve(listener, server.router())
-        .await
-        .map_err(|source| ServeError::Io {
-            context: "serving".into(),
-            source,
-        })
+    run_with(server, listener, false).await
+}
+
+/// Serves the router on the listener (over TLS with `tls`) until the process ends.
+pub async fn run_with(
+    server: ApiServer,
+    listener: TcpListener,
+    tls: bool,
+) -> Result<(), ServeError> {
+    let io = |source| ServeError::Io {
+        context: "serving".into(),
+        source,
+    };
+    if !tls {
+        return axum::serve(listener, server.router()).await.map_err(io);
+    }
+    let acceptor = crate::tls::acceptor().map_err(|e| ServeError::Io {
+        context: "loading the TLS certificate".into(),
+        source: std::io::Error::other(e),
+    })?;
+    axum::serve(
+        crate::tls::TlsListener::new(listener, acceptor),
+        server.router(),
+    )
+    .await
+    .map_err(io)
 }
 
 #[cfg(test)]
@@ -165,6 +204,10 @@ mod tests {
             "http://127.0.0.1:8080"
         );
         assert_eq!(parsed["current-context"], "sandbox");
+        let parsed: Value = serde_norway::from_str(&kubeconfig_for(addr, true)).unwrap();
+        let cluster = &parsed["clusters"][0]["cluster"];
+        assert_eq!(cluster["server"], "https://127.0.0.1:8080");
+        assert!(cluster["certificate-authority-data"].is_string());
     }
 
     #[test]
