@@ -1,7 +1,8 @@
 //! The API behaviours kiln relies on, checked against the sandbox and, on request, against a real
 //! cluster, so the sandbox cannot drift from Kubernetes where it matters to kiln.
 //!
-//! Every check runs against the in-process sandbox (CEL rules on) in the normal test run. To run
+//! Every check runs against the in-process sandbox (CEL rules on; the authorization checks with
+//! `--authorization rbac`) in the normal test run. To run
 //! the same checks against a cluster (kiln's CRDs are applied; each run uses its own namespace,
 //! deleted at the end):
 //!
@@ -11,13 +12,17 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kiln::api::{Build, BuildConfig, BuildPhase, BuildStatus};
-use kiln_sandbox::{ApiServer, ServerConfig};
+use kiln_sandbox::{ApiServer, Authorization, ServerConfig};
 use kube::api::{
     Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams, WatchEvent,
     WatchParams,
@@ -56,6 +61,23 @@ const CHECKS: [(&str, Check); 8] = [
     ("spec.revision may be set once", |c, ns| {
         Box::pin(revision_set_once(c, ns))
     }),
+];
+
+/// Makes a client of the same cluster that authenticates with a bearer token.
+type Mint = Arc<dyn Fn(&str) -> Client + Send + Sync>;
+
+type AuthCheck = fn(Client, Mint, String) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Checks of what authorization answers (the sandbox runs them with `--authorization rbac`).
+const AUTH_CHECKS: [(&str, AuthCheck); 2] = [
+    (
+        "a refused request is Forbidden with the apiserver's message",
+        |c, mint, ns| Box::pin(refused_request_is_forbidden(c, mint, ns)),
+    ),
+    (
+        "a SubjectAccessReview answers as RBAC grants",
+        |c, _, ns| Box::pin(subject_access_review_follows_rbac(c, ns)),
+    ),
 ];
 
 const BUILD_CONFIG: &str = "app";
@@ -292,6 +314,141 @@ async fn revision_set_once(client: Client, ns: String) {
     assert_eq!(status_code(second), 422, "and never changed");
 }
 
+/// ServiceAccount `conformance` in `ns` and a token for it (TokenRequest).
+async fn service_account_token(client: &Client, ns: &str) -> String {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "conformance"}})).unwrap();
+    accounts
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": []}})).unwrap();
+    let answer = accounts
+        .create_token_request("conformance", &PostParams::default(), &request)
+        .await
+        .unwrap();
+    answer.status.expect("a token").token
+}
+
+/// Role `build-updater` (get and update on builds) bound to ServiceAccount `conformance`.
+async fn grant_build_updates(client: &Client, ns: &str) {
+    let roles: Api<Role> = Api::namespaced(client.clone(), ns);
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "build-updater"},
+        "rules": [{"apiGroups": ["build.kiln.dev"], "resources": ["builds"], "verbs": ["get", "update"]}],
+    }))
+    .unwrap();
+    roles.create(&PostParams::default(), &role).await.unwrap();
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), ns);
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "conformance-updates-builds"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "build-updater"},
+        "subjects": [{"kind": "ServiceAccount", "name": "conformance", "namespace": ns}],
+    }))
+    .unwrap();
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+}
+
+/// Retries `attempt` until it succeeds (a cluster's authorizer sees new bindings from a cache).
+async fn within_10s<T, F: Future<Output = Option<T>>>(what: &str, attempt: impl Fn() -> F) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn refused_request_is_forbidden(client: Client, mint: Mint, ns: String) {
+    let admin_builds: Api<Build> = Api::namespaced(client.clone(), &ns);
+    admin_builds
+        .create(&PostParams::default(), &build("x", json!({})))
+        .await
+        .unwrap();
+    let token = service_account_token(&client, &ns).await;
+    let builds: Api<Build> = Api::namespaced(mint(&token), &ns);
+    let Err(kube::Error::Api(status)) = builds.get("x").await else {
+        panic!("a ServiceAccount without a role may not read a Build");
+    };
+    let user = format!("system:serviceaccount:{ns}:conformance");
+    assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        status.message,
+        format!(
+            r#"builds.build.kiln.dev "x" is forbidden: User "{user}" cannot get resource "builds" in API group "build.kiln.dev" in the namespace "{ns}""#
+        )
+    );
+    let details = status.details.expect("details");
+    assert_eq!(
+        (
+            details.name.as_str(),
+            details.group.as_str(),
+            details.kind.as_str()
+        ),
+        ("x", "build.kiln.dev", "builds")
+    );
+    grant_build_updates(&client, &ns).await;
+    let mut fetched = within_10s("the RoleBinding takes effect", || async {
+        builds.get("x").await.ok()
+    })
+    .await;
+    fetched.labels_mut().insert("seen".into(), "yes".into());
+    builds
+        .replace("x", &PostParams::default(), &fetched)
+        .await
+        .unwrap();
+    // Granted verbs only: no delete, and not the status subresource.
+    let refused = builds.delete("x", &DeleteParams::default()).await;
+    assert_eq!(status_code(refused), 403);
+    let refused = builds
+        .replace_status("x", &PostParams::default(), &fetched)
+        .await;
+    assert_eq!(status_code(refused), 403);
+}
+
+async fn access_review(client: &Client, ns: &str, verb: &str, subresource: &str) -> bool {
+    let reviews: Api<SubjectAccessReview> = Api::all(client.clone());
+    let review: SubjectAccessReview = serde_json::from_value(json!({
+        "spec": {"user": format!("system:serviceaccount:{ns}:conformance"),
+                 "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{ns}"), "system:authenticated"],
+                 "resourceAttributes": {"namespace": ns, "verb": verb, "group": "build.kiln.dev",
+                                        "resource": "builds", "subresource": subresource, "name": "x"}},
+    }))
+    .unwrap();
+    let answer = reviews
+        .create(&PostParams::default(), &review)
+        .await
+        .unwrap();
+    answer.status.expect("a review status").allowed
+}
+
+async fn subject_access_review_follows_rbac(client: Client, ns: String) {
+    assert!(!access_review(&client, &ns, "update", "").await);
+    grant_build_updates(&client, &ns).await;
+    within_10s("the RoleBinding takes effect", || async {
+        access_review(&client, &ns, "update", "")
+            .await
+            .then_some(())
+    })
+    .await;
+    assert!(!access_review(&client, &ns, "delete", "").await);
+    assert!(!access_review(&client, &ns, "update", "status").await);
+    let other = namespace(&client).await;
+    assert!(
+        !access_review(&client, &other, "update", "").await,
+        "only in its namespace"
+    );
+    let _ = Api::<Namespace>::all(client.clone())
+        .delete(&other, &DeleteParams::background())
+        .await;
+}
+
 /// A fresh namespace for one check.
 async fn namespace(client: &Client) -> String {
     let api: Api<Namespace> = Api::all(client.clone());
@@ -339,6 +496,29 @@ async fn sandbox() -> (ApiServer, Client) {
     let client = server.client();
     install_crds(&client).await;
     (server, client)
+}
+
+/// Runs one authorization check in a fresh namespace of a fresh sandbox enforcing RBAC.
+async fn on_rbac_sandbox<F: Future<Output = ()>>(check: fn(Client, Mint, String) -> F) {
+    let server = ApiServer::with_config(ServerConfig {
+        authorization: Authorization::Rbac,
+        ..ServerConfig::default()
+    });
+    let client = server.client();
+    install_crds(&client).await;
+    let ns = namespace(&client).await;
+    let mint: Mint = Arc::new(move |token: &str| server.client_with_token(token));
+    check(client, mint, ns).await;
+}
+
+#[tokio::test]
+async fn sandbox_refused_request_is_forbidden() {
+    on_rbac_sandbox(refused_request_is_forbidden).await;
+}
+
+#[tokio::test]
+async fn sandbox_subject_access_review_follows_rbac() {
+    on_rbac_sandbox(|client, _, ns| subject_access_review_follows_rbac(client, ns)).await;
 }
 
 /// Runs one check in a fresh namespace of a fresh sandbox.
@@ -400,12 +580,25 @@ async fn every_check_on_a_real_cluster() {
     )
     .await
     .expect("a usable kubeconfig");
-    let client = Client::try_from(config).expect("a client");
+    let client = Client::try_from(config.clone()).expect("a client");
     install_crds(&client).await;
+    let mint: Mint = Arc::new(move |token: &str| {
+        let mut config = config.clone();
+        config.auth_info = serde_json::from_value(json!({"token": token})).expect("auth info");
+        Client::try_from(config).expect("a token client")
+    });
     for (name, check) in CHECKS {
         let ns = namespace(&client).await;
         eprintln!("check: {name} (namespace {ns})");
         check(client.clone(), ns.clone()).await;
+        let _ = Api::<Namespace>::all(client.clone())
+            .delete(&ns, &DeleteParams::background())
+            .await;
+    }
+    for (name, check) in AUTH_CHECKS {
+        let ns = namespace(&client).await;
+        eprintln!("check: {name} (namespace {ns})");
+        check(client.clone(), mint.clone(), ns.clone()).await;
         let _ = Api::<Namespace>::all(client.clone())
             .delete(&ns, &DeleteParams::background())
             .await;
