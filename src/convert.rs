@@ -199,6 +199,20 @@ fn check_build_spec(object: &mut Map<String, Value>) -> Vec<(String, String)> {
             ));
         }
     }
+    if lookup(object, "spec.source.git.uri")
+        .and_then(Value::as_str)
+        .is_some_and(|uri| crate::api::validate::url_credentials(uri).is_some())
+    {
+        problems.push((
+            "spec.source.git.uri".into(),
+            crate::api::validate::URL_CREDENTIALS_MESSAGE.into(),
+        ));
+    }
+    if let Some(commit) = lookup(object, "spec.revision.git.commit").and_then(Value::as_str) {
+        if let Err(e) = crate::api::validate::commit(commit) {
+            problems.push(("spec.revision.git.commit".into(), e));
+        }
+    }
     if let Some(ty) = lookup(object, "spec.source.type").and_then(Value::as_str) {
         if ty == "Image" {
             problems.push((

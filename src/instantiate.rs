@@ -49,6 +49,17 @@ pub enum Error {
     /// The BuildConfig lacks metadata the Build needs.
     #[error("BuildConfig has no {0}")]
     MissingMetadata(&'static str),
+    /// The repository URL carries credentials.
+    #[error("BuildConfig {0}: spec.source.git.uri: {msg}", msg = crate::api::validate::URL_CREDENTIALS_MESSAGE)]
+    Credentials(String),
+    /// The requested commit is not a hex object name.
+    #[error("revision.git.commit {commit:?}: {reason}")]
+    InvalidCommit {
+        /// The commit given.
+        commit: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The next build number does not fit in 64 bits.
     #[error(
         "BuildConfig {0} has used every build number (lastVersion {1}); create a new BuildConfig"
@@ -103,6 +114,24 @@ pub fn new_build(bc: &BuildConfig, number: i64, request: &BuildRequest) -> Resul
     let owner = bc
         .controller_owner_ref(&())
         .ok_or(Error::MissingMetadata("uid"))?;
+    let source = bc.spec.common.source.as_ref();
+    if source
+        .and_then(|s| s.git.as_ref())
+        .is_some_and(|g| crate::api::validate::url_credentials(&g.uri).is_some())
+    {
+        return Err(Error::Credentials(bc_name));
+    }
+    let commits = [&request.revision, &bc.spec.common.revision];
+    for c in commits
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.git.as_ref()?.commit.as_ref())
+    {
+        crate::api::validate::commit(c).map_err(|reason| Error::InvalidCommit {
+            commit: c.clone(),
+            reason,
+        })?;
+    }
     let mut labels: BTreeMap<String, String> = bc.labels().clone();
     labels.insert(
         naming::BUILD_CONFIG_LABEL.into(),
@@ -378,3 +407,7 @@ pub fn config_reference(build: &Build) -> Option<ObjectReference> {
         ..ObjectReference::default()
     })
 }
+
+#[cfg(test)]
+#[path = "instantiate_tests.rs"]
+mod tests;

@@ -300,7 +300,7 @@ async fn revision_set_once(client: Client, ns: String) {
         .patch(
             "app-1",
             &PatchParams::default(),
-            &Patch::Merge(&revision("abc")),
+            &Patch::Merge(&revision("abc0")),
         )
         .await;
     assert_eq!(status_code(first), 200, "the revision may be recorded");
@@ -308,7 +308,7 @@ async fn revision_set_once(client: Client, ns: String) {
         .patch(
             "app-1",
             &PatchParams::default(),
-            &Patch::Merge(&revision("def")),
+            &Patch::Merge(&revision("def0")),
         )
         .await;
     assert_eq!(status_code(second), 422, "and never changed");

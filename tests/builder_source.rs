@@ -161,3 +161,23 @@ fn unknown_ref_and_commit_are_reported() {
     let err = source::clone(&request(&url, Some("main"), Some(missing), dest.path())).unwrap_err();
     assert!(matches!(err, source::Error::UnknownCommit { .. }), "{err}");
 }
+
+#[test]
+fn a_fetch_past_its_byte_bound_is_stopped() {
+    let base = tempfile::tempdir().unwrap();
+    repo(base.path(), 3);
+    let daemon = GitDaemon::start(base.path());
+    let url = daemon.url("r.git");
+    let dest = base.path().join("small");
+    let mut req = request(&url, Some("main"), None, &dest);
+    req.max_bytes = Some(64);
+    let err = source::clone(&req).unwrap_err();
+    assert!(
+        matches!(err, source::Error::TooLarge { limit: 64, .. }),
+        "{err}"
+    );
+    let dest = base.path().join("enough");
+    let mut req = request(&url, Some("main"), None, &dest);
+    req.max_bytes = Some(1 << 20);
+    source::clone(&req).unwrap();
+}

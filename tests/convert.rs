@@ -228,3 +228,19 @@ fn bad_input_gets_precise_errors() {
         }
     }
 }
+
+#[test]
+fn credentials_in_a_git_url_and_revision_expressions_are_refused() {
+    let input = "apiVersion: build.openshift.io/v1\nkind: BuildConfig\nmetadata:\n  name: app\nspec:\n  source:\n    type: Git\n    git:\n      uri: https://deploy:s3cret-token@git.example/app.git\n  revision:\n    type: Git\n    git:\n      commit: HEAD~1\n  strategy:\n    type: Docker\n";
+    let (ok, stdout, stderr) = run_convert(input, &[]);
+    assert!(!ok, "accepted: {stdout}");
+    assert!(
+        stderr.contains("spec.source.git.uri") && stderr.contains("source secret"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("spec.revision.git.commit"), "{stderr}");
+    assert!(
+        !stderr.contains("s3cret") && !stdout.contains("s3cret"),
+        "{stderr}"
+    );
+}

@@ -407,3 +407,32 @@ fn the_crd_refuses_counts_outside_their_range() {
 fn json_number(n: i64) -> serde_json::Value {
     serde_json::Value::from(n)
 }
+
+#[test]
+fn the_crd_refuses_credentials_in_git_urls_and_revision_expressions() {
+    for kind in ["BuildConfig", "Build"] {
+        let schema = schema_of(kind);
+        for (uri, commit, ok) in [
+            ("https://git.example/app.git", "0123abcd", true),
+            ("ssh://git@git.example/app.git", "", true),
+            ("git@git.example:app.git", "0123abcd", true),
+            ("https://user:tok@git.example/app.git", "0123abcd", false),
+            ("https://tok@git.example/app.git", "0123abcd", false),
+            ("HTTPS://tok@git.example/app.git", "0123abcd", false),
+            ("ssh://git:pw@git.example/app.git", "0123abcd", false),
+            ("https://git.example/app.git", "HEAD~1", false),
+            ("https://git.example/app.git", "abc", false),
+        ] {
+            let object = serde_json::json!({
+                "apiVersion": "build.kiln.dev/v1alpha1", "kind": kind,
+                "metadata": {"name": "x", "namespace": "ns"},
+                "spec": {"source": {"type": "Git", "git": {"uri": uri}},
+                         "revision": {"type": "Git", "git": {"commit": commit}},
+                         "strategy": {"type": "Docker"}}
+            });
+            let causes = api_verdict(&schema, object);
+            assert_eq!(causes.is_empty(), ok, "{kind} {uri} {commit}: {causes:?}");
+            assert!(causes.iter().all(|c| !c.contains("tok@")), "{causes:?}");
+        }
+    }
+}

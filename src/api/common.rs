@@ -90,10 +90,12 @@ pub struct BuildSource {
 }
 
 /// A git repository to build from.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitBuildSource {
-    /// The repository URL.
+    /// The repository URL, without credentials (they belong in the source secret).
+    #[x_kube(validation = Rule::new(super::validate::URL_PASSWORD_RULE).message(super::validate::URL_CREDENTIALS_MESSAGE))]
+    #[x_kube(validation = Rule::new(super::validate::URL_HTTP_USER_RULE).message(super::validate::URL_CREDENTIALS_MESSAGE))]
     pub uri: String,
     /// The branch or tag to build (default: the remote's default branch).
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
@@ -134,8 +136,9 @@ pub struct SourceRevision {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitSourceRevision {
-    /// The commit hash.
+    /// The commit hash (4 to 64 hexadecimal digits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), pattern(super::validate::COMMIT_PATTERN))]
     pub commit: Option<String>,
     /// The commit's author.
     #[serde(default, skip_serializing_if = "Option::is_none")]

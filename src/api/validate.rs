@@ -127,10 +127,115 @@ pub fn build_volumes(volumes: &[BuildVolume], field: &str) -> Result<(), String>
     Ok(())
 }
 
+/// A commit as a build may name it: a hex object name, abbreviated to no fewer than 4 digits
+/// (empty means none).
+pub const COMMIT_PATTERN: &str = "^([0-9a-fA-F]{4,64})?$";
+
+/// Why `commit` is not a hex object name, if it is not (empty is allowed: no commit).
+pub fn commit(commit: &str) -> Result<(), String> {
+    let hex = commit.bytes().all(|b| b.is_ascii_hexdigit());
+    if commit.is_empty() || (hex && (4..=64).contains(&commit.len())) {
+        Ok(())
+    } else {
+        Err("must be a commit hash (4 to 64 hexadecimal digits), not a revision expression".into())
+    }
+}
+
+/// CEL rule: no password in a URL's user part.
+pub const URL_PASSWORD_RULE: &str = "!self.matches('^[A-Za-z][-A-Za-z0-9+.]*://[^/?#@]*:[^/?#]*@')";
+/// CEL rule: no user part at all in an http(s) URL (a lone user name there is usually a token).
+pub const URL_HTTP_USER_RULE: &str = "!self.matches('^(?i)https?://[^/?#]*@')";
+/// What to say when a repository URL carries credentials.
+pub const URL_CREDENTIALS_MESSAGE: &str = "the repository URL carries credentials in its user part; remove them and put them in a source secret (spec.source.sourceSecret)";
+
+/// The byte range of a URL's user part when it carries a credential: a password
+/// (`user:password@`), or any user part over http(s), where a lone user name is usually a token.
+/// An ssh user name (`ssh://git@host/…`) is not a credential.
+pub fn url_credentials(url: &str) -> Option<std::ops::Range<usize>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let start = scheme.len() + 3;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let at = authority.rfind('@')?;
+    let user = &authority[..at];
+    let http = matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https");
+    (user.contains(':') || (http && !user.is_empty())).then_some(start..start + at)
+}
+
+/// The URL with its credential (see [`url_credentials`]) replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match url_credentials(url) {
+        Some(r) => format!("{}***{}", &url[..r.start], &url[r.end..]),
+        None => url.to_string(),
+    }
+}
+
+/// `text` with the credential of `url`, and its password alone, replaced by `***` wherever they
+/// appear (for messages of libraries that quote the URL).
+pub fn scrub(text: &str, url: &str) -> String {
+    let Some(r) = url_credentials(url) else {
+        return text.to_string();
+    };
+    let user = &url[r];
+    let mut out = text.replace(user, "***");
+    if let Some((_, password)) = user.split_once(':').filter(|(_, p)| p.len() >= 4) {
+        out = out.replace(password, "***");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::common::BuildVolumeMount;
+
+    #[test]
+    fn commits() {
+        for (c, ok) in [
+            ("", true),
+            ("abcd", true),
+            ("0123456789abcdef0123456789abcdef01234567", true),
+            (&"a".repeat(64) as &str, true),
+            (&"a".repeat(65) as &str, false),
+            ("abc", false),
+            ("HEAD", false),
+            ("main~1", false),
+            ("abcd^{tree}", false),
+            ("@{-1}", false),
+            (":/fix", false),
+        ] {
+            assert_eq!(commit(c).is_ok(), ok, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn url_credentials_are_found_and_redacted() {
+        for (url, redacted) in [
+            ("https://github.com/o/r.git", "https://github.com/o/r.git"),
+            (
+                "https://user:tok3n@github.com/o/r.git",
+                "https://***@github.com/o/r.git",
+            ),
+            (
+                "https://ghp_tok3n@github.com/o/r.git",
+                "https://***@github.com/o/r.git",
+            ),
+            ("HTTP://u:p@h/r", "HTTP://***@h/r"),
+            ("ssh://git@host/r.git", "ssh://git@host/r.git"),
+            ("ssh://git:pw@host/r.git", "ssh://***@host/r.git"),
+            ("git://host/r@x", "git://host/r@x"),
+            ("https://host/r?u=a@b", "https://host/r?u=a@b"),
+            ("git@github.com:o/r.git", "git@github.com:o/r.git"),
+            ("https://u:p@ss@host/r", "https://***@host/r"),
+        ] {
+            assert_eq!(redact_url(url), redacted, "{url}");
+            assert_eq!(url_credentials(url).is_some(), url != redacted, "{url}");
+        }
+        let url = "https://user:s3cr3t-token@git.example/r.git";
+        assert_eq!(
+            scrub("failed to connect to https://user:s3cr3t-token@git.example/r.git: password s3cr3t-token", url),
+            "failed to connect to https://***@git.example/r.git: password ***"
+        );
+    }
 
     #[test]
     fn volume_names() {

@@ -130,6 +130,10 @@ fn fetch_inner(build: &Build, opts: &FetchOptions) -> Result<SourceInfo, Failure
                 .as_ref()
                 .and_then(|r| r.git.as_ref())
                 .and_then(|g| g.commit.clone());
+            if let Some(c) = &commit {
+                crate::api::validate::commit(c)
+                    .map_err(|e| fetch_failed(format!("spec.revision.git.commit {c:?}: {e}")))?;
+            }
             let req = source::CloneRequest {
                 url: git.uri.clone(),
                 ref_: git.ref_.clone().filter(|r| !r.is_empty()),
@@ -147,14 +151,20 @@ fn fetch_inner(build: &Build, opts: &FetchOptions) -> Result<SourceInfo, Failure
                     git.no_proxy.as_deref(),
                 ),
                 submodules: opts.submodules,
+                max_bytes: None,
             };
             let at = req
                 .commit
                 .clone()
                 .or(req.ref_.clone())
                 .unwrap_or_else(|| "the default branch".into());
-            println!("==> FetchInputs: cloning {} at {at}", git.uri);
-            let info = source::clone(&req).map_err(|e| fetch_failed(clone_message(&e)))?;
+            println!(
+                "==> FetchInputs: cloning {} at {at}",
+                crate::api::validate::redact_url(&git.uri)
+            );
+            let info = source::clone(&req).map_err(|e| {
+                fetch_failed(crate::api::validate::scrub(&clone_message(&e), &git.uri))
+            })?;
             println!(
                 "    commit {} {}",
                 info.commit.as_deref().unwrap_or("?"),

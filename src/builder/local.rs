@@ -115,6 +115,16 @@ pub fn read_build_config(path: &std::path::Path) -> Result<BuildConfig, Error> {
             detail,
         },
     )?;
+    let git = bc.spec.common.source.as_ref().and_then(|s| s.git.as_ref());
+    if git.is_some_and(|g| crate::api::validate::url_credentials(&g.uri).is_some()) {
+        return Err(Error::Manifest {
+            path: shown,
+            detail: format!(
+                "spec.source.git.uri: {}",
+                crate::api::validate::URL_CREDENTIALS_MESSAGE
+            ),
+        });
+    }
     let last = bc.status.as_ref().map_or(0, |s| s.last_version);
     if crate::naming::next_build_number(last).is_none() {
         return Err(Error::Manifest {

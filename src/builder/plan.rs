@@ -67,9 +67,11 @@ pub fn plan(build: &Build, source: Option<&SourceInfo>) -> Result<Plan, Failure>
         .map_err(|e| Failure::new(StatusReason::CannotCreateBuildPodSpec, e))?;
     let env = pairs(&docker.env, "dockerStrategy.env")?;
     let build_args = pairs(&docker.build_args, "dockerStrategy.buildArgs")?;
+    // The location reaches the image's ENV and labels: never with credentials.
     let location = source
         .and_then(|s| s.location.clone())
-        .or_else(|| src.git.as_ref().map(|g| g.uri.clone()));
+        .or_else(|| src.git.as_ref().map(|g| g.uri.clone()))
+        .map(|l| crate::api::validate::redact_url(&l));
     let reference = source
         .and_then(|s| s.ref_.clone())
         .or_else(|| src.git.as_ref().and_then(|g| g.ref_.clone()));
@@ -310,6 +312,29 @@ mod tests {
         assert_eq!(
             plan(&b, None).unwrap_err().reason,
             StatusReason::UnresolvableEnvironmentVariable
+        );
+    }
+
+    #[test]
+    fn credentials_in_the_url_never_reach_the_image() {
+        let b = build(serde_json::json!({
+            "apiVersion": "build.kiln.dev/v1alpha1", "kind": "Build", "metadata": {"name": "a"},
+            "spec": {"source": {"type": "Git", "git": {"uri": "https://user:s3cret-tok@h/app.git"}},
+                     "strategy": {"type": "Docker"}}
+        }));
+        let p = plan(&b, None).unwrap();
+        let values: Vec<&String> = p
+            .edits
+            .labels
+            .iter()
+            .chain(&p.edits.provenance)
+            .chain(&p.edits.env)
+            .map(|(_, v)| v)
+            .collect();
+        assert!(values.iter().all(|v| !v.contains("s3cret")), "{values:?}");
+        assert!(
+            values.iter().any(|v| *v == "https://***@h/app.git"),
+            "{values:?}"
         );
     }
 

@@ -12,6 +12,7 @@ use super::git_auth;
 pub use super::git_auth::{choose_proxy, known_host_matches, trust_ca, SourceAuth};
 use super::report::SourceInfo;
 use crate::api::common::SourceControlUser;
+use crate::api::validate::{redact_url, scrub};
 
 /// Why a clone failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,14 @@ pub enum Error {
         url: String,
         /// The ref searched.
         ref_: String,
+    },
+    /// The remote sent more than the bound on fetched bytes.
+    #[error("the repository {url} sent more than {limit} bytes; the clone was stopped")]
+    TooLarge {
+        /// The repository URL.
+        url: String,
+        /// The bound.
+        limit: u64,
     },
     /// Any other git failure.
     #[error("{context}: {source}")]
@@ -76,7 +85,12 @@ pub struct CloneRequest {
     pub proxy: Option<String>,
     /// Also check out submodules.
     pub submodules: bool,
+    /// The most bytes one fetch may receive (default [`DEFAULT_MAX_FETCH_BYTES`]).
+    pub max_bytes: Option<u64>,
 }
+
+/// The default bound on the bytes one fetch may receive (8 GiB).
+pub const DEFAULT_MAX_FETCH_BYTES: u64 = 8 << 30;
 
 /// Depths tried, in order, to find a commit below the ref's tip (`i32::MAX` unshallows).
 const DEEPEN: [i32; 4] = [1, 50, 1000, i32::MAX];
@@ -101,8 +115,8 @@ pub fn clone(req: &CloneRequest) -> Result<SourceInfo, Error> {
             proxy(req),
         )
         .map_err(|e| Error::Unreachable {
-            url: req.url.clone(),
-            detail: e.message().to_string(),
+            url: redact_url(&req.url),
+            detail: scrub(e.message(), &req.url),
         })?;
     let heads: Vec<(String, Oid)> = conn
         .list()
@@ -131,7 +145,7 @@ pub fn clone(req: &CloneRequest) -> Result<SourceInfo, Error> {
             .collect();
         return Err(Error::UnknownRef {
             ref_: req.ref_.clone().unwrap_or_else(|| "HEAD".into()),
-            url: req.url.clone(),
+            url: redact_url(&req.url),
             branches: if branches.is_empty() {
                 "none".into()
             } else {
@@ -188,7 +202,7 @@ pub fn clone(req: &CloneRequest) -> Result<SourceInfo, Error> {
     let Some(oid) = found else {
         return Err(Error::UnknownCommit {
             commit: wanted_commit.unwrap_or_default().to_string(),
-            url: req.url.clone(),
+            url: redact_url(&req.url),
             ref_: target_ref,
         });
     };
@@ -203,7 +217,7 @@ pub fn clone(req: &CloneRequest) -> Result<SourceInfo, Error> {
     }
     Ok(source_info(
         &commit,
-        &req.url,
+        &redact_url(&req.url),
         req.ref_.clone().or(Some(short_ref(&target_ref))),
     ))
 }
@@ -222,19 +236,38 @@ fn fetch_on(
     refspec: &str,
     depth: i32,
 ) -> Result<(), Error> {
+    let limit = req.max_bytes.unwrap_or(DEFAULT_MAX_FETCH_BYTES);
+    let exceeded = std::rc::Rc::new(std::cell::Cell::new(false));
+    let flag = exceeded.clone();
+    let mut callbacks = git_auth::callbacks(&req.auth);
+    // Returning false from the progress callback makes libgit2 stop the transfer.
+    callbacks.transfer_progress(move |p| {
+        let within = (p.received_bytes() as u64) <= limit;
+        flag.set(!within);
+        within
+    });
     let mut opts = FetchOptions::new();
-    opts.remote_callbacks(git_auth::callbacks(&req.auth))
+    opts.remote_callbacks(callbacks)
         .download_tags(AutotagOption::None)
         .depth(depth);
     if let Some(p) = proxy(req) {
         opts.proxy_options(p);
     }
-    remote
-        .fetch(&[refspec], Some(&mut opts), None)
-        .map_err(|e| Error::Unreachable {
-            url: req.url.clone(),
-            detail: e.message().to_string(),
-        })
+    let result = remote.fetch(&[refspec], Some(&mut opts), None);
+    drop(opts);
+    result.map_err(|e| {
+        if exceeded.get() {
+            Error::TooLarge {
+                url: redact_url(&req.url),
+                limit,
+            }
+        } else {
+            Error::Unreachable {
+                url: redact_url(&req.url),
+                detail: scrub(e.message(), &req.url),
+            }
+        }
+    })
 }
 
 fn update_submodules(repo: &Repository, req: &CloneRequest) -> Result<(), Error> {

@@ -36,6 +36,9 @@ pub enum Error {
     /// A host that starts with `-` (it would be read as an option).
     #[error("repository host {0:?} is not allowed")]
     OptionLikeHost(String),
+    /// Credentials in the URL's user part.
+    #[error("{}", crate::api::validate::URL_CREDENTIALS_MESSAGE)]
+    Credentials,
     /// A local path or `file://` URL inside the Pod.
     #[error("local repository paths are not allowed in a build Pod: {0:?}")]
     LocalPath(String),
@@ -49,6 +52,9 @@ pub fn check(url: &str, mode: Mode) -> Result<Location, Error> {
     }
     if url.starts_with('-') {
         return Err(Error::OptionLikeHost(url.to_string()));
+    }
+    if crate::api::validate::url_credentials(url).is_some() {
+        return Err(Error::Credentials);
     }
     if let Some((scheme, rest)) = url.split_once("://") {
         let scheme_lc = scheme.to_ascii_lowercase();
@@ -122,6 +128,21 @@ mod tests {
             ("ssh://user@-oProxyCommand=x/r", Err("host"), Err("host")),
             ("-oProxyCommand=x:r", Err("host"), Err("host")),
             ("ftp://host/r", Err("scheme"), Err("scheme")),
+            (
+                "https://u:tok@h/r.git",
+                Err("credentials"),
+                Err("credentials"),
+            ),
+            (
+                "https://tok@h/r.git",
+                Err("credentials"),
+                Err("credentials"),
+            ),
+            (
+                "ssh://git:pw@h/r.git",
+                Err("credentials"),
+                Err("credentials"),
+            ),
             ("", Err("empty"), Err("empty")),
         ];
         for (url, pod, local) in cases {
@@ -135,6 +156,7 @@ mod tests {
                             "transport" => matches!(e, Error::Transport(_)),
                             "host" => matches!(e, Error::OptionLikeHost(_)),
                             "scheme" => matches!(e, Error::Scheme(_)),
+                            "credentials" => matches!(e, Error::Credentials),
                             _ => matches!(e, Error::Empty),
                         };
                         assert!(matches, "{url} {mode:?}: {e:?}");
