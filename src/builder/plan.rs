@@ -63,6 +63,14 @@ pub fn plan(build: &Build, source: Option<&SourceInfo>) -> Result<Plan, Failure>
         }
         None => None,
     };
+    if let Some(f) = &from {
+        super::registry::check_reference(f).map_err(|e| {
+            Failure::new(
+                StatusReason::InvalidImageReference,
+                format!("dockerStrategy.from {f:?} is not an image reference: {e}"),
+            )
+        })?;
+    }
     crate::api::validate::build_volumes(&docker.volumes, "spec.strategy.dockerStrategy.volumes")
         .map_err(|e| Failure::new(StatusReason::CannotCreateBuildPodSpec, e))?;
     let env = pairs(&docker.env, "dockerStrategy.env")?;
@@ -134,6 +142,14 @@ pub fn plan(build: &Build, source: Option<&SourceInfo>) -> Result<Plan, Failure>
                 .filter(|t| t.kind.as_deref() == Some("DockerImage"))
                 .and_then(|t| t.name.clone())
         });
+    if let Some(o) = &output_ref {
+        super::registry::check_reference(o).map_err(|e| {
+            Failure::new(
+                StatusReason::InvalidOutputReference,
+                format!("the output image {o:?} is not an image reference: {e}"),
+            )
+        })?;
+    }
     let volumes = docker
         .volumes
         .iter()
@@ -313,6 +329,32 @@ mod tests {
             plan(&b, None).unwrap_err().reason,
             StatusReason::UnresolvableEnvironmentVariable
         );
+    }
+
+    #[test]
+    fn image_references_are_checked_with_a_reason() {
+        for (from, to, want) in [
+            ("busybox:1.36", "127.0.0.1:5000/a/b:latest", None),
+            (
+                "registry.example/team/base@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                "h/x",
+                None,
+            ),
+            ("-ignored", "h/x", Some(StatusReason::InvalidImageReference)),
+            ("Busy Box", "h/x", Some(StatusReason::InvalidImageReference)),
+            ("a::b", "h/x", Some(StatusReason::InvalidImageReference)),
+            ("busybox", "h/x:bad tag", Some(StatusReason::InvalidOutputReference)),
+            ("busybox", "h/UPPER", Some(StatusReason::InvalidOutputReference)),
+            ("busybox", "h/x@sha256:short", Some(StatusReason::InvalidOutputReference)),
+        ] {
+            let b = build(serde_json::json!({
+                "apiVersion": "build.kiln.dev/v1alpha1", "kind": "Build", "metadata": {"name": "a"},
+                "spec": {"strategy": {"type": "Docker", "dockerStrategy": {"from": {"kind": "DockerImage", "name": from}}},
+                         "output": {"to": {"kind": "DockerImage", "name": to}}}
+            }));
+            let got = plan(&b, None).err().map(|f| f.reason);
+            assert_eq!(got, want, "{from} -> {to}");
+        }
     }
 
     #[test]

@@ -34,6 +34,24 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Why `reference` is not an image reference (`[host[:port]/]repo[:tag][@digest]`), if it is not.
+pub fn check_reference(reference: &str) -> Result<(), String> {
+    if reference.is_empty() {
+        return Err("is empty".into());
+    }
+    if reference.starts_with('-')
+        || reference
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err("must not start with '-' or contain spaces or control characters".into());
+    }
+    reference
+        .parse::<Reference>()
+        .map(drop)
+        .map_err(|e: oci_client::ParseError| e.to_string())
+}
+
 /// Asks the registry for the manifest digest of `reference` (`host/repo:tag`).
 pub fn manifest_digest(
     reference: &str,
