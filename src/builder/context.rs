@@ -68,6 +68,48 @@ pub fn resolve(root: &Path, context_dir: Option<&str>, at: &str) -> Result<PathB
     Ok(real)
 }
 
+/// The largest Dockerfile read from the source (1 MiB).
+pub const MAX_DOCKERFILE_BYTES: u64 = 1 << 20;
+
+/// Reads the file `rel` below `dir` (a resolved context directory), refusing a path that leaves
+/// `root` (the checkout) lexically or through a symlink, anything but a regular file, and more
+/// than [`MAX_DOCKERFILE_BYTES`]: a `Dockerfile -> /var/run/secrets/…` link in a repository must
+/// not make the builder read, and echo in its errors, a file of the build Pod.
+pub fn read_file_inside(root: &Path, dir: &Path, rel: &str) -> Result<String, String> {
+    use std::io::Read;
+    let normal =
+        normalize(rel).map_err(|_| format!("{rel:?} must stay inside the context directory"))?;
+    let root = root
+        .canonicalize()
+        .map_err(|e| format!("resolving the source directory: {e}"))?;
+    let real = dir
+        .join(normal)
+        .canonicalize()
+        .map_err(|e| format!("cannot read {rel:?} in the context directory: {e}"))?;
+    if !real.starts_with(&root) {
+        return Err(format!(
+            "{rel:?} resolves through a symlink to a place outside the source repository"
+        ));
+    }
+    let file = std::fs::File::open(&real).map_err(|e| format!("cannot read {rel:?}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {rel:?}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{rel:?} is not a regular file"));
+    }
+    let mut text = String::new();
+    file.take(MAX_DOCKERFILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read {rel:?}: {e}"))?;
+    if text.len() as u64 > MAX_DOCKERFILE_BYTES {
+        return Err(format!(
+            "{rel:?} is larger than {MAX_DOCKERFILE_BYTES} bytes"
+        ));
+    }
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +159,44 @@ mod tests {
         for (input, check) in cases {
             let got = resolve(root, *input, "abc123");
             assert!(check(&got), "{input:?}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn files_are_read_only_inside_the_checkout() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "push-token").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("app")).unwrap();
+        std::fs::write(root.join("app/Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(root.join("shared.Dockerfile"), "FROM busybox\n").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.join("app/leak")).unwrap();
+        std::os::unix::fs::symlink("../shared.Dockerfile", root.join("app/up")).unwrap();
+        std::fs::write(
+            root.join("app/big"),
+            vec![b'#'; MAX_DOCKERFILE_BYTES as usize + 1],
+        )
+        .unwrap();
+        let app = root.join("app");
+        for (rel, want) in [
+            ("Dockerfile", Ok("FROM scratch\n")),
+            ("up", Ok("FROM busybox\n")),
+            ("leak", Err("outside the source repository")),
+            ("../shared.Dockerfile", Err("must stay inside")),
+            ("/etc/passwd", Err("must stay inside")),
+            (".", Err("not a regular file")),
+            ("big", Err("larger than")),
+        ] {
+            let got = read_file_inside(root, &app, rel);
+            match (want, &got) {
+                (Ok(text), Ok(t)) => assert_eq!(t, text, "{rel}"),
+                (Err(part), Err(e)) => {
+                    assert!(e.contains(part), "{rel}: {e}");
+                    assert!(!e.contains("push-token"), "{e}");
+                }
+                _ => panic!("{rel}: {got:?}"),
+            }
         }
     }
 }

@@ -76,18 +76,12 @@ fn build_inner(
     let manage = |m: String| Failure::new(StatusReason::ManageDockerfileFailed, m);
     let original = match &plan.inline_dockerfile {
         Some(text) => text.clone(),
-        None => {
-            let rel = context::normalize(&plan.dockerfile_path).map_err(|_| {
+        None => context::read_file_inside(&opts.source_dir, &context, &plan.dockerfile_path)
+            .map_err(|e| {
                 manage(format!(
-                    "dockerfilePath {:?} must stay inside the context directory",
-                    plan.dockerfile_path
+                    "dockerfilePath {e}; check dockerStrategy.dockerfilePath and source.contextDir"
                 ))
-            })?;
-            let path = context.join(rel);
-            std::fs::read_to_string(&path).map_err(|e| {
-                manage(format!("cannot read {} in the context directory: {e}; check dockerStrategy.dockerfilePath and source.contextDir", plan.dockerfile_path))
-            })?
-        }
+            })?,
     };
     let prepared = dockerfile::prepare(&original, &plan.edits)
         .map_err(|e| manage(format!("{e}; fix the Dockerfile")))?;
