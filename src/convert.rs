@@ -2,7 +2,11 @@
 
 use serde_json::{Map, Value};
 
-use crate::api::{self, strict, Build, BuildConfig, ImageStream};
+use crate::api::build_config::BuildTriggerType;
+use crate::api::{self, strict, Build, BuildConfig, CommonSpec, ImageStream};
+use crate::template;
+
+mod inert;
 
 /// Why a conversion could not be done at all.
 #[derive(Debug, thiserror::Error)]
@@ -60,21 +64,97 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("spec.source.configMaps", "build input ConfigMaps are not supported; use spec.strategy.dockerStrategy.volumes"),
 ];
 
-/// Converts every document; returns the kiln documents, or every problem found.
+/// Options of a conversion.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Template parameter values in the order given (`--param-file` first, then `-p`); a later
+    /// value of the same name wins.
+    pub params: Vec<(String, String)>,
+}
+
+/// What a conversion produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Conversion {
+    /// The kiln documents, Templates replaced by their processed objects.
+    pub documents: Vec<Value>,
+    /// Fields kept that kiln does not act on (yet), each named by its path.
+    pub warnings: Vec<Problem>,
+}
+
+/// Converts every document with default options; returns the kiln documents, or every problem.
 pub fn convert_documents(docs: Vec<Value>) -> Result<Vec<Value>, Vec<Problem>> {
-    let mut out = Vec::with_capacity(docs.len());
+    convert(docs, &Options::default(), &mut crate::template::os_random).map(|c| c.documents)
+}
+
+/// Converts every document, processing Templates first (generated values come from `random`,
+/// see [`crate::template::process`]); returns the kiln documents and warnings, or every problem.
+pub fn convert(
+    docs: Vec<Value>,
+    options: &Options,
+    random: &mut dyn FnMut(usize) -> usize,
+) -> Result<Conversion, Vec<Problem>> {
+    let given: std::collections::BTreeMap<String, String> =
+        options.params.iter().cloned().collect();
     let mut problems = Vec::new();
+    let mut known_params = std::collections::BTreeSet::new();
+    let mut expanded: Vec<(String, Value)> = Vec::new();
     for (index, doc) in docs.into_iter().enumerate() {
-        match convert_document(doc, index + 1) {
-            Ok(doc) => out.push(doc),
+        let label = document_label(&format!("document {}", index + 1), &doc);
+        if !template::is_template(&doc) {
+            expanded.push((label, doc));
+            continue;
+        }
+        known_params.extend(template::parameter_names(&doc));
+        match template::process(&doc, &given, random) {
+            Ok(objects) => {
+                for (i, object) in objects.into_iter().enumerate() {
+                    let object_label = document_label(&format!("{label} objects[{i}]"), &object);
+                    expanded.push((object_label, object));
+                }
+            }
+            Err(errors) => problems.extend(errors.into_iter().map(|(path, message)| Problem {
+                document: label.clone(),
+                path,
+                message,
+            })),
+        }
+    }
+    for name in given.keys().filter(|n| !known_params.contains(*n)) {
+        problems.push(Problem {
+            document: "parameters".into(),
+            path: name.clone(),
+            message: "no Template in the input has this parameter".into(),
+        });
+    }
+    let mut out = Vec::with_capacity(expanded.len());
+    let mut warnings = Vec::new();
+    for (label, doc) in expanded {
+        match convert_document(doc, &label) {
+            Ok((doc, mut w)) => {
+                out.push(doc);
+                warnings.append(&mut w);
+            }
             Err(mut p) => problems.append(&mut p),
         }
     }
     if problems.is_empty() {
-        Ok(out)
+        Ok(Conversion {
+            documents: out,
+            warnings,
+        })
     } else {
         Err(problems)
     }
+}
+
+/// `document 2 (BuildConfig/web)`.
+fn document_label(prefix: &str, doc: &Value) -> String {
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    format!("{prefix} ({kind}/{name})")
 }
 
 /// The kiln kind an OpenShift document maps to, if it is one kiln handles.
@@ -96,7 +176,7 @@ fn target_api_version(api_version: &str, kind: &str) -> Option<Result<&'static s
     })
 }
 
-fn convert_document(mut doc: Value, index: usize) -> Result<Value, Vec<Problem>> {
+fn convert_document(mut doc: Value, document: &str) -> Result<(Value, Vec<Problem>), Vec<Problem>> {
     let api_version = doc
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -107,18 +187,13 @@ fn convert_document(mut doc: Value, index: usize) -> Result<Value, Vec<Problem>>
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let name = doc
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("?");
-    let document = format!("document {index} ({kind}/{name})");
     let problem = |path: &str, message: String| Problem {
-        document: document.clone(),
+        document: document.to_string(),
         path: path.to_string(),
         message,
     };
     let target = match target_api_version(&api_version, &kind) {
-        None => return Ok(doc),
+        None => return Ok((doc, Vec::new())),
         Some(Err(())) => {
             return Err(vec![problem(
                 "kind",
@@ -153,12 +228,27 @@ fn convert_document(mut doc: Value, index: usize) -> Result<Value, Vec<Problem>>
         return Err(problems);
     }
     let typed = match kind.as_str() {
-        "BuildConfig" => strict::from_value::<BuildConfig>(&doc).map(drop),
-        "Build" => strict::from_value::<Build>(&doc).map(drop),
-        _ => strict::from_value::<ImageStream>(&doc).map(drop),
+        "BuildConfig" => strict::from_value::<BuildConfig>(&doc)
+            .map(|bc| normalise_build_spec(&mut doc, &bc.spec.common)),
+        "Build" => strict::from_value::<Build>(&doc)
+            .map(|b| normalise_build_spec(&mut doc, &b.spec.common)),
+        _ => {
+            // OpenShift's usual output stream has no spec; the CRD defaults it to `{}`.
+            let mut with_spec = doc.clone();
+            if with_spec.get("spec").is_none_or(Value::is_null) {
+                with_spec["spec"] = Value::Object(Map::new());
+            }
+            strict::from_value::<ImageStream>(&with_spec).map(drop)
+        }
     };
     match typed {
-        Ok(()) => Ok(doc),
+        Ok(()) => {
+            let warnings = inert::fields(&kind, &doc)
+                .into_iter()
+                .map(|(path, why)| problem(&path, why))
+                .collect();
+            Ok((doc, warnings))
+        }
         Err(strict::Error::Invalid { path, message }) => Err(vec![problem(&path, message)]),
         Err(strict::Error::UnknownFields(paths)) => Err(paths
             .iter()
@@ -169,6 +259,30 @@ fn convert_document(mut doc: Value, index: usize) -> Result<Value, Vec<Problem>>
                 )
             })
             .collect()),
+    }
+}
+
+/// Writes the canonical values decoding settled on back into the document: the inferred source
+/// type (and OpenShift's default empty `binary`) and the strategy type.
+fn normalise_build_spec(doc: &mut Value, common: &CommonSpec) {
+    if let (Some(source), Some(Value::Object(out))) =
+        (&common.source, doc.pointer_mut("/spec/source"))
+    {
+        if let Some(ty) = source.type_ {
+            if let Ok(v) = serde_json::to_value(ty) {
+                out.insert("type".into(), v);
+            }
+        }
+        if let (Some(binary), false) = (&source.binary, out.contains_key("binary")) {
+            if let Ok(v) = serde_json::to_value(binary) {
+                out.insert("binary".into(), v);
+            }
+        }
+    }
+    if let Some(ty) = doc.pointer_mut("/spec/strategy/type") {
+        if let Ok(v) = serde_json::to_value(common.strategy.type_) {
+            *ty = v;
+        }
     }
 }
 
@@ -186,13 +300,13 @@ fn check_build_spec(object: &mut Map<String, Value>) -> Vec<(String, String)> {
             } else {
                 problems.push((
                     format!("spec.triggers[{i}].type"),
-                    format!("unknown trigger type {ty}"),
+                    format!("unknown trigger type {ty} (OpenShift accepts GitHub, Generic, GitLab, Bitbucket, ImageChange, ConfigChange, and the deprecated github, generic, imageChange)"),
                 ));
             }
         }
     }
     if let Some(ty) = lookup(object, "spec.strategy.type").and_then(Value::as_str) {
-        if ty != "Docker" {
+        if !ty.eq_ignore_ascii_case("Docker") {
             problems.push((
                 "spec.strategy.type".into(),
                 format!("strategy type {ty} is not supported; kiln builds Dockerfiles (Docker strategy) only"),
@@ -214,7 +328,7 @@ fn check_build_spec(object: &mut Map<String, Value>) -> Vec<(String, String)> {
         }
     }
     if let Some(ty) = lookup(object, "spec.source.type").and_then(Value::as_str) {
-        if ty == "Image" {
+        if ty.eq_ignore_ascii_case("Image") {
             problems.push((
                 "spec.source.type".into(),
                 "source type Image is not supported".into(),
@@ -224,17 +338,9 @@ fn check_build_spec(object: &mut Map<String, Value>) -> Vec<(String, String)> {
     problems
 }
 
-/// OpenShift's normalisation of trigger type names, deprecated lower-case forms included.
+/// OpenShift's normalisation of trigger type names, its deprecated lower-case forms included.
 pub fn normalise_trigger_type(ty: &str) -> Option<&'static str> {
-    Some(match ty {
-        "GitHub" | "github" => "GitHub",
-        "Generic" | "generic" => "Generic",
-        "GitLab" | "gitlab" => "GitLab",
-        "Bitbucket" | "bitbucket" => "Bitbucket",
-        "ImageChange" | "imageChange" => "ImageChange",
-        "ConfigChange" | "configChange" => "ConfigChange",
-        _ => return None,
-    })
+    BuildTriggerType::parse(ty).map(BuildTriggerType::as_str)
 }
 
 fn lookup<'a>(object: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {

@@ -1,7 +1,7 @@
 //! The CustomResourceDefinitions generated from the API types (`kiln crd`).
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool, JSON,
 };
 use kube::CustomResourceExt;
 
@@ -31,7 +31,11 @@ pub const REGENERATE_COMMAND: &str = "make crds";
 
 /// Every kiln CRD, in a stable order.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    let mut crds = vec![BuildConfig::crd(), Build::crd(), ImageStream::crd()];
+    let mut crds = vec![
+        BuildConfig::crd(),
+        Build::crd(),
+        spec_optional(ImageStream::crd()),
+    ];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {
             if let Some(schema) = version
@@ -44,6 +48,30 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         }
     }
     crds
+}
+
+/// Makes `spec` optional, defaulting to `{}`: OpenShift's usual output stream is an ImageStream
+/// with only metadata. The API server applies the default, so readers always see a `spec`.
+fn spec_optional(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    for version in &mut crd.spec.versions {
+        let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
+            continue;
+        };
+        if let Some(required) = schema.required.as_mut() {
+            required.retain(|r| r != "spec");
+            if required.is_empty() {
+                schema.required = None;
+            }
+        }
+        if let Some(spec) = schema.properties.as_mut().and_then(|p| p.get_mut("spec")) {
+            spec.default = Some(JSON(serde_json::json!({})));
+        }
+    }
+    crd
 }
 
 /// Gives every `int32` field the int32 range as `minimum`/`maximum` where the type sets none.

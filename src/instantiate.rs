@@ -280,11 +280,11 @@ pub async fn instantiate(
             .get(name)
             .await
             .map_err(api_err(format!("reading BuildConfig {namespace}/{name}")))?;
-        if bc.is_paused() {
+        if let Some(annotation) = bc.paused_by() {
             return Err(Error::Paused {
                 namespace: namespace.into(),
                 name: name.into(),
-                annotation: crate::api::build_config::PAUSED_ANNOTATION,
+                annotation,
             });
         }
         let last = bc.status.as_ref().map_or(0, |s| s.last_version);

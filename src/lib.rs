@@ -11,4 +11,5 @@ pub mod convert;
 pub mod crdgen;
 pub mod instantiate;
 pub mod naming;
+pub mod template;
 pub mod yaml;

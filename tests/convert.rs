@@ -244,3 +244,171 @@ fn credentials_in_a_git_url_and_revision_expressions_are_refused() {
         "{stderr}"
     );
 }
+
+fn corpus(name: &str) -> String {
+    fixture(&format!("corpus/{name}"))
+}
+
+#[test]
+fn lower_case_and_absent_types_are_written_canonically() {
+    let (ok, stdout, stderr) = run_convert(&corpus("bc-lowercase-enums.yaml"), &[]);
+    assert!(ok, "{stderr}");
+    let doc = &kiln::yaml::read_documents(&stdout).unwrap()[0];
+    let types: Vec<_> = doc["spec"]["triggers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["type"].clone())
+        .collect();
+    assert_eq!(
+        types,
+        [json!("GitHub"), json!("Generic"), json!("ImageChange")]
+    );
+    assert_eq!(doc["spec"]["source"]["type"], "Git");
+
+    let (ok, stdout, stderr) = run_convert(&corpus("bc-binary-lowercase.yaml"), &[]);
+    assert!(ok, "{stderr}");
+    let doc = &kiln::yaml::read_documents(&stdout).unwrap()[0];
+    assert_eq!(
+        doc["spec"]["source"],
+        json!({"type": "Binary", "binary": {}})
+    );
+
+    let (ok, stdout, stderr) = run_convert(&corpus("bc-strategy-from-docker-image.yaml"), &[]);
+    assert!(ok, "{stderr}");
+    let doc = &kiln::yaml::read_documents(&stdout).unwrap()[0];
+    assert_eq!(doc["spec"]["strategy"]["type"], "Docker");
+    assert_eq!(doc["spec"]["source"]["type"], "Git", "inferred from git");
+
+    let (ok, stdout, stderr) = run_convert(&corpus("is-no-spec.yaml"), &[]);
+    assert!(ok, "{stderr}");
+    let doc = &kiln::yaml::read_documents(&stdout).unwrap()[0];
+    assert_eq!(doc["apiVersion"], "image.kiln.dev/v1alpha1");
+    assert!(
+        doc.get("spec").is_none(),
+        "kept as written; the CRD defaults it"
+    );
+}
+
+#[test]
+fn templates_are_processed_like_oc_process() {
+    let params = format!(
+        "{}/tests/fixtures/openshift/corpus/template-docker-build.params",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (ok, stdout, stderr) = run_convert(
+        &corpus("template-docker-build.yaml"),
+        &[
+            "--param-file",
+            &params,
+            "-p",
+            "SOURCE_REPOSITORY_REF=release",
+            "-p",
+            "HISTORY_LIMIT=7",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let docs = kiln::yaml::read_documents(&stdout).unwrap();
+    assert_eq!(docs.len(), 2);
+    let (is, bc) = (&docs[0], &docs[1]);
+    assert_eq!(is["apiVersion"], "image.kiln.dev/v1alpha1");
+    assert_eq!(is["metadata"]["name"], "quickstart");
+    assert!(
+        is["metadata"].get("namespace").is_none(),
+        "a hard-coded namespace is stripped"
+    );
+    assert_eq!(
+        is["metadata"]["labels"],
+        json!({"template": "docker-build", "app": "quickstart"})
+    );
+    assert_eq!(bc["apiVersion"], "build.kiln.dev/v1alpha1");
+    assert_eq!(
+        bc["spec"]["successfulBuildsHistoryLimit"],
+        json!(7),
+        "${{{{..}}}} is a number"
+    );
+    assert_eq!(
+        bc["spec"]["source"]["git"]["uri"],
+        "https://github.com/example/quickstart.git"
+    );
+    assert_eq!(
+        bc["spec"]["source"]["git"]["ref"], "release",
+        "-p wins over the default"
+    );
+    assert_eq!(bc["spec"]["output"]["to"]["name"], "quickstart:latest");
+    let secret = bc["spec"]["triggers"][0]["github"]["secret"]
+        .as_str()
+        .unwrap();
+    assert_eq!(secret.len(), 40);
+    assert!(
+        secret.chars().all(|c| c.is_ascii_alphanumeric()),
+        "{secret}"
+    );
+    // Generated anew on every run.
+    let (_, again, _) = run_convert(
+        &corpus("template-docker-build.yaml"),
+        &["--param-file", &params],
+    );
+    let again = kiln::yaml::read_documents(&again).unwrap();
+    assert_ne!(
+        again[1]["spec"]["triggers"][0]["github"]["secret"],
+        json!(secret)
+    );
+}
+
+#[test]
+fn templates_without_needed_parameters_are_refused_naming_them() {
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "template-docker-build.yaml",
+            &[],
+            &[
+                "document 1 (Template/docker-build): parameters[0]: parameter NAME is required",
+                "parameters[1]: parameter SOURCE_REPOSITORY_URL is required",
+            ],
+        ),
+        (
+            "template-binary.yaml",
+            &["-p", "NAMEE=x"],
+            &["parameters: NAMEE: no Template in the input has this parameter"],
+        ),
+        (
+            "template-binary.yaml",
+            &["-p", "oops"],
+            &["expected NAME=VALUE"],
+        ),
+    ];
+    for (name, args, needles) in cases {
+        let (ok, stdout, stderr) = run_convert(&corpus(name), args);
+        assert!(!ok, "{name} {args:?} must fail");
+        assert!(stdout.is_empty(), "{stdout}");
+        for needle in *needles {
+            assert!(
+                stderr.contains(needle),
+                "{name} {args:?}: lacks {needle:?}:\n{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn inert_fields_are_warned_about_and_strict_refuses_them() {
+    let (ok, stdout, stderr) = run_convert(&corpus("bc-valuefrom.yaml"), &[]);
+    assert!(ok, "{stderr}");
+    assert!(!stdout.is_empty());
+    assert!(
+        stderr.contains("warning: document 1 (BuildConfig/with-valuefrom): spec.strategy.dockerStrategy.env[1].valueFrom: valueFrom is not resolved"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = run_convert(&corpus("bc-valuefrom.yaml"), &["--strict"]);
+    assert!(!ok);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("2 problems found; nothing was written"),
+        "{stderr}"
+    );
+    // Nothing inert: --strict accepts it.
+    let (ok, _, stderr) = run_convert(&corpus("bc-volumes.yaml"), &["--strict"]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}

@@ -204,7 +204,6 @@ fn spec_struct_docs_do_not_leak_into_the_root_description() {
 fn cel_rules_guard_what_the_api_server_can_reject_early() {
     let yaml = committed();
     for rule in [
-        "!(has(self.secret) && has(self.secretReference))",
         "self.to.kind in [''ImageStreamTag'', ''DockerImage'']",
         "self.to.name.matches(''^[^:@/]+:[^:@/]+$'')",
         "spec.revision may be set once",

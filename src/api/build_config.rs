@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::{CustomResource, KubeSchema};
+use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -90,7 +90,11 @@ impl RunPolicy {
 }
 
 /// The kinds of build trigger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+///
+/// OpenShift still accepts the deprecated spellings `github`, `generic` and `imageChange`
+/// (openshift/api `…BuildTriggerTypeDeprecated`); they decode to the canonical value, so the
+/// controller only ever sees canonical types, and the CRD accepts them too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum BuildTriggerType {
     /// A GitHub push webhook.
     #[serde(rename = "GitHub", alias = "github")]
@@ -110,6 +114,51 @@ pub enum BuildTriggerType {
     /// The BuildConfig's creation.
     #[serde(rename = "ConfigChange")]
     ConfigChange,
+}
+
+/// Every spelling of a trigger type that OpenShift accepts, with its canonical value.
+pub const TRIGGER_TYPE_SPELLINGS: &[(&str, BuildTriggerType)] = &[
+    ("GitHub", BuildTriggerType::GitHub),
+    ("Generic", BuildTriggerType::Generic),
+    ("GitLab", BuildTriggerType::GitLab),
+    ("Bitbucket", BuildTriggerType::Bitbucket),
+    ("ImageChange", BuildTriggerType::ImageChange),
+    ("ConfigChange", BuildTriggerType::ConfigChange),
+    ("github", BuildTriggerType::GitHub),
+    ("generic", BuildTriggerType::Generic),
+    ("imageChange", BuildTriggerType::ImageChange),
+];
+
+impl BuildTriggerType {
+    /// The canonical name, as kiln and OpenShift write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GitHub => "GitHub",
+            Self::Generic => "Generic",
+            Self::GitLab => "GitLab",
+            Self::Bitbucket => "Bitbucket",
+            Self::ImageChange => "ImageChange",
+            Self::ConfigChange => "ConfigChange",
+        }
+    }
+
+    /// Parses any spelling OpenShift accepts (canonical or deprecated lower-case).
+    pub fn parse(spelling: &str) -> Option<Self> {
+        TRIGGER_TYPE_SPELLINGS
+            .iter()
+            .find(|(s, _)| *s == spelling)
+            .map(|(_, t)| *t)
+    }
+}
+
+impl JsonSchema for BuildTriggerType {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "BuildTriggerType".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::lenient::string_enum(TRIGGER_TYPE_SPELLINGS.iter().map(|(s, _)| *s))
+    }
 }
 
 /// One trigger of a BuildConfig.
@@ -137,9 +186,12 @@ pub struct BuildTriggerPolicy {
 }
 
 /// A webhook trigger and the secret callers must present.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+///
+/// Both `secret` and `secretReference` may be set, as OpenShift allows: a call presenting either
+/// the inline secret or the referenced Secret's `WebHookSecretKey` is accepted (OpenShift's
+/// `CheckSecret` tries the inline secret first, then the Secret).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!(has(self.secret) && has(self.secretReference))").message("set at most one of secret and secretReference"))]
 pub struct WebHookTrigger {
     /// Deprecated: the secret inline; use `secretReference`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,13 +275,20 @@ pub struct ImageStreamTagReference {
 /// The annotation that pauses a BuildConfig: instantiate refuses while it is `"true"`.
 pub const PAUSED_ANNOTATION: &str = "build.kiln.dev/build-config.paused";
 
+/// OpenShift's pause annotation; it pauses a kiln BuildConfig exactly like [`PAUSED_ANNOTATION`].
+pub const OPENSHIFT_PAUSED_ANNOTATION: &str = "openshift.io/build-config.paused";
+
 impl BuildConfig {
-    /// Whether the BuildConfig is paused by its annotation.
+    /// Whether the BuildConfig is paused by kiln's or OpenShift's annotation.
     pub fn is_paused(&self) -> bool {
-        self.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(PAUSED_ANNOTATION))
-            .is_some_and(|v| v == "true")
+        self.paused_by().is_some()
+    }
+
+    /// The pause annotation set to `"true"` on the BuildConfig, if any.
+    pub fn paused_by(&self) -> Option<&'static str> {
+        let annotations = self.metadata.annotations.as_ref()?;
+        [PAUSED_ANNOTATION, OPENSHIFT_PAUSED_ANNOTATION]
+            .into_iter()
+            .find(|k| annotations.get(*k).is_some_and(|v| v == "true"))
     }
 }

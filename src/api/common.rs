@@ -52,25 +52,55 @@ pub struct CommonSpec {
 }
 
 /// The kind of source a build starts from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+///
+/// OpenShift does not validate `source.type`: it infers the type from which source is set, and
+/// older manifests write it in lower case. kiln accepts both spellings and, while decoding a
+/// [`BuildSource`], replaces the type with the one inferred from its fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BuildSourceType {
     /// A git repository.
     #[default]
+    #[serde(alias = "git")]
     Git,
     /// An inline Dockerfile only.
+    #[serde(alias = "dockerfile")]
     Dockerfile,
     /// An archive or file streamed in when the build starts.
+    #[serde(alias = "binary")]
     Binary,
     /// No source at all.
+    #[serde(alias = "none")]
     None,
 }
 
+/// Every spelling of a source type that kiln accepts.
+pub const SOURCE_TYPE_SPELLINGS: &[&str] = &[
+    "Git",
+    "Dockerfile",
+    "Binary",
+    "None",
+    "git",
+    "dockerfile",
+    "binary",
+    "none",
+];
+
+/// The schema of `source.type`: every accepted spelling (not nullable; absent means inferred).
+fn source_type_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    super::lenient::string_enum(SOURCE_TYPE_SPELLINGS.iter().copied())
+}
+
 /// Where the source comes from (OpenShift's `BuildSource`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+///
+/// Decoding normalises it as OpenShift does: `type` becomes the type inferred from which source
+/// is set (git, then binary, then dockerfile, else None), and a `Binary` type without `binary`
+/// gets an empty `binary` (OpenShift's default).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildSource {
-    /// The kind of source.
+    /// The kind of source; inferred from which source is set when absent.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "source_type_schema")]
     pub type_: Option<BuildSourceType>,
     /// A git repository to clone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +117,66 @@ pub struct BuildSource {
     /// A binary (archive or file) source streamed in at build start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binary: Option<BinaryBuildSource>,
+}
+
+impl BuildSource {
+    /// The type OpenShift infers from which source is set.
+    pub fn inferred_type(&self) -> BuildSourceType {
+        if self.git.is_some() {
+            BuildSourceType::Git
+        } else if self.binary.is_some() {
+            BuildSourceType::Binary
+        } else if self.dockerfile.is_some() {
+            BuildSourceType::Dockerfile
+        } else {
+            BuildSourceType::None
+        }
+    }
+
+    /// The source as OpenShift reads it: a `Binary` type without `binary` gets an empty one, and
+    /// `type` is the inferred type.
+    pub fn normalised(mut self) -> Self {
+        if self.type_ == Some(BuildSourceType::Binary)
+            && self.binary.is_none()
+            && self.git.is_none()
+        {
+            self.binary = Some(BinaryBuildSource::default());
+        }
+        self.type_ = Some(self.inferred_type());
+        self
+    }
+}
+
+impl<'de> Deserialize<'de> for BuildSource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The fields as written; [`BuildSource::normalised`] makes them canonical.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Written {
+            #[serde(default, rename = "type")]
+            type_: Option<BuildSourceType>,
+            #[serde(default)]
+            git: Option<GitBuildSource>,
+            #[serde(default)]
+            context_dir: Option<String>,
+            #[serde(default)]
+            dockerfile: Option<String>,
+            #[serde(default)]
+            source_secret: Option<LocalObjectReference>,
+            #[serde(default)]
+            binary: Option<BinaryBuildSource>,
+        }
+        let w = Written::deserialize(deserializer)?;
+        Ok(BuildSource {
+            type_: w.type_,
+            git: w.git,
+            context_dir: w.context_dir,
+            dockerfile: w.dockerfile,
+            source_secret: w.source_secret,
+            binary: w.binary,
+        }
+        .normalised())
+    }
 }
 
 /// A git repository to build from.
@@ -164,11 +254,22 @@ pub struct SourceControlUser {
 }
 
 /// The build strategy kiln supports.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BuildStrategyType {
-    /// Build a Dockerfile (with buildah).
+    /// Build a Dockerfile (with buildah); `docker` is accepted as OpenShift's lower-case spelling.
     #[default]
+    #[serde(alias = "docker")]
     Docker,
+}
+
+impl JsonSchema for BuildStrategyType {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "BuildStrategyType".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::lenient::string_enum(["Docker", "docker"])
+    }
 }
 
 /// How the image is built (OpenShift's `BuildStrategy`; kiln carries the Docker strategy).

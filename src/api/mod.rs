@@ -6,6 +6,7 @@ pub mod build;
 pub mod build_config;
 pub mod common;
 pub mod image_stream;
+pub mod lenient;
 pub mod reason;
 pub mod strict;
 pub mod validate;

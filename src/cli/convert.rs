@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::Error;
-use crate::convert::{self, convert_documents};
+use crate::convert;
 
 /// Arguments of `kiln convert`.
 #[derive(Debug, Args)]
@@ -17,6 +17,19 @@ pub struct ConvertArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
     pub output: OutputFormat,
+    /// A Template parameter, `NAME=VALUE` (repeatable; wins over --param-file), as `oc process -p`.
+    #[arg(short = 'p', long = "param", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// A file of `NAME=VALUE` lines with Template parameters (repeatable), as `oc process --param-file`.
+    #[arg(long = "param-file")]
+    pub param_files: Vec<String>,
+    /// Treat warnings (fields kiln keeps but does not act on) as errors: nothing is written.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    crate::template::parse_param(text).ok_or_else(|| format!("expected NAME=VALUE, got {text:?}"))
 }
 
 /// The format `kiln convert` writes.
@@ -49,7 +62,28 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode, Error> {
         source_name: args.file.clone(),
         error,
     })?;
-    let converted = convert_documents(docs).map_err(convert::Error::Unconvertible)?;
+    let mut options = convert::Options::default();
+    for file in &args.param_files {
+        let text = std::fs::read_to_string(file).map_err(|source| Error::Io {
+            context: format!("reading {file}"),
+            source,
+        })?;
+        let params = crate::template::parse_param_file(&text).map_err(|e| Error::Io {
+            context: format!("reading {file}"),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?;
+        options.params.extend(params);
+    }
+    options.params.extend(args.params.iter().cloned());
+    let conversion = convert::convert(docs, &options, &mut crate::template::os_random)
+        .map_err(convert::Error::Unconvertible)?;
+    if args.strict && !conversion.warnings.is_empty() {
+        return Err(convert::Error::Unconvertible(conversion.warnings).into());
+    }
+    for warning in &conversion.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let converted = conversion.documents;
     let rendered = match args.output {
         OutputFormat::Yaml => {
             crate::yaml::write_documents(&converted).map_err(convert::Error::Write)?
