@@ -314,6 +314,51 @@ async fn config_change_fires_once_even_across_restarts() {
 }
 
 #[tokio::test]
+async fn openshifts_pause_annotation_pauses_like_kilns_own() {
+    let h = Harness::start().await;
+    let paused = bc_yaml("app", "Serial", "  triggers:\n  - type: ConfigChange\n").replacen(
+        "  name: app\n",
+        "  name: app\n  annotations:\n    openshift.io/build-config.paused: \"true\"\n",
+        1,
+    );
+    h.create_bc(&paused).await;
+    settle().await;
+    assert!(
+        h.builds().await.is_empty(),
+        "a paused ConfigChange starts nothing"
+    );
+    let request = kiln::instantiate::BuildRequest {
+        request_id: "manual".into(),
+        ..Default::default()
+    };
+    let refused = kiln::instantiate::instantiate(&h.client, NS, "app", &request)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("is paused (annotation openshift.io/build-config.paused=\"true\")"),
+        "{refused}"
+    );
+    let bcs: Api<kiln::api::BuildConfig> = Api::namespaced(h.client.clone(), NS);
+    bcs.patch(
+        "app",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {"openshift.io/build-config.paused": null}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    // Unpaused, the ConfigChange that never fired fires now.
+    let names = eventually("a build once unpaused", || async {
+        let names: Vec<String> = h.builds().await.iter().map(|b| b.name_any()).collect();
+        (!names.is_empty()).then_some(names)
+    })
+    .await;
+    assert_eq!(names, ["app-1"]);
+}
+
+#[tokio::test]
 async fn a_chain_builds_the_dependent_exactly_once_per_new_base_image() {
     let h = Harness::start().await;
     h.create_bc(&bc_yaml("base", "Serial", "")).await;
