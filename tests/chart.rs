@@ -986,3 +986,158 @@ fn helm_installs_and_upgrades_releases_in_the_sandbox_and_refuses_a_mistyped_val
     let roles = sandbox.ok(&["get", "clusterroles", "-o", "name"]);
     assert!(!roles.contains("bad-"), "{roles}");
 }
+
+/// The fenced blocks of `lang` in a Markdown text, each as its lines (the Markdown's indentation
+/// kept: the guide's YAML blocks start at column 0).
+fn fenced_blocks(markdown: &str, lang: &str) -> Vec<Vec<String>> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    for line in markdown.lines() {
+        let trimmed = line.trim_start();
+        match current.as_mut() {
+            None if trimmed == format!("```{lang}") => current = Some(Vec::new()),
+            None => {}
+            Some(_) if trimmed == "```" => blocks.extend(current.take()),
+            Some(block) => block.push(line.to_string()),
+        }
+    }
+    blocks
+}
+
+/// The shell commands of the install guide, `\`-continued lines joined.
+fn guide_commands(markdown: &str) -> Vec<String> {
+    let mut commands = Vec::new();
+    for block in fenced_blocks(markdown, "sh") {
+        let mut pending = String::new();
+        for line in block {
+            let line = line.trim();
+            if let Some(head) = line.strip_suffix('\\') {
+                pending.push_str(head.trim_end());
+                pending.push(' ');
+                continue;
+            }
+            pending.push_str(line);
+            let command = std::mem::take(&mut pending);
+            let command = command.split(" #").next().unwrap_or_default().trim();
+            if !command.is_empty() {
+                commands.push(command.to_string());
+            }
+        }
+    }
+    commands
+}
+
+#[test]
+fn the_install_guide_commands_run_against_the_sandbox() {
+    let guide = std::fs::read_to_string(repo_root().join("docs/install.md")).unwrap();
+    let sandbox = TcpSandbox::start();
+    let home = tempfile::tempdir().unwrap();
+    // What the guide takes as given: tenant namespaces, and the Prometheus Operator's CRD (its
+    // values enable the ServiceMonitor).
+    for ns in ["team-a", "team-b"] {
+        sandbox.ok(&["create", "namespace", ns]);
+    }
+    sandbox.ok(&[
+        "apply",
+        "-f",
+        &repo_root()
+            .join("tests/fixtures/chart/servicemonitor-crd.yaml")
+            .display()
+            .to_string(),
+    ]);
+    // The guide's values file, its placeholder digests filled in.
+    let yaml = fenced_blocks(&guide, "yaml")
+        .into_iter()
+        .find(|b| b.iter().any(|l| l.starts_with("image:")))
+        .expect("the guide shows a values file")
+        .join("\n");
+    let values = home.path().join("my-values.yaml");
+    std::fs::write(
+        &values,
+        yaml.replace("sha256:…", &format!("sha256:{}", "0".repeat(64))),
+    )
+    .unwrap();
+
+    let mut ran = Vec::new();
+    for command in guide_commands(&guide) {
+        // Not here: image builds (no registry), and waiting for a rollout (the sandbox runs no
+        // Deployment controller).
+        if command.starts_with("buildah ") || command.contains(" rollout status ") {
+            continue;
+        }
+        let mut line = command.replace("my-values.yaml", &values.display().to_string());
+        if line.starts_with("helm ") {
+            // The sandbox serves OpenAPI v3 only; helm validates against v2 unless told not to.
+            line.push_str(" --disable-openapi-validation");
+        }
+        require_on_path("helm");
+        require_on_path("kubectl");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &line])
+            .current_dir(repo_root())
+            .env("KUBECONFIG", &sandbox.kubeconfig)
+            .env("HELM_CACHE_HOME", home.path().join("cache"))
+            .env("HELM_CONFIG_HOME", home.path().join("config"))
+            .env("HELM_DATA_HOME", home.path().join("data"))
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdin(Stdio::null());
+        let out = run_bounded(cmd, LIMIT);
+        assert!(
+            out.status.success(),
+            "install guide command `{command}` failed:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        ran.push(command);
+    }
+    for expected in [
+        "helm install kiln",
+        "kubectl label namespace team-a",
+        "--clusterrole=kiln-image-puller",
+        "kubectl apply --server-side",
+        "helm upgrade kiln",
+    ] {
+        assert!(
+            ran.iter().any(|c| c.contains(expected)),
+            "the guide no longer runs `{expected}`: {ran:?}"
+        );
+    }
+    // The result is what the guide says it is.
+    let history = sandbox.helm(home.path(), &["history", "kiln", "-n", "kiln-system"]);
+    assert!(
+        text(&history.stdout).contains("Upgrade complete"),
+        "{}",
+        text(&history.stdout)
+    );
+    let labels = sandbox.ok(&[
+        "get",
+        "namespace",
+        "team-a",
+        "-o",
+        "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}",
+    ]);
+    assert_eq!(labels, "privileged");
+    sandbox.ok(&[
+        "-n",
+        "team-a",
+        "get",
+        "serviceaccount/builder",
+        "rolebinding/alice-edit",
+    ]);
+    sandbox.ok(&["-n", "team-b", "get", "rolebinding/team-a-pulls"]);
+    let image = sandbox.ok(&[
+        "-n",
+        "kiln-system",
+        "get",
+        "deployment/kiln",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(
+        image,
+        format!(
+            "registry.example.org/platform/kiln@sha256:{}",
+            "0".repeat(64)
+        )
+    );
+}
