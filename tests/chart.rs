@@ -1141,3 +1141,216 @@ fn the_install_guide_commands_run_against_the_sandbox() {
         )
     );
 }
+
+/// Creates every rendered object in the sandbox as its admin (what `helm install` would do).
+fn create_rendered(server: &kiln_sandbox::ApiServer, docs: &[Value], namespace: &str) {
+    for doc in docs {
+        let api_version = str_at(doc, "/apiVersion");
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let plural = server
+            .plural_of(group, version, kind_of(doc))
+            .unwrap_or_else(|| panic!("the sandbox serves no {api_version} {}", kind_of(doc)));
+        server
+            .create_object(group, version, &plural, namespace, doc.clone())
+            .unwrap_or_else(|e| panic!("creating {} {}: {e:?}", kind_of(doc), name_of(doc)));
+    }
+}
+
+/// With the sandbox enforcing RBAC: the controller, authenticated as the chart's ServiceAccount
+/// with nothing but the rendered ClusterRole, takes a git build started by a tenant through to
+/// Complete (Pod, status, recorded commit, TagEvent) and cancels another; a tenant holding
+/// the built-in `edit` role (which the chart's roles aggregate into) creates a BuildConfig,
+/// starts and cancels builds; one holding `view` can read them and nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_rbac_the_controller_needs_only_its_role_and_tenants_use_the_aggregated_roles() {
+    use controller_support::{bc_yaml, commit_of, digest, eventually, terminated, NS};
+    use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    use kiln::api::{Build, BuildConfig, BuildPhase, ImageStream};
+    use kiln::instantiate::{instantiate, BuildRequest};
+    use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+
+    let server = kiln_sandbox::ApiServer::with_config(kiln_sandbox::ServerConfig {
+        authorization: kiln_sandbox::Authorization::Rbac,
+        ..kiln_sandbox::ServerConfig::default()
+    });
+    let admin = server.client();
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(admin.clone());
+    let text = std::fs::read_to_string(repo_root().join("crds/kiln.yaml")).unwrap();
+    for doc in kiln::yaml::read_documents(&text).unwrap() {
+        crds.create(
+            &PostParams::default(),
+            &serde_json::from_value(doc).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "kiln-system"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    create_rendered(&server, &render("kiln", "kiln-system", &[]), "kiln-system");
+
+    // Tenants: ServiceAccounts bound to the built-in edit and view roles in the build namespace.
+    let mut tokens = BTreeMap::new();
+    for (who, role) in [("alice", "edit"), ("bob", "view")] {
+        Api::<ServiceAccount>::namespaced(admin.clone(), NS)
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(serde_json::json!({"metadata": {"name": who}})).unwrap(),
+            )
+            .await
+            .unwrap();
+        let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("{who}-{role}")},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": who, "namespace": NS}]}))
+        .unwrap();
+        Api::<RoleBinding>::namespaced(admin.clone(), NS)
+            .create(&PostParams::default(), &binding)
+            .await
+            .unwrap();
+        tokens.insert(who, server.create_token(NS, who).unwrap());
+    }
+    let alice = server.client_with_token(&tokens["alice"]);
+    let bob = server.client_with_token(&tokens["bob"]);
+
+    let controller_token = server.create_token("kiln-system", "kiln").unwrap();
+    let controller = kiln::controller::run::run(
+        server.client_with_token(&controller_token),
+        controller_support::settings(),
+        std::future::pending(),
+    )
+    .await;
+
+    // alice (edit) creates a BuildConfig and starts a build the way `kiln start-build` does.
+    let bc: BuildConfig = serde_json::from_value(
+        kiln::yaml::read_documents(&bc_yaml("app", "Parallel", ""))
+            .unwrap()
+            .remove(0),
+    )
+    .unwrap();
+    Api::<BuildConfig>::namespaced(alice.clone(), NS)
+        .create(&PostParams::default(), &bc)
+        .await
+        .unwrap();
+    let request = |id: &str| BuildRequest {
+        request_id: id.into(),
+        ..BuildRequest::default()
+    };
+    let first = instantiate(&alice, NS, "app", &request("first"))
+        .await
+        .expect("edit may start a build");
+    let builds: Api<Build> = Api::namespaced(alice.clone(), NS);
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NS);
+    let pod_name = format!("{}-build", first.metadata.name.as_deref().unwrap());
+    eventually("the build Pod", || async {
+        pods.get_opt(&pod_name).await.unwrap()
+    })
+    .await;
+    // The kubelet's part, as the admin.
+    let report =
+        serde_json::json!({"imageDigest": digest(7), "source": {"commit": commit_of(&digest(7))}})
+            .to_string();
+    pods.patch_status(
+        &pod_name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"phase": "Succeeded",
+            "initContainerStatuses": [terminated("clone", 0, "")],
+            "containerStatuses": [terminated("build", 0, &report)]}})),
+    )
+    .await
+    .unwrap();
+    let done = eventually("app-1 Complete", || async {
+        let b = builds.get("app-1").await.unwrap();
+        (b.status.as_ref().map(|s| s.phase) == Some(BuildPhase::Complete)).then_some(b)
+    })
+    .await;
+    assert!(
+        done.spec.common.revision.is_some(),
+        "the commit is recorded"
+    );
+    let stream = Api::<ImageStream>::namespaced(alice.clone(), NS)
+        .get("app")
+        .await
+        .unwrap();
+    assert_eq!(stream.status.unwrap().tags[0].items[0].image, digest(7));
+
+    // alice starts a second build and cancels it.
+    instantiate(&alice, NS, "app", &request("second"))
+        .await
+        .unwrap();
+    eventually("app-2's Pod", || async {
+        pods.get_opt("app-2-build").await.unwrap()
+    })
+    .await;
+    builds
+        .patch(
+            "app-2",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"cancel": true}})),
+        )
+        .await
+        .expect("edit may cancel");
+    eventually("app-2 Cancelled", || async {
+        let b = builds.get("app-2").await.unwrap();
+        (b.status.as_ref().map(|s| s.phase) == Some(BuildPhase::Cancelled)).then_some(())
+    })
+    .await;
+
+    // bob (view) reads, and is refused every write.
+    let bob_builds: Api<Build> = Api::namespaced(bob.clone(), NS);
+    assert_eq!(
+        bob_builds
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    Api::<BuildConfig>::namespaced(bob.clone(), NS)
+        .get("app")
+        .await
+        .unwrap();
+    let forbidden =
+        |r: Result<_, kube::Error>| matches!(r, Err(kube::Error::Api(ref s)) if s.code == 403);
+    let mut other = bc.clone();
+    other.metadata.name = Some("bobs".into());
+    assert!(forbidden(
+        Api::<BuildConfig>::namespaced(bob.clone(), NS)
+            .create(&PostParams::default(), &other)
+            .await
+            .map(drop)
+    ));
+    assert!(forbidden(
+        bob_builds
+            .patch(
+                "app-1",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"cancel": true}})),
+            )
+            .await
+            .map(drop)
+    ));
+    assert!(
+        instantiate(&bob, NS, "app", &request("bob")).await.is_err(),
+        "view may not start builds"
+    );
+    assert_eq!(
+        bob_builds
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    controller.abort();
+}
