@@ -1,0 +1,410 @@
+//! The controller's ClusterRole against the requests the controller makes, and the tenant roles
+//! under the sandbox's RBAC.
+
+use super::*;
+
+/// Every API request `kiln controller` makes, as (API group, resource[/subresource], verb), and
+/// where: the ClusterRole must grant exactly these.
+const CONTROLLER_REQUESTS: &[(&str, &str, &str)] = &[
+    // controller/run.rs: one watch per kind (kube's watcher lists, then watches).
+    ("build.kiln.dev", "buildconfigs", "list"),
+    ("build.kiln.dev", "buildconfigs", "watch"),
+    ("build.kiln.dev", "builds", "list"),
+    ("build.kiln.dev", "builds", "watch"),
+    ("image.kiln.dev", "imagestreams", "list"),
+    ("image.kiln.dev", "imagestreams", "watch"),
+    ("", "pods", "list"),
+    ("", "pods", "watch"),
+    // instantiate.rs (ConfigChange and ImageChange triggers): read the BuildConfig, find a
+    // request's Build by label (list), create the Build, read it after a 409, raise lastVersion.
+    ("build.kiln.dev", "buildconfigs", "get"),
+    ("build.kiln.dev", "builds", "create"),
+    ("build.kiln.dev", "builds", "get"),
+    ("build.kiln.dev", "buildconfigs/status", "update"),
+    // controller/build.rs: record the built commit in spec.revision (git builds).
+    ("build.kiln.dev", "builds", "update"),
+    // controller/build.rs, build_config.rs: every Build status write (replace, with CAS).
+    ("build.kiln.dev", "builds/status", "update"),
+    // controller/build_config.rs: history pruning.
+    ("build.kiln.dev", "builds", "delete"),
+    // controller/build_config.rs: the build Pod; build.rs: read it when the cache lacks it,
+    // delete it on cancel.
+    ("", "pods", "create"),
+    ("", "pods", "get"),
+    ("", "pods", "delete"),
+    // controller/build.rs: whether the push secret of a Pending build exists (metadata only).
+    ("", "secrets", "get"),
+    // controller/image_stream.rs: TagEvents; the ImageStream is created when missing.
+    ("image.kiln.dev", "imagestreams", "get"),
+    ("image.kiln.dev", "imagestreams", "create"),
+    ("image.kiln.dev", "imagestreams/status", "update"),
+    // controller/events.rs.
+    ("events.k8s.io", "events", "create"),
+];
+
+/// (group, resource, verb) triples a role's rules grant.
+fn grants(role: &Value) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        let list = |key: &str| -> Vec<String> {
+            rule[key]
+                .as_array()
+                .unwrap_or_else(|| panic!("rule without {key}: {rule}"))
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        };
+        for group in list("apiGroups") {
+            for resource in list("resources") {
+                for verb in list("verbs") {
+                    assert_ne!(verb, "*", "no wildcard verbs");
+                    assert_ne!(resource, "*", "no wildcard resources");
+                    out.insert((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn controller_role() -> Value {
+    find(
+        &render("kiln", "kiln-system", &[]),
+        "ClusterRole",
+        "kiln-controller",
+    )
+    .clone()
+}
+
+#[test]
+fn the_controller_cluster_role_grants_exactly_the_requests_the_controller_makes() {
+    let granted = grants(&controller_role());
+    let wanted: BTreeSet<(String, String, String)> = CONTROLLER_REQUESTS
+        .iter()
+        .map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string()))
+        .collect();
+    let missing: Vec<_> = wanted.difference(&granted).collect();
+    let extra: Vec<_> = granted.difference(&wanted).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+    // Git builds record their commit with an update of the Build itself.
+    assert!(granted.contains(&("build.kiln.dev".into(), "builds".into(), "update".into())));
+    // Secrets: a get by name only, never a list or watch of every Secret in the cluster.
+    let secret_verbs: Vec<_> = granted.iter().filter(|(_, r, _)| r == "secrets").collect();
+    assert_eq!(secret_verbs.len(), 1, "{secret_verbs:?}");
+}
+
+/// The agent the controller's requests carry in the scenario below.
+const CONTROLLER_AGENT: &str = "kiln-controller";
+
+/// Runs the real controller in-process against the sandbox through the lifecycle that reaches
+/// its API requests (triggers, a git build recording its commit, a push secret check, a new
+/// ImageStream, a cancel, pruning), and checks that each request it made is granted by the
+/// rendered ClusterRole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_the_controller_makes_is_granted_by_the_rendered_cluster_role() {
+    use controller_support::{bc_yaml, digest, Harness, NS};
+    use kiln::api::{Build, BuildPhase};
+    use kube::api::{Api, Patch, PatchParams};
+
+    let granted = grants(&controller_role());
+    // The harness's own controller is replaced by one whose requests carry CONTROLLER_AGENT; the
+    // harness's client (no agent) drives the scenario.
+    let mut h = Harness::start().await;
+    h.kill_controller();
+    let controller = kiln::controller::run::run(
+        h.server.client_as(CONTROLLER_AGENT),
+        controller_support::settings(),
+        std::future::pending(),
+    )
+    .await;
+
+    // ConfigChange trigger → instantiate; a pushSecret (missing while Pending); keep one build.
+    h.create_bc(&bc_yaml(
+        "app",
+        "Serial",
+        "    pushSecret:\n      name: push-creds\n  successfulBuildsHistoryLimit: 1\n  triggers:\n  - type: ConfigChange\n",
+    ))
+    .await;
+    h.wait_pod("app-1").await;
+    h.complete("app-1", &digest(1)).await;
+    h.start_build("app", "second").await;
+    h.complete("app-2", &digest(2)).await;
+    // Pruning deletes app-1.
+    controller_support::eventually("app-1 pruned", || async {
+        h.phase("app-1").await.is_none().then_some(())
+    })
+    .await;
+    // A cancel deletes the running build's Pod.
+    h.start_build("app", "third").await;
+    h.wait_pod("app-3").await;
+    h.run_pod("app-3").await;
+    Api::<Build>::namespaced(h.client.clone(), NS)
+        .patch(
+            "app-3",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"cancel": true}})),
+        )
+        .await
+        .unwrap();
+    h.wait_phase("app-3", BuildPhase::Cancelled).await;
+    controller.abort();
+
+    let done = h.builds().await;
+    assert!(done.iter().any(|b| b
+        .spec
+        .common
+        .revision
+        .as_ref()
+        .is_some_and(|r| r.git.is_some())));
+    let made: BTreeSet<(String, String)> = h
+        .server
+        .request_counts()
+        .into_iter()
+        .filter(|c| c.agent == CONTROLLER_AGENT)
+        .map(|c| (c.resource, c.verb))
+        .collect();
+    // The scenario reached the requests this test is about.
+    for needed in [
+        ("builds", "update"),
+        ("builds", "delete"),
+        ("builds/status", "update"),
+        ("buildconfigs/status", "update"),
+        ("pods", "create"),
+        ("pods", "delete"),
+        ("secrets", "get"),
+        ("imagestreams", "create"),
+        ("imagestreams/status", "update"),
+        ("events", "create"),
+    ] {
+        assert!(
+            made.contains(&(needed.0.to_string(), needed.1.to_string())),
+            "the scenario made no {needed:?} request: {made:?}"
+        );
+    }
+    // The request counter records resources without their group; kiln's resource names are
+    // unambiguous among the groups the controller talks to.
+    let ungranted: Vec<_> = made
+        .iter()
+        .filter(|(resource, verb)| !granted.iter().any(|(_, r, v)| r == resource && v == verb))
+        .collect();
+    assert!(
+        ungranted.is_empty(),
+        "the controller made requests its ClusterRole does not grant: {ungranted:?}"
+    );
+}
+
+/// Creates every rendered object in the sandbox as its admin (what `helm install` would do).
+fn create_rendered(server: &kiln_sandbox::ApiServer, docs: &[Value], namespace: &str) {
+    for doc in docs {
+        let api_version = str_at(doc, "/apiVersion");
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let plural = server
+            .plural_of(group, version, kind_of(doc))
+            .unwrap_or_else(|| panic!("the sandbox serves no {api_version} {}", kind_of(doc)));
+        server
+            .create_object(group, version, &plural, namespace, doc.clone())
+            .unwrap_or_else(|e| panic!("creating {} {}: {e:?}", kind_of(doc), name_of(doc)));
+    }
+}
+
+/// With the sandbox enforcing RBAC: the controller, authenticated as the chart's ServiceAccount
+/// with nothing but the rendered ClusterRole, takes a git build started by a tenant through to
+/// Complete (Pod, status, recorded commit, TagEvent) and cancels another; a tenant holding
+/// the built-in `edit` role (which the chart's roles aggregate into) creates a BuildConfig,
+/// starts and cancels builds; one holding `view` can read them and nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_rbac_the_controller_needs_only_its_role_and_tenants_use_the_aggregated_roles() {
+    use controller_support::{bc_yaml, commit_of, digest, eventually, terminated, NS};
+    use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    use kiln::api::{Build, BuildConfig, BuildPhase, ImageStream};
+    use kiln::instantiate::{instantiate, BuildRequest};
+    use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+
+    let server = kiln_sandbox::ApiServer::with_config(kiln_sandbox::ServerConfig {
+        authorization: kiln_sandbox::Authorization::Rbac,
+        ..kiln_sandbox::ServerConfig::default()
+    });
+    let admin = server.client();
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(admin.clone());
+    let text = std::fs::read_to_string(repo_root().join("crds/kiln.yaml")).unwrap();
+    for doc in kiln::yaml::read_documents(&text).unwrap() {
+        crds.create(
+            &PostParams::default(),
+            &serde_json::from_value(doc).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "kiln-system"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    create_rendered(&server, &render("kiln", "kiln-system", &[]), "kiln-system");
+
+    // Tenants: ServiceAccounts bound to the built-in edit and view roles in the build namespace.
+    let mut tokens = BTreeMap::new();
+    for (who, role) in [("alice", "edit"), ("bob", "view")] {
+        Api::<ServiceAccount>::namespaced(admin.clone(), NS)
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(serde_json::json!({"metadata": {"name": who}})).unwrap(),
+            )
+            .await
+            .unwrap();
+        let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("{who}-{role}")},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": who, "namespace": NS}]}))
+        .unwrap();
+        Api::<RoleBinding>::namespaced(admin.clone(), NS)
+            .create(&PostParams::default(), &binding)
+            .await
+            .unwrap();
+        tokens.insert(who, server.create_token(NS, who).unwrap());
+    }
+    let alice = server.client_with_token(&tokens["alice"]);
+    let bob = server.client_with_token(&tokens["bob"]);
+
+    let controller_token = server.create_token("kiln-system", "kiln").unwrap();
+    let controller = kiln::controller::run::run(
+        server.client_with_token(&controller_token),
+        controller_support::settings(),
+        std::future::pending(),
+    )
+    .await;
+
+    // alice (edit) creates a BuildConfig and starts a build the way `kiln start-build` does.
+    let bc: BuildConfig = serde_json::from_value(
+        kiln::yaml::read_documents(&bc_yaml("app", "Parallel", ""))
+            .unwrap()
+            .remove(0),
+    )
+    .unwrap();
+    Api::<BuildConfig>::namespaced(alice.clone(), NS)
+        .create(&PostParams::default(), &bc)
+        .await
+        .unwrap();
+    let request = |id: &str| BuildRequest {
+        request_id: id.into(),
+        ..BuildRequest::default()
+    };
+    let first = instantiate(&alice, NS, "app", &request("first"))
+        .await
+        .expect("edit may start a build");
+    let builds: Api<Build> = Api::namespaced(alice.clone(), NS);
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NS);
+    let pod_name = format!("{}-build", first.metadata.name.as_deref().unwrap());
+    eventually("the build Pod", || async {
+        pods.get_opt(&pod_name).await.unwrap()
+    })
+    .await;
+    // The kubelet's part, as the admin.
+    let report =
+        serde_json::json!({"imageDigest": digest(7), "source": {"commit": commit_of(&digest(7))}})
+            .to_string();
+    pods.patch_status(
+        &pod_name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"phase": "Succeeded",
+            "initContainerStatuses": [terminated("clone", 0, "")],
+            "containerStatuses": [terminated("build", 0, &report)]}})),
+    )
+    .await
+    .unwrap();
+    let done = eventually("app-1 Complete", || async {
+        let b = builds.get("app-1").await.unwrap();
+        (b.status.as_ref().map(|s| s.phase) == Some(BuildPhase::Complete)).then_some(b)
+    })
+    .await;
+    assert!(
+        done.spec.common.revision.is_some(),
+        "the commit is recorded"
+    );
+    let stream = Api::<ImageStream>::namespaced(alice.clone(), NS)
+        .get("app")
+        .await
+        .unwrap();
+    assert_eq!(stream.status.unwrap().tags[0].items[0].image, digest(7));
+
+    // alice starts a second build and cancels it.
+    instantiate(&alice, NS, "app", &request("second"))
+        .await
+        .unwrap();
+    eventually("app-2's Pod", || async {
+        pods.get_opt("app-2-build").await.unwrap()
+    })
+    .await;
+    builds
+        .patch(
+            "app-2",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"cancel": true}})),
+        )
+        .await
+        .expect("edit may cancel");
+    eventually("app-2 Cancelled", || async {
+        let b = builds.get("app-2").await.unwrap();
+        (b.status.as_ref().map(|s| s.phase) == Some(BuildPhase::Cancelled)).then_some(())
+    })
+    .await;
+
+    // bob (view) reads, and is refused every write.
+    let bob_builds: Api<Build> = Api::namespaced(bob.clone(), NS);
+    assert_eq!(
+        bob_builds
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    Api::<BuildConfig>::namespaced(bob.clone(), NS)
+        .get("app")
+        .await
+        .unwrap();
+    let forbidden =
+        |r: Result<_, kube::Error>| matches!(r, Err(kube::Error::Api(ref s)) if s.code == 403);
+    let mut other = bc.clone();
+    other.metadata.name = Some("bobs".into());
+    assert!(forbidden(
+        Api::<BuildConfig>::namespaced(bob.clone(), NS)
+            .create(&PostParams::default(), &other)
+            .await
+            .map(drop)
+    ));
+    assert!(forbidden(
+        bob_builds
+            .patch(
+                "app-1",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"cancel": true}})),
+            )
+            .await
+            .map(drop)
+    ));
+    assert!(
+        instantiate(&bob, NS, "app", &request("bob")).await.is_err(),
+        "view may not start builds"
+    );
+    assert_eq!(
+        bob_builds
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    controller.abort();
+}

@@ -1,0 +1,447 @@
+//! The chart in the sandbox over TCP: `kubectl apply` of the rendered manifests, `helm install` and
+//! `helm upgrade`, and the install guide's commands.
+
+use super::*;
+
+/// `kiln-sandbox`'s API server over TCP on 127.0.0.1, served by a runtime of its own.
+struct TcpSandbox {
+    runtime: Option<tokio::runtime::Runtime>,
+    _dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl TcpSandbox {
+    fn start() -> TcpSandbox {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(kiln_sandbox::serve::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        runtime.spawn(kiln_sandbox::serve::run(
+            kiln_sandbox::ApiServer::new(),
+            listener,
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        kiln_sandbox::serve::write_kubeconfig(&kubeconfig, addr).unwrap();
+        TcpSandbox {
+            runtime: Some(runtime),
+            _dir: dir,
+            kubeconfig,
+        }
+    }
+
+    /// Runs kubectl against the sandbox.
+    fn kubectl(&self, args: &[&str]) -> Output {
+        require_on_path("kubectl");
+        let mut cmd = Command::new("kubectl");
+        cmd.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdin(Stdio::null());
+        run_bounded(cmd, LIMIT)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    fn apply(&self, docs: &[Value], dir: &Path, name: &str) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, kiln::yaml::write_documents(docs).unwrap()).unwrap();
+        self.ok(&["apply", "-f", &path.display().to_string()])
+    }
+}
+
+impl Drop for TcpSandbox {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+#[test]
+fn rendered_manifests_are_applied_to_the_sandbox_with_kubectl() {
+    let sandbox = TcpSandbox::start();
+    let dir = tempfile::tempdir().unwrap();
+    let namespaces = ["kiln-system", "team-a", "team-b", "platform-staging"];
+    for ns in namespaces {
+        sandbox.ok(&["create", "namespace", ns]);
+    }
+    // The chart's CRDs (as Helm installs them from crds/), and a stand-in for the Prometheus
+    // Operator's ServiceMonitor CRD, which a cluster using serviceMonitor.enabled has.
+    sandbox.ok(&[
+        "apply",
+        "-f",
+        &chart_dir().join("crds").display().to_string(),
+        "-f",
+        &repo_root()
+            .join("tests/fixtures/chart/servicemonitor-crd.yaml")
+            .display()
+            .to_string(),
+    ]);
+    sandbox.ok(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=30s",
+        "crd",
+        "--all",
+    ]);
+
+    let full = render_full("ci", "kiln-system");
+    let default = render("kiln", "kiln-system", &[]);
+    let staging = render("kiln-staging", "platform-staging", &[]);
+    let mut applied = 0;
+    for (docs, name) in [
+        (&full, "full.yaml"),
+        (&default, "default.yaml"),
+        (&staging, "staging.yaml"),
+    ] {
+        let out = sandbox.apply(docs, dir.path(), name);
+        assert_eq!(
+            out.lines().filter(|l| l.ends_with(" created")).count(),
+            docs.len(),
+            "every object of {name} is created:\n{out}"
+        );
+        applied += docs.len();
+    }
+    // Each object is there, under its own name, with what was rendered.
+    for docs in [&full, &default, &staging] {
+        for doc in docs.iter() {
+            let (api_version, kind, namespace, name) = &identities(std::slice::from_ref(doc))[0];
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            let resource = if group.is_empty() {
+                kind.to_lowercase()
+            } else {
+                format!("{}.{group}", kind.to_lowercase())
+            };
+            let mut args = vec!["get", resource.as_str(), name.as_str(), "-o", "json"];
+            if !namespace.is_empty() {
+                args.extend(["-n", namespace.as_str()]);
+            }
+            let live: Value = serde_json::from_str(&sandbox.ok(&args)).unwrap();
+            assert_eq!(live["metadata"]["labels"], doc["metadata"]["labels"]);
+            if let Some(spec) = doc.get("spec") {
+                assert_eq!(
+                    live["spec"]["selector"], spec["selector"],
+                    "{kind} {name} selector"
+                );
+            }
+            if let Some(rules) = doc.get("rules") {
+                assert_eq!(&live["rules"], rules, "{kind} {name} rules");
+            }
+        }
+    }
+    assert!(applied > 30, "{applied} objects applied");
+    // A manifest the API server refuses makes the test fail: a misspelled field is rejected
+    // (kubectl apply validates strictly).
+    let mut broken = only(&default, "Deployment").clone();
+    broken["metadata"]["name"] = Value::from("kiln-broken");
+    broken["spec"]["replicaz"] = Value::from(1);
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(&path, kiln::yaml::write_documents(&[broken]).unwrap()).unwrap();
+    let out = sandbox.kubectl(&["apply", "-f", &path.display().to_string()]);
+    assert!(!out.status.success(), "a misspelled field was accepted");
+    assert!(
+        text(&out.stderr).contains("replicaz"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+impl TcpSandbox {
+    /// Runs helm against the sandbox, with its caches and settings in `home`.
+    fn helm(&self, home: &Path, args: &[&str]) -> Output {
+        require_on_path("helm");
+        let mut cmd = Command::new("helm");
+        cmd.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdin(Stdio::null());
+        run_bounded(cmd, LIMIT)
+    }
+}
+
+#[test]
+fn helm_installs_and_upgrades_releases_in_the_sandbox_and_refuses_a_mistyped_value() {
+    let sandbox = TcpSandbox::start();
+    let home = tempfile::tempdir().unwrap();
+    for ns in ["kiln-system", "team-a", "team-b"] {
+        sandbox.ok(&["create", "namespace", ns]);
+    }
+    sandbox.ok(&[
+        "apply",
+        "-f",
+        &repo_root()
+            .join("tests/fixtures/chart/servicemonitor-crd.yaml")
+            .display()
+            .to_string(),
+    ]);
+    let chart = chart_dir().display().to_string();
+    let values = full_values().display().to_string();
+    // The sandbox serves OpenAPI v3 only; helm validates against v2 unless told not to (the API
+    // server still decodes every object strictly by its type).
+    let helm_ok = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.push("--disable-openapi-validation");
+        let out = sandbox.helm(home.path(), &all);
+        assert!(
+            out.status.success(),
+            "helm {args:?}:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    let notes = helm_ok(&["install", "kiln", &chart, "-n", "kiln-system"]);
+    assert!(notes.contains("rollout status deployment/kiln"), "{notes}");
+    // Helm installed the chart's CRDs, then the release.
+    let crds = sandbox.ok(&["get", "crd", "-o", "name"]);
+    for crd in [
+        "buildconfigs.build.kiln.dev",
+        "builds.build.kiln.dev",
+        "imagestreams.image.kiln.dev",
+    ] {
+        assert!(crds.contains(crd), "{crds}");
+    }
+    sandbox.ok(&[
+        "-n",
+        "kiln-system",
+        "get",
+        "deployment/kiln",
+        "service/kiln",
+    ]);
+    // A second release in another namespace installs beside the first.
+    helm_ok(&["install", "kiln-b", &chart, "-n", "team-b"]);
+    let roles = sandbox.ok(&["get", "clusterroles", "-o", "name"]);
+    for role in [
+        "kiln-controller",
+        "kiln-b-controller",
+        "kiln-b-image-pusher",
+    ] {
+        assert!(
+            roles.contains(&format!("clusterrole.rbac.authorization.k8s.io/{role}\n")),
+            "{roles}"
+        );
+    }
+    // Upgrading to the full values.
+    helm_ok(&[
+        "upgrade",
+        "kiln",
+        &chart,
+        "-n",
+        "kiln-system",
+        "-f",
+        &values,
+    ]);
+    let image = sandbox.ok(&[
+        "-n",
+        "kiln-system",
+        "get",
+        "deployment/kiln-kiln-ci",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert!(image.contains("@sha256:1111"), "{image}");
+    sandbox.ok(&[
+        "-n",
+        "kiln-system",
+        "get",
+        "poddisruptionbudget/kiln-kiln-ci",
+        "ingress/kiln-kiln-ci-webhooks",
+        "servicemonitor/kiln-kiln-ci",
+    ]);
+    // A mistyped value fails `helm install` before anything is created.
+    let out = sandbox.helm(
+        home.path(),
+        &[
+            "install",
+            "bad",
+            &chart,
+            "-n",
+            "team-a",
+            "--set-string",
+            "tagHistoryLimit=ten",
+            "--disable-openapi-validation",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr)
+            .contains("tagHistoryLimit: Invalid type. Expected: integer, given: string"),
+        "{}",
+        text(&out.stderr)
+    );
+    let roles = sandbox.ok(&["get", "clusterroles", "-o", "name"]);
+    assert!(!roles.contains("bad-"), "{roles}");
+}
+
+/// The fenced blocks of `lang` in a Markdown text, each as its lines (the Markdown's indentation
+/// kept: the guide's YAML blocks start at column 0).
+fn fenced_blocks(markdown: &str, lang: &str) -> Vec<Vec<String>> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    for line in markdown.lines() {
+        let trimmed = line.trim_start();
+        match current.as_mut() {
+            None if trimmed == format!("```{lang}") => current = Some(Vec::new()),
+            None => {}
+            Some(_) if trimmed == "```" => blocks.extend(current.take()),
+            Some(block) => block.push(line.to_string()),
+        }
+    }
+    blocks
+}
+
+/// The shell commands of the install guide, `\`-continued lines joined.
+fn guide_commands(markdown: &str) -> Vec<String> {
+    let mut commands = Vec::new();
+    for block in fenced_blocks(markdown, "sh") {
+        let mut pending = String::new();
+        for line in block {
+            let line = line.trim();
+            if let Some(head) = line.strip_suffix('\\') {
+                pending.push_str(head.trim_end());
+                pending.push(' ');
+                continue;
+            }
+            pending.push_str(line);
+            let command = std::mem::take(&mut pending);
+            let command = command.split(" #").next().unwrap_or_default().trim();
+            if !command.is_empty() {
+                commands.push(command.to_string());
+            }
+        }
+    }
+    commands
+}
+
+#[test]
+fn the_install_guide_commands_run_against_the_sandbox() {
+    let guide = std::fs::read_to_string(repo_root().join("docs/install.md")).unwrap();
+    let sandbox = TcpSandbox::start();
+    let home = tempfile::tempdir().unwrap();
+    // What the guide takes as given: tenant namespaces, and the Prometheus Operator's CRD (its
+    // values enable the ServiceMonitor).
+    for ns in ["team-a", "team-b"] {
+        sandbox.ok(&["create", "namespace", ns]);
+    }
+    sandbox.ok(&[
+        "apply",
+        "-f",
+        &repo_root()
+            .join("tests/fixtures/chart/servicemonitor-crd.yaml")
+            .display()
+            .to_string(),
+    ]);
+    // The guide's values file, its placeholder digests filled in.
+    let yaml = fenced_blocks(&guide, "yaml")
+        .into_iter()
+        .find(|b| b.iter().any(|l| l.starts_with("image:")))
+        .expect("the guide shows a values file")
+        .join("\n");
+    let values = home.path().join("my-values.yaml");
+    std::fs::write(
+        &values,
+        yaml.replace("sha256:…", &format!("sha256:{}", "0".repeat(64))),
+    )
+    .unwrap();
+
+    let mut ran = Vec::new();
+    for command in guide_commands(&guide) {
+        // Not here: image builds (no registry), and waiting for a rollout (the sandbox runs no
+        // Deployment controller).
+        if command.starts_with("buildah ") || command.contains(" rollout status ") {
+            continue;
+        }
+        let mut line = command.replace("my-values.yaml", &values.display().to_string());
+        if line.starts_with("helm ") {
+            // The sandbox serves OpenAPI v3 only; helm validates against v2 unless told not to.
+            line.push_str(" --disable-openapi-validation");
+        }
+        require_on_path("helm");
+        require_on_path("kubectl");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &line])
+            .current_dir(repo_root())
+            .env("KUBECONFIG", &sandbox.kubeconfig)
+            .env("HELM_CACHE_HOME", home.path().join("cache"))
+            .env("HELM_CONFIG_HOME", home.path().join("config"))
+            .env("HELM_DATA_HOME", home.path().join("data"))
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdin(Stdio::null());
+        let out = run_bounded(cmd, LIMIT);
+        assert!(
+            out.status.success(),
+            "install guide command `{command}` failed:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        ran.push(command);
+    }
+    for expected in [
+        "helm install kiln",
+        "kubectl label namespace team-a",
+        "--clusterrole=kiln-image-puller",
+        "kubectl apply --server-side",
+        "helm upgrade kiln",
+    ] {
+        assert!(
+            ran.iter().any(|c| c.contains(expected)),
+            "the guide no longer runs `{expected}`: {ran:?}"
+        );
+    }
+    // The result is what the guide says it is.
+    let history = sandbox.helm(home.path(), &["history", "kiln", "-n", "kiln-system"]);
+    assert!(
+        text(&history.stdout).contains("Upgrade complete"),
+        "{}",
+        text(&history.stdout)
+    );
+    let labels = sandbox.ok(&[
+        "get",
+        "namespace",
+        "team-a",
+        "-o",
+        "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}",
+    ]);
+    assert_eq!(labels, "privileged");
+    sandbox.ok(&[
+        "-n",
+        "team-a",
+        "get",
+        "serviceaccount/builder",
+        "rolebinding/alice-edit",
+    ]);
+    sandbox.ok(&["-n", "team-b", "get", "rolebinding/team-a-pulls"]);
+    let image = sandbox.ok(&[
+        "-n",
+        "kiln-system",
+        "get",
+        "deployment/kiln",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(
+        image,
+        format!(
+            "registry.example.org/platform/kiln@sha256:{}",
+            "0".repeat(64)
+        )
+    );
+}
