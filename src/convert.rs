@@ -351,9 +351,3 @@ fn lookup<'a>(object: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     }
     Some(current)
 }
-
-/// The kiln API groups, for callers that need to tell converted documents apart.
-pub fn is_kiln_api_version(api_version: &str) -> bool {
-    let group = api_version.split('/').next().unwrap_or_default();
-    group == api::BUILD_GROUP || group == api::IMAGE_GROUP
-}

@@ -1,5 +1,5 @@
-//! instantiate: the one path from a BuildConfig to a new numbered Build, used by every trigger,
-//! the CLI and webhooks.
+//! instantiate: the one path from a BuildConfig to a new numbered Build, used by every trigger
+//! and by `kiln start-build`.
 //!
 //! The Build `<bc>-<N>` is created first (its deterministic name makes concurrent requests
 //! collide instead of duplicating), then `status.lastVersion` is raised to N with a
@@ -19,8 +19,7 @@ use kube::{Resource, ResourceExt};
 use crate::api::build::BuildTriggerCause;
 use crate::api::build_config::{BuildConfigStatus, ImageChangeTriggerStatus};
 use crate::api::common::SourceRevision;
-use crate::api::{Build, BuildConfig, BuildSpec};
-use crate::controller::triggers::{self, TagRef};
+use crate::api::{build_number, Build, BuildConfig, BuildSpec, TagRef};
 use crate::naming;
 
 /// Why a build could not be started.
@@ -225,7 +224,7 @@ pub fn status_after(
     status.last_version = status.last_version.max(number);
     if let Some((tag, image)) = &request.triggered_by_image {
         let namespace = bc.metadata.namespace.clone().unwrap_or_default();
-        let reference = triggers::status_reference(tag, &namespace);
+        let reference = tag.status_reference(&namespace);
         let entry = ImageChangeTriggerStatus {
             last_triggered_image_id: Some(image.clone()),
             from: Some(reference.clone()),
@@ -241,15 +240,6 @@ pub fn status_after(
         }
     }
     status
-}
-
-/// The build number stored on a Build.
-pub fn build_number(build: &Build) -> Option<i64> {
-    build
-        .annotations()
-        .get(naming::BUILD_NUMBER_ANNOTATION)?
-        .parse()
-        .ok()
 }
 
 const MAX_ATTEMPTS: usize = 20;
@@ -390,22 +380,6 @@ async fn raise_last_version(
         }
     }
     Err(Error::Contended(name, MAX_ATTEMPTS))
-}
-
-/// The `status.config` reference of a Build: its BuildConfig.
-pub fn config_reference(build: &Build) -> Option<ObjectReference> {
-    let (namespace, name) = crate::controller::index::config_of(build)?;
-    Some(ObjectReference {
-        kind: Some("BuildConfig".into()),
-        api_version: Some(format!(
-            "{}/{}",
-            crate::api::BUILD_GROUP,
-            crate::api::VERSION
-        )),
-        namespace: Some(namespace),
-        name: Some(name),
-        ..ObjectReference::default()
-    })
 }
 
 #[cfg(test)]

@@ -10,8 +10,6 @@ pub const BUILD_NAME_LABEL: &str = "build.kiln.dev/build.name";
 pub const BUILD_NUMBER_ANNOTATION: &str = "build.kiln.dev/build.number";
 /// Annotation on a Build: the BuildConfig's full name.
 pub const BUILD_CONFIG_ANNOTATION: &str = "build.kiln.dev/build-config.name";
-/// Annotation on a Build: the name of its Pod.
-pub const POD_NAME_ANNOTATION: &str = "build.kiln.dev/build.pod-name";
 /// Annotation on a Build: the idempotency key of the request that created it.
 pub const REQUEST_ANNOTATION: &str = "build.kiln.dev/request-id";
 

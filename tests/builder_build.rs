@@ -13,8 +13,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use kiln::api::contract::BuildReport;
 use kiln::api::StatusReason;
-use kiln::builder::report::BuildReport;
 use serde_json::{json, Value};
 use support::{git, kiln, run_bounded, GitDaemon, Registry};
 
@@ -360,13 +360,13 @@ fn go_server_from_git_at_branch_tag_and_commit() {
     assert_success(&run);
     assert_digest_confirmed(&run, "demo/go-server", "branch");
     let source = run.report.source.clone().unwrap();
-    assert_eq!(source.commit.as_deref(), Some(f.second.as_str()));
+    assert_eq!(source.revision.commit.as_deref(), Some(f.second.as_str()));
     assert_eq!(
-        source.message.as_deref(),
+        source.revision.message.as_deref(),
         Some("Second version of the server")
     );
     assert_eq!(
-        source.author.and_then(|a| a.name).as_deref(),
+        source.revision.author.and_then(|a| a.name).as_deref(),
         Some("Ada Builder")
     );
     let stages: Vec<String> = run
@@ -429,7 +429,10 @@ fn go_server_from_git_at_branch_tag_and_commit() {
     assert_success(&run);
     assert_digest_confirmed(&run, "demo/go-server", "tag");
     assert_eq!(
-        run.report.source.as_ref().and_then(|s| s.commit.as_deref()),
+        run.report
+            .source
+            .as_ref()
+            .and_then(|s| s.revision.commit.as_deref()),
         Some(f.first.as_str())
     );
 
@@ -445,7 +448,10 @@ fn go_server_from_git_at_branch_tag_and_commit() {
     assert_success(&run);
     assert_digest_confirmed(&run, "demo/go-server", "commit");
     assert_eq!(
-        run.report.source.as_ref().and_then(|s| s.commit.as_deref()),
+        run.report
+            .source
+            .as_ref()
+            .and_then(|s| s.revision.commit.as_deref()),
         Some(f.first.as_str())
     );
     let labels = image_labels(&reference("commit"));

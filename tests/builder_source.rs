@@ -71,7 +71,11 @@ fn shallow_clone_deepens_only_for_an_older_commit() {
     for (r#ref, commit, want, content) in cases {
         let dest = tempfile::tempdir().unwrap();
         let info = source::clone(&request(&url, r#ref, commit, dest.path())).unwrap();
-        assert_eq!(info.commit.as_deref(), Some(want), "{ref:?} {commit:?}");
+        assert_eq!(
+            info.revision.commit.as_deref(),
+            Some(want),
+            "{ref:?} {commit:?}"
+        );
         assert_eq!(
             std::fs::read_to_string(dest.path().join("f"))
                 .unwrap()
@@ -96,9 +100,12 @@ fn shallow_clone_deepens_only_for_an_older_commit() {
     }
     let dest = tempfile::tempdir().unwrap();
     let info = source::clone(&request(&url, Some("main"), None, dest.path())).unwrap();
-    assert_eq!(info.message.as_deref(), Some("commit 60\n\nbody 60"));
     assert_eq!(
-        info.author.and_then(|a| a.email).as_deref(),
+        info.revision.message.as_deref(),
+        Some("commit 60\n\nbody 60")
+    );
+    assert_eq!(
+        info.revision.author.and_then(|a| a.email).as_deref(),
         Some("ada@example.com")
     );
     assert!(info.date.is_some_and(|d| d.contains('T')));
@@ -123,7 +130,7 @@ fn a_commit_on_another_branch_is_found_without_a_ref() {
         dest.path(),
     ))
     .unwrap();
-    assert_eq!(info.commit.as_deref(), Some(feature.as_str()));
+    assert_eq!(info.revision.commit.as_deref(), Some(feature.as_str()));
     assert_eq!(
         std::fs::read_to_string(dest.path().join("f")).unwrap(),
         "feature\n"
@@ -137,7 +144,7 @@ fn local_repositories_are_cloned_whole() {
     let dest = tempfile::tempdir().unwrap();
     let url = base.path().join("r.git").display().to_string();
     let info = source::clone(&request(&url, Some("main"), Some(&commits[1]), dest.path())).unwrap();
-    assert_eq!(info.commit.as_deref(), Some(commits[1].as_str()));
+    assert_eq!(info.revision.commit.as_deref(), Some(commits[1].as_str()));
     assert_eq!(
         std::fs::read_to_string(dest.path().join("f"))
             .unwrap()

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use controller_support::{bc_yaml, digest, settings, Harness, NS};
 use k8s_openapi::api::core::v1::Pod;
+use kiln::api::build_number;
 use kiln::api::{Build, BuildPhase};
-use kiln::instantiate::{build_number, instantiate, BuildRequest};
+use kiln::instantiate::{instantiate, BuildRequest};
 use kiln_sandbox::apiserver::FaultAction;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::ResourceExt;

@@ -165,7 +165,8 @@ pub struct BuildStatus {
     /// The lifecycle phase.
     #[serde(default)]
     pub phase: BuildPhase,
-    /// Set to true to cancel the build (what `kiln cancel-build` does).
+    /// Set to true to cancel the build (as OpenShift's `oc cancel-build` does; kiln also honours
+    /// `spec.cancel`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancelled: Option<bool>,
     /// Why the build is in its phase, from OpenShift's reason set.

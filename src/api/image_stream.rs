@@ -159,3 +159,21 @@ pub struct TagEventCondition {
     #[serde(default)]
     pub generation: i64,
 }
+
+impl TagEvent {
+    /// The TagEvent of an image pushed to `repository` (`<registry>/<namespace>/<stream>`) with
+    /// manifest `digest`, recorded at `now` for ImageStream generation `generation`.
+    pub fn pushed(
+        repository: &str,
+        digest: &str,
+        generation: i64,
+        now: k8s_openapi::jiff::Timestamp,
+    ) -> Self {
+        Self {
+            created: Time(now),
+            docker_image_reference: format!("{repository}@{digest}"),
+            image: digest.to_string(),
+            generation,
+        }
+    }
+}

@@ -5,9 +5,11 @@
 pub mod build;
 pub mod build_config;
 pub mod common;
+pub mod contract;
 pub mod image_stream;
 pub mod lenient;
 pub mod reason;
+pub mod refs;
 pub mod strict;
 pub mod validate;
 
@@ -16,6 +18,7 @@ pub use build_config::{BuildConfig, BuildConfigSpec, BuildConfigStatus, RunPolic
 pub use common::CommonSpec;
 pub use image_stream::{ImageStream, ImageStreamSpec, ImageStreamStatus, TagEvent};
 pub use reason::StatusReason;
+pub use refs::{build_number, config_of, config_reference, TagRef};
 
 /// The API group of `BuildConfig` and `Build`.
 pub const BUILD_GROUP: &str = "build.kiln.dev";

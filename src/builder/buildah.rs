@@ -62,8 +62,6 @@ pub struct BudOptions {
     pub layers: bool,
     /// `--no-cache`.
     pub no_cache: bool,
-    /// `--pull-always` (forcePull).
-    pub pull_always: bool,
     /// `--build-arg` pairs.
     pub build_args: Vec<(String, String)>,
     /// `--target`.
@@ -123,7 +121,7 @@ impl Buildah {
         args
     }
 
-    /// Runs `buildah <global> <args>`, streaming output with `prefix`, and returns the output tail.
+    /// Runs `buildah <global> <args>`, streaming its output, and returns the output tail.
     pub fn run(&self, args: &[String]) -> Result<String, Error> {
         let mut cmd = Command::new(&self.program);
         cmd.args(self.global_args())
@@ -225,9 +223,6 @@ pub fn bud_args(opts: &BudOptions) -> Vec<String> {
     a.push(format!("--layers={}", opts.layers));
     if opts.no_cache {
         a.push("--no-cache".into());
-    }
-    if opts.pull_always {
-        a.push("--pull-always".into());
     }
     if opts.insecure {
         a.push("--tls-verify=false".into());
@@ -359,7 +354,6 @@ mod tests {
         };
         let full = BudOptions {
             no_cache: true,
-            pull_always: true,
             insecure: true,
             build_args: vec![("A".into(), "1".into())],
             target: Some("builder".into()),
@@ -370,7 +364,7 @@ mod tests {
         };
         let cases = [
             (base, "bud --isolation chroot --format docker --layers=true --file /w/Dockerfile --tag img:1 /ctx"),
-            (full, "bud --isolation chroot --format docker --layers=false --no-cache --pull-always --tls-verify=false --authfile /a.json --build-arg A=1 --target builder --volume /v/s:/run/s:ro --file /w/Dockerfile --tag img:1 /ctx"),
+            (full, "bud --isolation chroot --format docker --layers=false --no-cache --tls-verify=false --authfile /a.json --build-arg A=1 --target builder --volume /v/s:/run/s:ro --file /w/Dockerfile --tag img:1 /ctx"),
         ];
         for (opts, want) in cases {
             assert_eq!(bud_args(&opts).join(" "), want);

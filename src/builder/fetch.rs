@@ -3,10 +3,11 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use super::report::{BuildReport, Failure, SourceInfo, StageClock};
-use super::{archive, context, source, url_policy};
+use super::report::{Failure, StageClock};
+use super::{archive, context_dir, source, url_policy};
 use crate::api::build::StageName;
 use crate::api::common::BuildSourceType;
+use crate::api::contract::{BuildReport, SourceInfo};
 use crate::api::{Build, StatusReason};
 
 /// Where the binary source comes from.
@@ -167,13 +168,14 @@ fn fetch_inner(build: &Build, opts: &FetchOptions) -> Result<SourceInfo, Failure
             })?;
             println!(
                 "    commit {} {}",
-                info.commit.as_deref().unwrap_or("?"),
-                info.message
+                info.revision.commit.as_deref().unwrap_or("?"),
+                info.revision
+                    .message
                     .as_deref()
                     .map(super::report::one_line)
                     .unwrap_or_default()
             );
-            let at = info.commit.clone().unwrap_or(at);
+            let at = info.revision.commit.clone().unwrap_or(at);
             (info, format!("commit {at}"))
         }
         (None, _) => {
@@ -186,7 +188,7 @@ fn fetch_inner(build: &Build, opts: &FetchOptions) -> Result<SourceInfo, Failure
         Some(Binary::Directory(dir)) => dir.clone(),
         _ => opts.source_dir.clone(),
     };
-    context::resolve(
+    context_dir::resolve(
         &root,
         src.context_dir.as_deref().filter(|c| !c.is_empty()),
         &at,

@@ -8,10 +8,10 @@ use serde_json::Value;
 
 use super::buildah::Buildah;
 use super::pipeline::{self, Binary, BuildOptions, FetchOptions, Output};
-use super::report::{BuildReport, Failure};
 use super::{archive, url_policy};
 use crate::api::build::{BuildStatusOutput, BuildStatusOutputTo};
-use crate::api::{Build, BuildConfig, BuildPhase, BuildSpec, BuildStatus, StatusReason, TagEvent};
+use crate::api::contract::BuildReport;
+use crate::api::{Build, BuildConfig, BuildPhase, BuildSpec, BuildStatus, TagEvent};
 
 /// Why `kiln build` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -297,13 +297,6 @@ pub fn run(opts: &LocalOptions) -> Result<LocalResult, Error> {
         build,
         tag_event,
     })
-}
-
-/// A failure as a report, for callers that fail before the pipeline starts.
-pub fn failure_report(reason: StatusReason, message: &str) -> BuildReport {
-    let mut r = BuildReport::default();
-    r.fail(&Failure::new(reason, message));
-    r
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use super::buildah::{self, BudOptions, Buildah};
 pub use super::fetch::{fetch, Binary, FetchOptions};
-use super::report::{BuildReport, Failure, SourceInfo, StageClock};
-use super::{auth, context, dockerfile, plan, registry};
+use super::report::{Failure, StageClock};
+use super::{auth, context_dir, dockerfile, plan, registry};
 use crate::api::build::StageName;
+use crate::api::contract::{BuildReport, SourceInfo};
 use crate::api::{Build, StatusReason};
 
 /// Where the built image goes.
@@ -69,14 +70,14 @@ fn build_inner(
 ) -> Result<(), Failure> {
     let plan = plan::plan(build, source)?;
     let at = source
-        .and_then(|s| s.commit.clone())
+        .and_then(|s| s.revision.commit.clone())
         .unwrap_or_else(|| "the source".into());
-    let context = context::resolve(&opts.source_dir, plan.context_dir.as_deref(), &at)
+    let context = context_dir::resolve(&opts.source_dir, plan.context_dir.as_deref(), &at)
         .map_err(|e| Failure::new(StatusReason::InvalidContextDirectory, e.to_string()))?;
     let manage = |m: String| Failure::new(StatusReason::ManageDockerfileFailed, m);
     let original = match &plan.inline_dockerfile {
         Some(text) => text.clone(),
-        None => context::read_file_inside(&opts.source_dir, &context, &plan.dockerfile_path)
+        None => context_dir::read_file_inside(&opts.source_dir, &context, &plan.dockerfile_path)
             .map_err(|e| {
                 manage(format!(
                     "dockerfilePath {e}; check dockerStrategy.dockerfilePath and source.contextDir"
@@ -171,7 +172,6 @@ fn build_inner(
         tag: tag.clone(),
         layers: plan.layers,
         no_cache: plan.no_cache,
-        pull_always: false,
         build_args: plan.build_args.clone(),
         target: plan.target.clone(),
         volumes: plan::volume_mounts(&plan, &opts.volumes_dir),

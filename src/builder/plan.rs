@@ -3,12 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use super::dockerfile::Edits;
-use super::report::{Failure, SourceInfo};
+use super::report::Failure;
 use crate::api::common::{BuildPostCommitSpec, ImageOptimizationPolicy};
+use crate::api::contract::SourceInfo;
 use crate::api::{Build, StatusReason};
-
-/// Where build volumes (Secrets, ConfigMaps, CSI) are mounted in the Pod: one directory per volume name.
-pub const BUILD_VOLUMES_DIR: &str = "/var/run/kiln.dev/build-volumes";
 
 /// What the build container will do.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -83,7 +81,7 @@ pub fn plan(build: &Build, source: Option<&SourceInfo>) -> Result<Plan, Failure>
     let reference = source
         .and_then(|s| s.ref_.clone())
         .or_else(|| src.git.as_ref().and_then(|g| g.ref_.clone()));
-    let commit = source.and_then(|s| s.commit.clone());
+    let commit = source.and_then(|s| s.revision.commit.clone());
     let mut provenance = vec![
         ("KILN_BUILD_NAME".to_string(), name.clone()),
         ("KILN_BUILD_NAMESPACE".to_string(), namespace.clone()),
@@ -98,7 +96,7 @@ pub fn plan(build: &Build, source: Option<&SourceInfo>) -> Result<Plan, Failure>
             provenance.push((key.to_string(), v.clone()));
         }
     }
-    let author = source.and_then(|s| s.author.as_ref()).map(|a| {
+    let author = source.and_then(|s| s.revision.author.as_ref()).map(|a| {
         format!(
             "{} <{}>",
             a.name.as_deref().unwrap_or(""),
@@ -109,7 +107,7 @@ pub fn plan(build: &Build, source: Option<&SourceInfo>) -> Result<Plan, Failure>
     });
     let date = source.and_then(|s| s.date.clone());
     let message = source
-        .and_then(|s| s.message.as_deref())
+        .and_then(|s| s.revision.message.as_deref())
         .map(super::report::one_line);
     for (key, value) in [
         ("io.kiln.build.commit.author", &author),
@@ -239,7 +237,7 @@ pub fn volume_mounts(plan: &Plan, volumes_dir: &Path) -> Vec<(PathBuf, String)> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::common::SourceControlUser;
+    use crate::api::common::{GitSourceRevision, SourceControlUser};
 
     fn build(json: serde_json::Value) -> Build {
         serde_json::from_value(json).unwrap()
@@ -265,12 +263,15 @@ mod tests {
             }
         }));
         let info = SourceInfo {
-            commit: Some("abc".into()),
-            author: Some(SourceControlUser {
-                name: Some("A".into()),
-                email: Some("a@x".into()),
-            }),
-            message: Some("fix\n\nbody".into()),
+            revision: GitSourceRevision {
+                commit: Some("abc".into()),
+                author: Some(SourceControlUser {
+                    name: Some("A".into()),
+                    email: Some("a@x".into()),
+                }),
+                message: Some("fix\n\nbody".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let p = plan(&b, Some(&info)).unwrap();

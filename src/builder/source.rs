@@ -10,8 +10,8 @@ use git2::{AutotagOption, FetchOptions, Oid, ProxyOptions, Repository};
 
 use super::git_auth;
 pub use super::git_auth::{choose_proxy, known_host_matches, trust_ca, SourceAuth};
-use super::report::SourceInfo;
-use crate::api::common::SourceControlUser;
+use crate::api::common::{GitSourceRevision, SourceControlUser};
+use crate::api::contract::SourceInfo;
 use crate::api::validate::{redact_url, scrub};
 
 /// Why a clone failed.
@@ -326,11 +326,13 @@ fn source_info(commit: &git2::Commit<'_>, url: &str, ref_: Option<String>) -> So
     SourceInfo {
         location: Some(url.to_string()),
         ref_,
-        commit: Some(commit.id().to_string()),
-        author: Some(person(&commit.author())),
-        committer: Some(person(&commit.committer())),
+        revision: GitSourceRevision {
+            commit: Some(commit.id().to_string()),
+            author: Some(person(&commit.author())),
+            committer: Some(person(&commit.committer())),
+            message: commit.message().ok().map(|m| m.trim_end().to_string()),
+        },
         date,
-        message: commit.message().ok().map(|m| m.trim_end().to_string()),
     }
 }
 

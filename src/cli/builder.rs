@@ -2,7 +2,7 @@
 //!
 //! The Build arrives as JSON in the `BUILD` environment variable (as with OpenShift's builder) or in
 //! a file given by `--build-file`. `clone` writes the source info to `<workspace>/source-info.json`;
-//! `build` reads it. Both write a JSON [`crate::builder::report::BuildReport`] of at most 4096 bytes
+//! `build` reads it. Both write a JSON [`crate::api::contract::BuildReport`] of at most 4096 bytes
 //! to the termination log and exit non-zero on failure.
 
 use std::path::{Path, PathBuf};
@@ -10,10 +10,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use crate::api::contract::{self as contract, BuildReport, SourceInfo};
 use crate::api::{Build, StatusReason};
 use crate::builder::pipeline::{self, Binary, BuildOptions, FetchOptions, Output};
-use crate::builder::report::{BuildReport, Failure, SourceInfo};
-use crate::builder::{self as b, archive, buildah::Buildah, url_policy};
+use crate::builder::report::Failure;
+use crate::builder::{archive, buildah::Buildah, url_policy};
 
 /// Arguments of `kiln builder`.
 #[derive(Debug, Args)]
@@ -36,16 +37,16 @@ pub enum BuilderCommand {
 #[derive(Debug, Args)]
 pub struct StepArgs {
     /// The Build as JSON (default: the BUILD environment variable).
-    #[arg(long = "build-json", env = "BUILD", hide_env_values = true)]
+    #[arg(long = "build-json", env = contract::BUILD_ENV, hide_env_values = true)]
     pub build_json: Option<String>,
     /// Read the Build (JSON or YAML) from this file instead.
     #[arg(long)]
     pub build_file: Option<PathBuf>,
     /// The workspace shared by the two steps.
-    #[arg(long, env = "KILN_WORKSPACE", default_value = b::WORKSPACE_DIR)]
+    #[arg(long, env = "KILN_WORKSPACE", default_value = contract::WORKSPACE_DIR)]
     pub workspace: PathBuf,
     /// Where to write the JSON termination message.
-    #[arg(long, env = "KILN_TERMINATION_LOG", default_value = b::TERMINATION_LOG_PATH)]
+    #[arg(long, env = "KILN_TERMINATION_LOG", default_value = contract::TERMINATION_LOG_PATH)]
     pub termination_log: PathBuf,
 }
 
@@ -56,7 +57,7 @@ pub struct CloneArgs {
     #[command(flatten)]
     pub step: StepArgs,
     /// The source secret directory (username/password, ssh-privatekey, known_hosts).
-    #[arg(long, default_value = b::SOURCE_SECRET_DIR)]
+    #[arg(long, default_value = contract::SOURCE_SECRET_DIR)]
     pub source_secret: PathBuf,
     /// Read a binary source (tar, tar.gz, zip) from this file, or `-` for standard input.
     #[arg(long)]
@@ -79,10 +80,10 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub step: StepArgs,
     /// The push secret (a directory holding .dockerconfigjson, or the file itself).
-    #[arg(long, default_value = b::PUSH_SECRET_DIR)]
+    #[arg(long, default_value = contract::PUSH_SECRET_DIR)]
     pub push_secret: PathBuf,
     /// The pull secret (a directory holding .dockerconfigjson, or the file itself).
-    #[arg(long, default_value = b::PULL_SECRET_DIR)]
+    #[arg(long, default_value = contract::PULL_SECRET_DIR)]
     pub pull_secret: PathBuf,
     /// buildah's storage root (default: <storage dir>/storage).
     #[arg(long)]
@@ -94,13 +95,13 @@ pub struct BuildArgs {
     #[arg(long)]
     pub storage_driver: Option<String>,
     /// Registries (host:port) reached without TLS verification; repeat or separate with commas.
-    #[arg(long = "insecure-registry", env = b::INSECURE_REGISTRIES_ENV, value_delimiter = ',')]
+    #[arg(long = "insecure-registry", env = contract::INSECURE_REGISTRIES_ENV, value_delimiter = ',')]
     pub insecure_registries: Vec<String>,
     /// Push here instead of the Build's output reference.
     #[arg(long)]
     pub output_image: Option<String>,
     /// Where build volumes are mounted, one directory per volume name.
-    #[arg(long, env = "KILN_BUILD_VOLUMES_DIR", default_value = b::plan::BUILD_VOLUMES_DIR)]
+    #[arg(long, env = "KILN_BUILD_VOLUMES_DIR", default_value = contract::BUILD_VOLUMES_DIR)]
     pub volumes_dir: PathBuf,
 }
 
@@ -110,7 +111,7 @@ pub fn run(args: &BuilderArgs) -> ExitCode {
         BuilderCommand::Clone(a) => (clone(a), &a.step.termination_log),
         BuilderCommand::Build(a) => (build(a), &a.step.termination_log),
     };
-    let message = report.to_message(b::TERMINATION_MESSAGE_LIMIT);
+    let message = report.to_message(contract::TERMINATION_MESSAGE_LIMIT);
     if let Err(e) = std::fs::write(log, &message) {
         eprintln!(
             "warning: cannot write the termination message to {}: {e}",
@@ -230,7 +231,7 @@ fn build(a: &BuildArgs) -> BuildReport {
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
-    let storage = Path::new(b::STORAGE_DIR);
+    let storage = Path::new(contract::STORAGE_DIR);
     let root = a.root.clone().unwrap_or_else(|| storage.join("storage"));
     let runroot = a.runroot.clone().unwrap_or_else(|| storage.join("run"));
     let opts = BuildOptions {

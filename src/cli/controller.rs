@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::Error;
-use crate::controller::context::Settings;
-use crate::controller::history::DEFAULT_TAG_HISTORY_LIMIT;
-use crate::controller::pod::{PodSettings, SecurityProfile};
+use crate::controller::build_config::history::DEFAULT_TAG_HISTORY_LIMIT;
+use crate::controller::{PodSettings, SecurityProfile, Settings};
 
 /// Arguments of `kiln controller`; each also reads an environment variable.
 #[derive(Debug, Args)]
@@ -90,7 +89,7 @@ pub fn run(args: &ControllerArgs) -> Result<ExitCode, Error> {
             }
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let running = crate::controller::run::run(client, args.settings(), {
+        let running = crate::controller::run(client, args.settings(), {
             let mut rx = stop_rx.clone();
             async move {
                 let _ = rx.changed().await;

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use kube::runtime::reflector::Store;
 
-use super::cached::BuildPod;
+use super::build::pod::PodSettings;
+use super::cache::index::{BuildIndex, TriggerIndex};
+use super::cache::superseded::Superseded;
+use super::cache::views::BuildPod;
 use super::events::{EventPublisher, EventType};
-use super::index::{BuildIndex, TriggerIndex};
-use super::pod::PodSettings;
-use super::superseded::Superseded;
 use crate::api::{Build, ImageStream};
 
 /// The field manager and event reporter name of the controller.
@@ -45,7 +45,7 @@ pub enum Error {
     Instantiate(#[from] crate::instantiate::Error),
     /// The build Pod could not be generated.
     #[error(transparent)]
-    PodSpec(#[from] super::pod::Error),
+    PodSpec(#[from] super::build::pod::Error),
     /// A write lost a race with another writer; the reconcile runs again.
     #[error("{0} changed while being reconciled; retrying")]
     Conflict(String),

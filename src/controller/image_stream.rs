@@ -1,20 +1,14 @@
-//! Recording a pushed image in its ImageStream (I/O around [`super::history`]).
+//! Recording a pushed image in its ImageStream (I/O around [`super::build_config::history`]).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
-use super::context::{api_error, Context, Error};
-use super::history::record_tag_event;
-use super::triggers::TagRef;
-use crate::api::{ImageStream, ImageStreamSpec, TagEvent};
-
-/// `<registry>/<namespace>/<stream>`: where an ImageStream's images live.
-pub fn repository(registry: &str, namespace: &str, stream: &str) -> String {
-    format!("{registry}/{namespace}/{stream}")
-}
+use super::build_config::history::record_tag_event;
+use super::context::{api_error, Context, Error, Metrics};
+use crate::api::{ImageStream, ImageStreamSpec, TagEvent, TagRef};
 
 /// Prepends the TagEvent for `digest` to `tag`, creating the ImageStream if missing (as
 /// OpenShift's registry does on push). Idempotent: an image already in the tag's history is not
@@ -22,7 +16,7 @@ pub fn repository(registry: &str, namespace: &str, stream: &str) -> String {
 pub async fn record_push(ctx: &Context, tag: &TagRef, digest: &str) -> Result<(), Error> {
     let api: Api<ImageStream> = Api::namespaced(ctx.client.clone(), &tag.namespace);
     let registry = ctx.settings.registry.clone().unwrap_or_default();
-    let repo = repository(&registry, &tag.namespace, &tag.stream);
+    let repo = tag.repository(&registry);
     let cached = ctx
         .image_streams
         .get(&ObjectRef::new(&tag.stream).within(&tag.namespace));
@@ -64,12 +58,12 @@ pub async fn record_push(ctx: &Context, tag: &TagRef, digest: &str) -> Result<()
             .any(|t| t.tag == tag.tag && t.items.iter().any(|i| i.image == digest));
         status.docker_image_repository = Some(repo.clone());
         if !already {
-            let event = TagEvent {
-                created: Time(Timestamp::now()),
-                docker_image_reference: format!("{repo}@{digest}"),
-                image: digest.to_string(),
-                generation: stream.metadata.generation.unwrap_or(1),
-            };
+            let event = TagEvent::pushed(
+                &repo,
+                digest,
+                stream.metadata.generation.unwrap_or(1),
+                Timestamp::now(),
+            );
             record_tag_event(&mut status, &tag.tag, event, ctx.settings.tag_history_limit);
         }
         if stream.status.as_ref() == Some(&status) {
@@ -82,7 +76,7 @@ pub async fn record_push(ctx: &Context, tag: &TagRef, digest: &str) -> Result<()
         {
             Ok(_) => {
                 if !already {
-                    super::context::Metrics::inc(&ctx.metrics.tag_events);
+                    Metrics::inc(&ctx.metrics.tag_events);
                 }
                 return Ok(());
             }

@@ -1,18 +1,19 @@
-//! `kiln controller`: the operator. Pure decisions live in the submodules named for them; the
-//! reconcilers that do I/O call them.
+//! `kiln controller`: the operator. One module per kind it reconciles (`build`, `build_config`),
+//! the caches they decide from (`cache`), the one writer of Build status (`status`), and the
+//! preamble and error policy every reconcile shares (`reconcile`). Pure decisions live in the
+//! submodules named for them; the reconcilers that do I/O call them.
 
 pub mod build;
 pub mod build_config;
-pub mod cached;
+pub mod cache;
 pub mod context;
 pub mod events;
-pub mod history;
 pub mod image_stream;
-pub mod index;
-pub mod phase;
-pub mod pod;
-pub mod policy;
+pub mod reconcile;
 pub mod run;
 pub mod server;
-pub mod superseded;
-pub mod triggers;
+pub mod status;
+
+pub use build::pod::{PodSettings, SecurityProfile};
+pub use context::Settings;
+pub use run::{run, Running};

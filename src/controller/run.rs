@@ -10,10 +10,11 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{watcher, Controller, WatchStreamExt};
 use tokio::sync::mpsc;
 
-use super::cached::{slim_build, BuildPod};
+use super::cache::index::{BuildIndex, TriggerIndex};
+use super::cache::superseded::Superseded;
+use super::cache::views::{slim_build, BuildPod};
 use super::context::{event_publisher, Context, Metrics, Settings};
-use super::index::{BuildIndex, TriggerIndex};
-use super::superseded::Superseded;
+use super::reconcile::error_policy;
 use super::{build, build_config};
 use crate::api::{Build, BuildConfig, ImageStream};
 use crate::naming;
@@ -134,7 +135,7 @@ pub async fn run(
         .graceful_shutdown_on(async move {
             let _ = build_shutdown.recv().await;
         })
-        .run(build::reconcile, build::error_policy, context.clone())
+        .run(build::reconcile, error_policy, context.clone())
         .for_each(|_| future::ready(()));
 
     let (config_reader, config_writer) = reflector::store::<BuildConfig>();
@@ -148,11 +149,7 @@ pub async fn run(
         .graceful_shutdown_on(async move {
             let _ = config_shutdown.recv().await;
         })
-        .run(
-            build_config::reconcile,
-            build_config::error_policy,
-            context.clone(),
-        )
+        .run(build_config::reconcile, error_policy, context.clone())
         .for_each(|_| future::ready(()));
 
     let tasks = vec![

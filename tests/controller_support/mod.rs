@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kiln::api::{Build, BuildConfig, BuildPhase, ImageStream};
-use kiln::controller::context::Settings;
-use kiln::controller::pod::{PodSettings, SecurityProfile};
+use kiln::controller::{PodSettings, SecurityProfile, Settings};
 use kiln::instantiate::{instantiate, BuildRequest};
 use kiln_sandbox::ApiServer;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -45,7 +44,7 @@ pub struct Harness {
     pub server: ApiServer,
     /// A client of it.
     pub client: Client,
-    controller: Option<kiln::controller::run::Running>,
+    controller: Option<kiln::controller::Running>,
 }
 
 impl Drop for Harness {
@@ -115,7 +114,7 @@ impl Harness {
     pub async fn start_controller_with(&mut self, settings: Settings) {
         self.kill_controller();
         let running =
-            kiln::controller::run::run(self.client.clone(), settings, std::future::pending()).await;
+            kiln::controller::run(self.client.clone(), settings, std::future::pending()).await;
         self.controller = Some(running);
     }
 
@@ -123,7 +122,7 @@ impl Harness {
     pub async fn start_lagging_controller(&mut self, lag: Duration) {
         self.kill_controller();
         let client = self.server.client_with_watch_lag(lag);
-        let running = kiln::controller::run::run(client, settings(), std::future::pending()).await;
+        let running = kiln::controller::run(client, settings(), std::future::pending()).await;
         self.controller = Some(running);
     }
 
@@ -160,7 +159,7 @@ impl Harness {
             .await
             .unwrap()
             .items;
-        builds.sort_by_key(|b| kiln::instantiate::build_number(b).unwrap_or_default());
+        builds.sort_by_key(|b| kiln::api::build_number(b).unwrap_or_default());
         builds
     }
 

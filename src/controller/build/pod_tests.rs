@@ -122,13 +122,13 @@ fn secrets_are_mounted_only_where_used() {
         mounts(clone),
         [
             ("workspace".into(), "/workspace".into()),
-            ("source-secret".into(), b::SOURCE_SECRET_DIR.into())
+            ("source-secret".into(), contract::SOURCE_SECRET_DIR.into())
         ]
     );
     let main_mounts = mounts(main);
-    assert!(main_mounts.contains(&("push-secret".into(), b::PUSH_SECRET_DIR.into())));
-    assert!(main_mounts.contains(&("pull-secret".into(), b::PULL_SECRET_DIR.into())));
-    assert!(main_mounts.contains(&("buildah-storage".into(), b::STORAGE_DIR.into())));
+    assert!(main_mounts.contains(&("push-secret".into(), contract::PUSH_SECRET_DIR.into())));
+    assert!(main_mounts.contains(&("pull-secret".into(), contract::PULL_SECRET_DIR.into())));
+    assert!(main_mounts.contains(&("buildah-storage".into(), contract::STORAGE_DIR.into())));
     assert!(main_mounts.contains(&(
         "build-volume-0".into(),
         format!("{BUILD_VOLUMES_DIR}/netrc")
@@ -137,7 +137,7 @@ fn secrets_are_mounted_only_where_used() {
     // Whitelisted strategy env reaches the containers; the rest only the Dockerfile.
     assert!(env_names(main).contains(&"HTTP_PROXY".to_string()));
     assert!(!env_names(main).contains(&"GOFLAGS".to_string()));
-    assert!(env_names(main).contains(&b::INSECURE_REGISTRIES_ENV.to_string()));
+    assert!(env_names(main).contains(&contract::INSECURE_REGISTRIES_ENV.to_string()));
 }
 
 #[test]

@@ -1,46 +1,7 @@
 //! Trigger evaluation (pure): ConfigChange and ImageChange triggers of a BuildConfig.
 
-use k8s_openapi::api::core::v1::ObjectReference;
-
-use crate::api::build_config::{BuildTriggerType, ImageStreamTagReference};
-use crate::api::BuildConfig;
-
-/// An ImageStreamTag named in a trigger or strategy: namespace, stream and tag.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TagRef {
-    /// The namespace of the ImageStream.
-    pub namespace: String,
-    /// The ImageStream's name.
-    pub stream: String,
-    /// The tag.
-    pub tag: String,
-}
-
-impl TagRef {
-    /// Parses an ImageStreamTag reference (`<stream>:<tag>`, tag `latest` when omitted), resolving
-    /// an empty namespace to `default_namespace`. Other kinds give `None`.
-    pub fn from_object_reference(r: &ObjectReference, default_namespace: &str) -> Option<Self> {
-        if r.kind.as_deref().is_some_and(|k| k != "ImageStreamTag") {
-            return None;
-        }
-        let name = r.name.as_deref()?;
-        let (stream, tag) = name.split_once(':').unwrap_or((name, "latest"));
-        Some(Self {
-            namespace: r
-                .namespace
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| default_namespace.to_string()),
-            stream: stream.to_string(),
-            tag: tag.to_string(),
-        })
-    }
-
-    /// The `<stream>:<tag>` name.
-    pub fn name(&self) -> String {
-        format!("{}:{}", self.stream, self.tag)
-    }
-}
+use crate::api::build_config::BuildTriggerType;
+use crate::api::{BuildConfig, TagRef};
 
 /// Whether the ConfigChange trigger should fire: present, and no build was ever started.
 pub fn config_change_due(bc: &BuildConfig) -> bool {
@@ -118,18 +79,12 @@ pub fn due_image_changes(
         .collect()
 }
 
-/// The status reference of a watched tag, as written to `status.imageChangeTriggers[].from`.
-pub fn status_reference(tag: &TagRef, bc_namespace: &str) -> ImageStreamTagReference {
-    ImageStreamTagReference {
-        namespace: (tag.namespace != bc_namespace).then(|| tag.namespace.clone()),
-        name: tag.name(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::build_config::{BuildConfigStatus, ImageChangeTriggerStatus};
+    use crate::api::build_config::{
+        BuildConfigStatus, ImageChangeTriggerStatus, ImageStreamTagReference,
+    };
 
     fn bc(yaml: &str) -> BuildConfig {
         let doc = crate::yaml::read_documents(yaml).unwrap().remove(0);

@@ -197,7 +197,7 @@ mod tests {
         assert_eq!(finished.status, before.status, "status is whole");
         assert_eq!(finished.spec.cancel, Some(true));
         assert!(finished.spec.common.source.is_none() && finished.spec.triggered_by.is_empty());
-        assert_eq!(crate::instantiate::build_number(&finished), Some(1));
+        assert_eq!(crate::api::build_number(&finished), Some(1));
     }
 
     #[test]

@@ -6,13 +6,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::build::{BuildCondition, BuildStatusOutput, BuildStatusOutputTo};
+use crate::api::contract::{BuildReport, BUILD_CONTAINER, CLONE_CONTAINER};
 use crate::api::{Build, BuildPhase, BuildStatus, StatusReason};
-use crate::builder::report::BuildReport;
 
-/// The name of the build Pod's init container that fetches the source.
-pub const CLONE_CONTAINER: &str = "clone";
-/// The name of the build Pod's main container.
-pub const BUILD_CONTAINER: &str = "build";
 /// How many lines `status.logSnippet` keeps (OpenShift's `maxExcerptLength`).
 pub const LOG_SNIPPET_LINES: usize = 5;
 /// Lines longer than this are shortened in `status.logSnippet`.
@@ -388,7 +384,7 @@ pub fn started(build: &Build, output_reference: Option<String>, now: Timestamp) 
     status.reason = None;
     status.message = None;
     status.output_docker_image_reference = output_reference;
-    status.config = super::super::instantiate::config_reference(build);
+    status.config = crate::api::config_reference(build);
     sync_conditions(&mut status, now);
     status
 }
@@ -430,7 +426,7 @@ pub fn ended_before_start(
 /// The revision the builder reported (commit, author, committer, message), when the Build does
 /// not name a commit yet: the build container's report first, then the clone container's.
 pub fn reported_revision(build: &Build, pod: &Pod) -> Option<crate::api::common::SourceRevision> {
-    use crate::api::common::{GitSourceRevision, SourceRevision};
+    use crate::api::common::SourceRevision;
     let named = build
         .spec
         .common
@@ -448,14 +444,9 @@ pub fn reported_revision(build: &Build, pod: &Pod) -> Option<crate::api::common:
             .and_then(report_of)
             .and_then(|r| r.source)
     })?;
-    source.commit.as_ref()?;
+    source.revision.commit.as_ref()?;
     Some(SourceRevision {
         type_: Some("Git".into()),
-        git: Some(GitSourceRevision {
-            commit: source.commit,
-            author: source.author,
-            committer: source.committer,
-            message: source.message,
-        }),
+        git: Some(source.revision),
     })
 }

@@ -1,26 +1,32 @@
 //! The BuildConfig reconciler: triggers (ConfigChange, ImageChange), the run policy (which New
-//! builds start), `lastVersion` repair and history pruning, all decided from the watch caches.
+//! builds start, in `start`), `lastVersion` repair and history pruning, all decided from the
+//! watch caches.
+//!
+//! `policy`, `triggers` and `history` are the pure decisions.
+
+pub mod history;
+pub mod policy;
+mod start;
+pub mod triggers;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
-use super::build::{announce, delete_pod, write_status};
+use self::history::{builds_to_prune, current_image, FinishedBuild};
+use self::start::apply_run_policy;
+use self::triggers::{config_change_due, due_image_changes, watched_tags};
 use super::context::{api_error, Context, Error, Metrics};
-use super::history::{builds_to_prune, current_image, FinishedBuild};
-use super::phase::{cancel_requested, ended_before_start, started, waiting};
-use super::pod::build_pod;
-use super::policy::{decide, BuildView};
-use super::triggers::{config_change_due, due_image_changes, watched_tags, TagRef};
+use super::reconcile::{await_own_writes, preamble};
 use crate::api::build::{BuildTriggerCause, ImageChangeCause};
-use crate::api::{Build, BuildConfig, BuildPhase, RunPolicy, StatusReason};
-use crate::instantiate::{build_number, instantiate, BuildRequest};
+use crate::api::{build_number, Build, BuildConfig, TagRef};
+use crate::instantiate::{instantiate, BuildRequest};
 use crate::naming;
 
 /// The request id of the ConfigChange trigger's build.
@@ -29,12 +35,8 @@ pub const CONFIG_CHANGE_REQUEST: &str = "config-change";
 /// Reconciles one BuildConfig.
 pub async fn reconcile(bc: Arc<BuildConfig>, ctx: Arc<Context>) -> Result<Action, Error> {
     Metrics::inc(&ctx.metrics.reconciles_build_config);
-    if bc.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
-    if !ctx.ready.load(std::sync::atomic::Ordering::Relaxed) {
-        // Decisions need complete caches (a restarted controller must see every Build and Pod).
-        return Ok(Action::requeue(Duration::from_millis(100)));
+    if let Some(action) = preamble(&*bc, &ctx) {
+        return Ok(action);
     }
     let namespace = bc.namespace().unwrap_or_default();
     let name = bc.name_any();
@@ -42,10 +44,9 @@ pub async fn reconcile(bc: Arc<BuildConfig>, ctx: Arc<Context>) -> Result<Action
     tags.extend(strategy_tag(&bc));
     ctx.triggers.set(&ObjectRef::from_obj(&*bc), &tags);
     let builds = ctx.builds.builds_of(&namespace, &name);
-    if let Some(wait) = builds.iter().find_map(|b| ctx.superseded.stale_for(&**b)) {
-        // Decide only from a cache that shows the controller's own writes; the watch event of
-        // the newer version runs this reconcile again.
-        return Ok(Action::requeue(wait));
+    if let Some(action) = await_own_writes(&ctx, builds.iter().map(|b| &**b)) {
+        // The watch event of the newer version runs this reconcile again.
+        return Ok(action);
     }
 
     let recheck = match repair_last_version(&ctx, &bc, &builds).await? {
@@ -61,7 +62,7 @@ pub async fn reconcile(bc: Arc<BuildConfig>, ctx: Arc<Context>) -> Result<Action
     Ok(Action::requeue(recheck.unwrap_or(Duration::from_secs(300))))
 }
 
-fn request_id(build: &Build) -> Option<&String> {
+pub(crate) fn request_id(build: &Build) -> Option<&String> {
     build.annotations().get(naming::REQUEST_ANNOTATION)
 }
 
@@ -166,7 +167,7 @@ async fn fire_triggers(
             last_version: Some(0),
             ..BuildRequest::default()
         };
-        started_any |= start(ctx, &namespace, &name, &request).await?;
+        started_any |= request_build(ctx, &namespace, &name, &request).await?;
     }
     let due = due_image_changes(bc, |tag| current_reference(ctx, tag));
     for (tag, image) in due {
@@ -195,13 +196,13 @@ async fn fire_triggers(
             .and_then(|b| build_number(b));
         match existing {
             Some(number) => record_trigger(ctx, bc, number, &request).await?,
-            None => started_any |= start(ctx, &namespace, &name, &request).await?,
+            None => started_any |= request_build(ctx, &namespace, &name, &request).await?,
         }
     }
     Ok(started_any)
 }
 
-async fn start(
+async fn request_build(
     ctx: &Context,
     namespace: &str,
     name: &str,
@@ -245,186 +246,11 @@ fn strategy_tag(bc: &BuildConfig) -> Option<TagRef> {
 }
 
 /// The current image pull spec of an ImageStreamTag, from the cache.
-fn current_reference(ctx: &Context, tag: &TagRef) -> Option<String> {
+pub(crate) fn current_reference(ctx: &Context, tag: &TagRef) -> Option<String> {
     let stream = ctx
         .image_streams
         .get(&ObjectRef::new(&tag.stream).within(&tag.namespace))?;
     current_image(stream.status.as_ref()?, &tag.tag).map(|e| e.docker_image_reference.clone())
-}
-
-fn view(build: &Build) -> Option<BuildView> {
-    Some(BuildView {
-        name: build.name_any(),
-        number: build_number(build)?,
-        phase: build.status.as_ref().map(|s| s.phase).unwrap_or_default(),
-        policy: RunPolicy::from_label(
-            build
-                .labels()
-                .get(naming::START_POLICY_LABEL)
-                .map(String::as_str),
-        ),
-        cancel_requested: cancel_requested(build),
-    })
-}
-
-async fn apply_run_policy(ctx: &Context, builds: &[Arc<Build>]) -> Result<(), Error> {
-    let mut views: Vec<BuildView> = builds.iter().filter_map(|b| view(b)).collect();
-    let by_name = |n: &str| builds.iter().find(|b| b.name_any() == n).cloned();
-    // A New build whose Pod exists was started by a run that died before marking it Pending:
-    // finish that start first, and count it as active.
-    for v in views
-        .iter_mut()
-        .filter(|v| v.phase == BuildPhase::New && !v.cancel_requested)
-    {
-        let Some(build) = by_name(&v.name) else {
-            continue;
-        };
-        let pod = ObjectRef::new(&naming::pod_name(&v.name))
-            .within(&build.namespace().unwrap_or_default());
-        if ctx.pods.get(&pod).is_some() {
-            start_build(ctx, &build).await?;
-            v.phase = BuildPhase::Pending;
-        }
-    }
-    let decision = decide(&views);
-    for name in &decision.cancel {
-        let Some(build) = by_name(name) else { continue };
-        delete_pod(ctx, &build.namespace().unwrap_or_default(), name).await?;
-        let message = if cancel_requested(&build) {
-            super::phase::CANCELLED_MESSAGE
-        } else {
-            "The build was cancelled because a newer build was queued (SerialLatestOnly)."
-        };
-        let status = ended_before_start(
-            &build,
-            BuildPhase::Cancelled,
-            StatusReason::CancelledBuild,
-            message,
-            Timestamp::now(),
-        );
-        let before = build.status.as_ref().map(|s| s.phase).unwrap_or_default();
-        write_status(ctx, &build, status.clone()).await?;
-        announce(ctx, &build, before, &status).await;
-    }
-    for name in &decision.start {
-        if let Some(build) = by_name(name) {
-            start_build(ctx, &build).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Resolves the build's images, creates its Pod and marks it Pending.
-async fn start_build(ctx: &Context, build: &Build) -> Result<(), Error> {
-    let namespace = build.namespace().unwrap_or_default();
-    let now = Timestamp::now();
-    let resolved = match resolve(ctx, build) {
-        Ok(resolved) => resolved,
-        Err((reason, message)) => {
-            let status = waiting(build, reason, message, now);
-            if build.status.as_ref() != Some(&status) {
-                write_status(ctx, build, status).await?;
-            }
-            return Ok(());
-        }
-    };
-    let pod = build_pod(&resolved, &ctx.settings.pod)?;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    match pods.create(&PostParams::default(), &pod).await {
-        Ok(_) => Metrics::inc(&ctx.metrics.pods_created),
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            let pod_name = pod.metadata.name.clone().unwrap_or_default();
-            let existing = pods
-                .get(&pod_name)
-                .await
-                .map_err(api_error(format!("reading Pod {pod_name}")))?;
-            let ours = existing
-                .owner_references()
-                .iter()
-                .any(|o| Some(&o.uid) == build.metadata.uid.as_ref());
-            if !ours {
-                let message = format!(
-                    "A pod named {pod_name} already exists and does not belong to this build."
-                );
-                let status = ended_before_start(
-                    build,
-                    BuildPhase::Error,
-                    StatusReason::BuildPodExists,
-                    &message,
-                    now,
-                );
-                return write_status(ctx, build, status).await;
-            }
-        }
-        Err(e) => {
-            return Err(api_error(format!("creating Pod for {}", build.name_any()))(
-                e,
-            ))
-        }
-    }
-    let output = resolved
-        .status
-        .as_ref()
-        .and_then(|s| s.output_docker_image_reference.clone());
-    write_status(ctx, build, started(build, output, now)).await
-}
-
-/// The Build as the Pod should see it: the strategy's ImageStreamTag `from` resolved to a pull
-/// spec and the output resolved to `status.outputDockerImageReference`.
-fn resolve(ctx: &Context, build: &Build) -> Result<Build, (StatusReason, String)> {
-    let namespace = build.namespace().unwrap_or_default();
-    let mut resolved = build.clone();
-    let output = build
-        .spec
-        .common
-        .output
-        .as_ref()
-        .and_then(|o| o.to.as_ref());
-    let output_ref = match output {
-        None => None,
-        Some(to) if to.kind.as_deref() == Some("DockerImage") => to.name.clone(),
-        Some(to) => {
-            let tag = TagRef::from_object_reference(to, &namespace).ok_or((
-                StatusReason::InvalidOutputReference,
-                format!("output.to kind {:?} is not supported", to.kind),
-            ))?;
-            let registry = ctx.settings.registry.clone().ok_or((
-                StatusReason::InvalidOutputReference,
-                "the controller has no internal registry configured (--registry), so ImageStreamTag outputs cannot be pushed".to_string(),
-            ))?;
-            Some(format!(
-                "{}:{}",
-                super::image_stream::repository(&registry, &tag.namespace, &tag.stream),
-                tag.tag
-            ))
-        }
-    };
-    if let Some(docker) = resolved.spec.common.strategy.docker_strategy.as_mut() {
-        if let Some(tag) = docker
-            .from
-            .as_ref()
-            .and_then(|f| TagRef::from_object_reference(f, &namespace))
-        {
-            let image = current_reference(ctx, &tag).ok_or((
-                StatusReason::InvalidImageReference,
-                format!(
-                    "waiting for ImageStreamTag {}/{} to have an image",
-                    tag.namespace,
-                    tag.name()
-                ),
-            ))?;
-            docker.from = Some(ObjectReference {
-                kind: Some("DockerImage".into()),
-                name: Some(image),
-                ..ObjectReference::default()
-            });
-        }
-    }
-    resolved
-        .status
-        .get_or_insert_with(Default::default)
-        .output_docker_image_reference = output_ref;
-    Ok(resolved)
 }
 
 async fn prune(ctx: &Context, bc: &BuildConfig, builds: &[Arc<Build>]) -> Result<(), Error> {
@@ -454,16 +280,4 @@ async fn prune(ctx: &Context, bc: &BuildConfig, builds: &[Arc<Build>]) -> Result
         }
     }
     Ok(())
-}
-
-/// Retries failed reconciles with a short backoff (conflicts sooner).
-pub fn error_policy(_bc: Arc<BuildConfig>, error: &Error, ctx: Arc<Context>) -> Action {
-    Metrics::inc(&ctx.metrics.reconcile_failures);
-    tracing::debug!(category = error.category(), %error, "buildconfig reconcile failed");
-    match error {
-        Error::Conflict(_) => {
-            Action::requeue(Duration::from_millis(50).min(ctx.settings.retry_after))
-        }
-        _ => Action::requeue(ctx.settings.retry_after),
-    }
 }

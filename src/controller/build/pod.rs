@@ -9,10 +9,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
-use super::phase::{BUILD_CONTAINER, CLONE_CONTAINER};
 use crate::api::common::BuildSourceType;
+use crate::api::contract::{self, BUILD_CONTAINER, BUILD_VOLUMES_DIR, CLONE_CONTAINER};
 use crate::api::Build;
-use crate::builder::{self as b, plan::BUILD_VOLUMES_DIR};
 use crate::naming;
 
 /// The ServiceAccount build Pods run as unless the spec names another (OpenShift's `builder`).
@@ -73,11 +72,11 @@ pub fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Error> {
     let docker = spec.strategy.docker_strategy.clone().unwrap_or_default();
 
     let mut env = vec![
-        env_var(b::BUILD_ENV, &build_json),
+        env_var(contract::BUILD_ENV, &build_json),
         env_var("LANG", "C.utf8"),
     ];
     env.extend(whitelisted_strategy_env(&docker.env));
-    let workspace_mount = mount("workspace", b::WORKSPACE_DIR, false);
+    let workspace_mount = mount("workspace", contract::WORKSPACE_DIR, false);
     let mut volumes = vec![empty_dir("workspace"), empty_dir("buildah-storage")];
 
     let needs_clone = source.git.is_some()
@@ -91,7 +90,7 @@ pub fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Error> {
         let mut mounts = vec![workspace_mount.clone()];
         if let Some(secret) = &source.source_secret {
             volumes.push(secret_volume("source-secret", &secret.name));
-            mounts.push(mount("source-secret", b::SOURCE_SECRET_DIR, true));
+            mounts.push(mount("source-secret", contract::SOURCE_SECRET_DIR, true));
         }
         let binary = source.binary.is_some() || source.type_ == Some(BuildSourceType::Binary);
         let mut args = vec!["builder".to_string(), "clone".to_string()];
@@ -109,15 +108,15 @@ pub fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Error> {
 
     let mut build_mounts = vec![
         workspace_mount,
-        mount("buildah-storage", b::STORAGE_DIR, false),
+        mount("buildah-storage", contract::STORAGE_DIR, false),
     ];
     if let Some(push) = spec.output.as_ref().and_then(|o| o.push_secret.as_ref()) {
         volumes.push(secret_volume("push-secret", &push.name));
-        build_mounts.push(mount("push-secret", b::PUSH_SECRET_DIR, true));
+        build_mounts.push(mount("push-secret", contract::PUSH_SECRET_DIR, true));
     }
     if let Some(pull) = &docker.pull_secret {
         volumes.push(secret_volume("pull-secret", &pull.name));
-        build_mounts.push(mount("pull-secret", b::PULL_SECRET_DIR, true));
+        build_mounts.push(mount("pull-secret", contract::PULL_SECRET_DIR, true));
     }
     for (i, volume) in docker.volumes.iter().enumerate() {
         let volume_name = format!("build-volume-{i}");
@@ -139,7 +138,7 @@ pub fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Error> {
     let mut build_env = env;
     if !settings.insecure_registries.is_empty() {
         build_env.push(env_var(
-            b::INSECURE_REGISTRIES_ENV,
+            contract::INSECURE_REGISTRIES_ENV,
             &settings.insecure_registries.join(","),
         ));
     }
@@ -225,7 +224,7 @@ fn container(
         env: Some(env),
         volume_mounts: Some(mounts),
         resources: build.spec.common.resources.clone(),
-        termination_message_path: Some(b::TERMINATION_LOG_PATH.into()),
+        termination_message_path: Some(contract::TERMINATION_LOG_PATH.into()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         image_pull_policy: Some("IfNotPresent".into()),
         ..Container::default()

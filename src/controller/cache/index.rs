@@ -8,9 +8,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::ResourceExt;
 
-use super::triggers::TagRef;
-use crate::api::{Build, BuildConfig};
-use crate::naming;
+use crate::api::{config_of, Build, BuildConfig, TagRef};
 
 type ConfigKey = (String, String);
 type StreamKey = (String, String);
@@ -28,23 +26,6 @@ type Names = HashMap<ConfigKey, BTreeSet<String>>;
 struct IndexState {
     live: Names,
     relisting: Option<Names>,
-}
-
-/// The BuildConfig a Build belongs to: its controller owner of kind BuildConfig, else its label.
-pub fn config_of(build: &Build) -> Option<ConfigKey> {
-    let namespace = build.namespace()?;
-    let owner = build
-        .owner_references()
-        .iter()
-        .find(|o| o.kind == "BuildConfig" && o.controller == Some(true))
-        .map(|o| o.name.clone())
-        .or_else(|| {
-            build
-                .annotations()
-                .get(naming::BUILD_CONFIG_ANNOTATION)
-                .cloned()
-        })?;
-    Some((namespace, owner))
 }
 
 impl BuildIndex {

@@ -1,0 +1,143 @@
+//! The Build reconciler: follows each active build's Pod to a phase, cancels, and records pushed
+//! images. Starting New builds is the BuildConfig reconciler's job (it owns the run policy).
+//!
+//! `phase` is the phase machine and `pod` the build Pod, both pure.
+
+pub mod phase;
+pub mod pod;
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::ResourceExt;
+
+use self::phase::{cancel_requested, next_status, reported_revision, Observed};
+use super::context::{api_error, Context, Error, Metrics};
+use super::image_stream::record_push;
+use super::reconcile::{await_own_writes, preamble};
+use super::status::{delete_pod, set_revision, transition};
+use crate::api::{Build, BuildPhase, BuildStatus, TagRef};
+use crate::naming;
+
+/// Reconciles one Build.
+pub async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Action, Error> {
+    Metrics::inc(&ctx.metrics.reconciles_build);
+    if let Some(action) = preamble(&*build, &ctx).or_else(|| await_own_writes(&ctx, [&*build])) {
+        return Ok(action);
+    }
+    let namespace = build.namespace().unwrap_or_default();
+    let name = build.name_any();
+    let phase = build.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    if phase == BuildPhase::New && !cancel_requested(&build) {
+        return Ok(Action::await_change());
+    }
+    let pod = if phase == BuildPhase::New {
+        None
+    } else {
+        find_pod(&ctx, &namespace, &name).await?
+    };
+    let observed = Observed {
+        now: Timestamp::now(),
+        push_secret_missing: push_secret_missing(&ctx, &build, pod.as_ref()).await?,
+    };
+    let Some(next) = next_status(&build, pod.as_ref(), &observed) else {
+        return Ok(Action::await_change());
+    };
+    if next.phase == BuildPhase::Cancelled && pod.is_some() {
+        delete_pod(&ctx, &namespace, &name).await?;
+    }
+    if next.phase == BuildPhase::Complete && phase != BuildPhase::Complete {
+        record_output(&ctx, &build, &next).await?;
+    }
+    // The revision is recorded as the build finishes (a finished Build's spec is never written:
+    // the cache keeps a slimmed copy of it).
+    let build = match pod
+        .as_ref()
+        .filter(|_| next.phase.is_terminal() && !phase.is_terminal())
+        .and_then(|p| reported_revision(&build, p))
+    {
+        Some(revision) => Arc::new(set_revision(&ctx, &build, revision).await?),
+        None => build,
+    };
+    transition(&ctx, &build, next).await?;
+    Ok(Action::await_change())
+}
+
+/// The build's Pod from the cache, confirmed with the API server when the cache lacks it (a Pod
+/// created moments ago may not have reached the cache yet; a missing Pod fails the build).
+async fn find_pod(ctx: &Context, namespace: &str, build: &str) -> Result<Option<Pod>, Error> {
+    let pod_name = naming::pod_name(build);
+    if let Some(pod) = ctx.pods.get(&ObjectRef::new(&pod_name).within(namespace)) {
+        return Ok(Some(pod.to_pod()));
+    }
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    api.get_opt(&pod_name)
+        .await
+        .map_err(api_error(format!("reading Pod {pod_name}")))
+}
+
+async fn push_secret_missing(
+    ctx: &Context,
+    build: &Build,
+    pod: Option<&Pod>,
+) -> Result<bool, Error> {
+    let pending = pod
+        .and_then(|p| p.status.as_ref())
+        .and_then(|s| s.phase.as_deref())
+        == Some("Pending");
+    let Some(secret) = build
+        .spec
+        .common
+        .output
+        .as_ref()
+        .and_then(|o| o.push_secret.as_ref())
+    else {
+        return Ok(false);
+    };
+    if !pending {
+        return Ok(false);
+    }
+    let api: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());
+    Ok(api
+        .get_metadata_opt(&secret.name)
+        .await
+        .map_err(api_error(format!("reading Secret {}", secret.name)))?
+        .is_none())
+}
+
+/// Records the pushed digest in the output ImageStreamTag (DockerImage outputs skip this).
+async fn record_output(ctx: &Context, build: &Build, next: &BuildStatus) -> Result<(), Error> {
+    let digest = next
+        .output
+        .as_ref()
+        .and_then(|o| o.to.as_ref())
+        .and_then(|t| t.image_digest.clone());
+    let namespace = build.namespace().unwrap_or_default();
+    let tag = build
+        .spec
+        .common
+        .output
+        .as_ref()
+        .and_then(|o| o.to.as_ref())
+        .and_then(|to| TagRef::from_object_reference(to, &namespace));
+    match (tag, digest) {
+        (Some(tag), Some(digest)) if to_kind_is_tag(build) => record_push(ctx, &tag, &digest).await,
+        _ => Ok(()),
+    }
+}
+
+fn to_kind_is_tag(build: &Build) -> bool {
+    build
+        .spec
+        .common
+        .output
+        .as_ref()
+        .and_then(|o| o.to.as_ref())
+        .and_then(|t| t.kind.as_deref())
+        .is_none_or(|k| k == "ImageStreamTag")
+}

@@ -1,0 +1,220 @@
+//! Starting builds: the run policy's decision applied, and a started Build's images resolved, its
+//! Pod created and its status decided and written once.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::ResourceExt;
+
+use super::current_reference;
+use super::policy::{decide, BuildView};
+use crate::api::{build_number, Build, BuildPhase, RunPolicy, StatusReason, TagRef};
+use crate::controller::build::phase::{
+    cancel_requested, ended_before_start, started, waiting, CANCELLED_MESSAGE,
+};
+use crate::controller::build::pod::build_pod;
+use crate::controller::context::{api_error, Context, Error, Metrics};
+use crate::controller::status::{delete_pod, transition};
+use crate::naming;
+
+/// What the run policy reads of a Build.
+fn view(build: &Build) -> Option<BuildView> {
+    Some(BuildView {
+        name: build.name_any(),
+        number: build_number(build)?,
+        phase: build.status.as_ref().map(|s| s.phase).unwrap_or_default(),
+        policy: RunPolicy::from_label(
+            build
+                .labels()
+                .get(naming::START_POLICY_LABEL)
+                .map(String::as_str),
+        ),
+        cancel_requested: cancel_requested(build),
+    })
+}
+
+/// Applies the run policy to the builds of one BuildConfig: finishes interrupted starts, cancels
+/// what the policy cancels and starts what it starts.
+pub(super) async fn apply_run_policy(ctx: &Context, builds: &[Arc<Build>]) -> Result<(), Error> {
+    let mut views: Vec<BuildView> = builds.iter().filter_map(|b| view(b)).collect();
+    let by_name = |n: &str| builds.iter().find(|b| b.name_any() == n).cloned();
+    // A New build whose Pod exists was started by a run that died before marking it Pending:
+    // finish that start first, and count it as active.
+    for v in views
+        .iter_mut()
+        .filter(|v| v.phase == BuildPhase::New && !v.cancel_requested)
+    {
+        let Some(build) = by_name(&v.name) else {
+            continue;
+        };
+        let pod = ObjectRef::new(&naming::pod_name(&v.name))
+            .within(&build.namespace().unwrap_or_default());
+        if ctx.pods.get(&pod).is_some() {
+            start_build(ctx, &build).await?;
+            v.phase = BuildPhase::Pending;
+        }
+    }
+    let decision = decide(&views);
+    for name in &decision.cancel {
+        let Some(build) = by_name(name) else { continue };
+        delete_pod(ctx, &build.namespace().unwrap_or_default(), name).await?;
+        let message = if cancel_requested(&build) {
+            CANCELLED_MESSAGE
+        } else {
+            "The build was cancelled because a newer build was queued (SerialLatestOnly)."
+        };
+        let status = ended_before_start(
+            &build,
+            BuildPhase::Cancelled,
+            StatusReason::CancelledBuild,
+            message,
+            Timestamp::now(),
+        );
+        transition(ctx, &build, status).await?;
+    }
+    for name in &decision.start {
+        if let Some(build) = by_name(name) {
+            start_build(ctx, &build).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts a New build: resolves its images, creates its Pod, and writes the one status that
+/// follows (Pending; still New with the reason it waits; or Error when a foreign Pod holds the
+/// name).
+async fn start_build(ctx: &Context, build: &Build) -> Result<(), Error> {
+    let now = Timestamp::now();
+    let status = match resolve(ctx, build) {
+        Err((reason, message)) => waiting(build, reason, message, now),
+        Ok(resolved) => match create_pod(ctx, build, &resolved).await? {
+            Created::Ours => {
+                let output = resolved
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.output_docker_image_reference.clone());
+                started(build, output, now)
+            }
+            Created::Foreign(pod_name) => ended_before_start(
+                build,
+                BuildPhase::Error,
+                StatusReason::BuildPodExists,
+                &format!(
+                    "A pod named {pod_name} already exists and does not belong to this build."
+                ),
+                now,
+            ),
+        },
+    };
+    if build.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    transition(ctx, build, status).await
+}
+
+/// Whose Pod holds the build Pod's name after [`create_pod`].
+enum Created {
+    /// The build's own (just created, or created by an earlier run).
+    Ours,
+    /// Another object's Pod of this name.
+    Foreign(String),
+}
+
+/// Creates the build Pod of `resolved` (an existing Pod owned by the build counts as created).
+async fn create_pod(ctx: &Context, build: &Build, resolved: &Build) -> Result<Created, Error> {
+    let pod = build_pod(resolved, &ctx.settings.pod)?;
+    let pods: Api<Pod> =
+        Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());
+    match pods.create(&PostParams::default(), &pod).await {
+        Ok(_) => {
+            Metrics::inc(&ctx.metrics.pods_created);
+            Ok(Created::Ours)
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let pod_name = pod.metadata.name.clone().unwrap_or_default();
+            let existing = pods
+                .get(&pod_name)
+                .await
+                .map_err(api_error(format!("reading Pod {pod_name}")))?;
+            let ours = existing
+                .owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == build.metadata.uid.as_ref());
+            Ok(if ours {
+                Created::Ours
+            } else {
+                Created::Foreign(pod_name)
+            })
+        }
+        Err(e) => Err(api_error(format!("creating Pod for {}", build.name_any()))(
+            e,
+        )),
+    }
+}
+
+/// Where a build pushes: `output.to` as a pull spec, an ImageStreamTag resolved against
+/// `registry` (pure; shared with `kiln build`).
+pub fn output_reference(
+    build: &Build,
+    registry: Option<&str>,
+) -> Result<Option<String>, (StatusReason, String)> {
+    let namespace = build.namespace().unwrap_or_default();
+    let output = build
+        .spec
+        .common
+        .output
+        .as_ref()
+        .and_then(|o| o.to.as_ref());
+    match output {
+        None => Ok(None),
+        Some(to) if to.kind.as_deref() == Some("DockerImage") => Ok(to.name.clone()),
+        Some(to) => {
+            let tag = TagRef::from_object_reference(to, &namespace).ok_or((
+                StatusReason::InvalidOutputReference,
+                format!("output.to kind {:?} is not supported", to.kind),
+            ))?;
+            let registry = registry.ok_or((
+                StatusReason::InvalidOutputReference,
+                "the controller has no internal registry configured (--registry), so ImageStreamTag outputs cannot be pushed".to_string(),
+            ))?;
+            Ok(Some(tag.pull_spec(registry)))
+        }
+    }
+}
+
+/// The Build as the Pod should see it: the strategy's ImageStreamTag `from` resolved to a pull
+/// spec and the output resolved to `status.outputDockerImageReference`.
+fn resolve(ctx: &Context, build: &Build) -> Result<Build, (StatusReason, String)> {
+    let namespace = build.namespace().unwrap_or_default();
+    let mut resolved = build.clone();
+    let output_ref = output_reference(build, ctx.settings.registry.as_deref())?;
+    if let Some(docker) = resolved.spec.common.strategy.docker_strategy.as_mut() {
+        if let Some(tag) = docker
+            .from
+            .as_ref()
+            .and_then(|f| TagRef::from_object_reference(f, &namespace))
+        {
+            let image = current_reference(ctx, &tag).ok_or((
+                StatusReason::InvalidImageReference,
+                format!(
+                    "waiting for ImageStreamTag {}/{} to have an image",
+                    tag.namespace,
+                    tag.name()
+                ),
+            ))?;
+            docker.from = Some(ObjectReference {
+                kind: Some("DockerImage".into()),
+                name: Some(image),
+                ..ObjectReference::default()
+            });
+        }
+    }
+    resolved
+        .status
+        .get_or_insert_with(Default::default)
+        .output_docker_image_reference = output_ref;
+    Ok(resolved)
+}
