@@ -99,7 +99,7 @@ pub struct BuildRequest {
 }
 
 /// The Build number `number` of `bc` for `request` (pure).
-pub fn new_build(bc: &BuildConfig, number: i64, request: &BuildRequest) -> Result<Build, Error> {
+pub(crate) fn new_build(bc: &BuildConfig, number: i64, request: &BuildRequest) -> Result<Build, Error> {
     let bc_name = bc
         .metadata
         .name
@@ -214,7 +214,7 @@ pub fn new_build(bc: &BuildConfig, number: i64, request: &BuildRequest) -> Resul
 
 /// The BuildConfig status after starting build `number` for `request` (pure): `lastVersion` and,
 /// for an image change, the trigger's `lastTriggeredImageID`.
-pub fn status_after(
+pub(crate) fn status_after(
     bc: &BuildConfig,
     number: i64,
     request: &BuildRequest,

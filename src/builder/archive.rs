@@ -12,15 +12,15 @@ use std::io::{BufReader, Read, Seek, Write};
 use std::path::{Component, Path, PathBuf};
 
 /// The default limit on the bytes a binary source may unpack to (2 GiB).
-pub const DEFAULT_MAX_BYTES: u64 = 2 << 30;
+pub(crate) const DEFAULT_MAX_BYTES: u64 = 2 << 30;
 /// The default limit on the entries of a binary source archive.
-pub const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
+pub(crate) const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
 
 mod tree;
 
 /// Why an archive was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// Reading or writing failed.
     #[error("{context}: {source}")]
     Io {
@@ -82,7 +82,7 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 
 /// The formats recognised by their first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// gzip-compressed (assumed to hold a tar).
     Gzip,
     /// zip.
@@ -94,7 +94,7 @@ pub enum Format {
 }
 
 /// Detects the format from the first bytes of a stream.
-pub fn sniff(head: &[u8]) -> Format {
+pub(crate) fn sniff(head: &[u8]) -> Format {
     if head.starts_with(&[0x1f, 0x8b]) {
         Format::Gzip
     } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
@@ -110,7 +110,7 @@ pub fn sniff(head: &[u8]) -> Format {
 ///
 /// This is only the first, lexical filter; where the path really leads is decided while writing,
 /// by [`tree`]'s walk, which refuses symlinks on the way.
-pub fn safe_relative(name: &str) -> Option<PathBuf> {
+pub(crate) fn safe_relative(name: &str) -> Option<PathBuf> {
     relative(Path::new(name))
 }
 
@@ -133,7 +133,7 @@ fn relative(name: &Path) -> Option<PathBuf> {
 /// levels as the link's directory is deep. A `..` after a name is refused: the name may itself be
 /// a link (`a -> .` makes `a/a/../..` climb two levels that a lexical reading does not see). With
 /// every link in the tree of this shape, following any of them ends inside the destination.
-pub fn link_stays_inside(link: &Path, target: &Path) -> bool {
+pub(crate) fn link_stays_inside(link: &Path, target: &Path) -> bool {
     let depth = link
         .parent()
         .map(|p| {
@@ -157,11 +157,11 @@ pub fn link_stays_inside(link: &Path, target: &Path) -> bool {
 
 /// The bounds of one extraction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// The most bytes read from the input, unpacked from it, and written (each counted separately).
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// The most entries an archive may hold.
-    pub entries: u64,
+    pub(crate) entries: u64,
 }
 
 /// A reader that fails once more than `limit` bytes went through it.
@@ -204,7 +204,7 @@ fn too_large(limit: u64) -> impl Fn(Error) -> Error {
 }
 
 /// Unpacks `input` into `dest` (created), or writes it as `dest/<as_file>`; returns the entries written.
-pub fn extract(
+pub(crate) fn extract(
     input: impl Read,
     dest: &Path,
     as_file: Option<&str>,
@@ -218,7 +218,7 @@ pub fn extract(
 }
 
 /// [`extract`] with an explicit entry bound.
-pub fn extract_limited(
+pub(crate) fn extract_limited(
     input: impl Read,
     dest: &Path,
     as_file: Option<&str>,

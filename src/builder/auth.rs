@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 /// Why a docker config could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// Reading failed.
     #[error("reading {path}: {source}")]
     Io {
@@ -31,7 +31,7 @@ const CONFIG_FILES: [&str; 3] = [".dockerconfigjson", "config.json", ".dockercfg
 
 /// Reads a docker config from a file, or from the first known file name in a secret directory,
 /// and returns it as `{"auths": {...}}`; `Ok(None)` when the directory has none.
-pub fn load(path: &Path) -> Result<Option<Value>, Error> {
+pub(crate) fn load(path: &Path) -> Result<Option<Value>, Error> {
     let file = if path.is_dir() {
         match CONFIG_FILES
             .iter()
@@ -58,7 +58,7 @@ pub fn load(path: &Path) -> Result<Option<Value>, Error> {
 }
 
 /// Turns either format into `{"auths": {...}}`.
-pub fn normalize(text: &str) -> Result<Value, String> {
+pub(crate) fn normalize(text: &str) -> Result<Value, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let Value::Object(map) = value else {
         return Err("expected a JSON object".into());
@@ -74,7 +74,7 @@ pub fn normalize(text: &str) -> Result<Value, String> {
 }
 
 /// Merges configs; later entries win for the same registry.
-pub fn merge(configs: &[Value]) -> Value {
+pub(crate) fn merge(configs: &[Value]) -> Value {
     let mut auths = Map::new();
     for c in configs {
         if let Some(Value::Object(a)) = c.get("auths") {
@@ -89,7 +89,7 @@ pub fn merge(configs: &[Value]) -> Value {
 }
 
 /// The user name and password a config holds for `registry` (`host[:port]`).
-pub fn credentials_for(config: &Value, registry: &str) -> Option<(String, String)> {
+pub(crate) fn credentials_for(config: &Value, registry: &str) -> Option<(String, String)> {
     let auths = config.get("auths")?.as_object()?;
     let entry = auths
         .iter()
@@ -111,7 +111,7 @@ pub fn credentials_for(config: &Value, registry: &str) -> Option<(String, String
 }
 
 /// Whether a config key (`host`, `https://host/v1/`, `host/path`) names `registry`.
-pub fn registry_key_matches(key: &str, registry: &str) -> bool {
+pub(crate) fn registry_key_matches(key: &str, registry: &str) -> bool {
     let k = key
         .trim_start_matches("https://")
         .trim_start_matches("http://");
@@ -120,7 +120,7 @@ pub fn registry_key_matches(key: &str, registry: &str) -> bool {
 }
 
 /// The registry host of an image reference (`docker.io` when the first part is not a host).
-pub fn registry_of(image: &str) -> String {
+pub(crate) fn registry_of(image: &str) -> String {
     match image.split_once('/') {
         Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
             first.to_string()

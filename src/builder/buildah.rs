@@ -8,11 +8,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 /// Lines of output kept for a failure report.
-pub const TAIL_LINES: usize = 20;
+pub(crate) const TAIL_LINES: usize = 20;
 
 /// Why a buildah command failed.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// buildah could not be started.
     #[error("cannot run buildah: {0}")]
     Spawn(std::io::Error),
@@ -28,7 +28,7 @@ pub enum Error {
 
 impl Error {
     /// The last output lines, if buildah ran.
-    pub fn tail(&self) -> Option<String> {
+    pub(crate) fn tail(&self) -> Option<String> {
         match self {
             Self::Failed { tail, .. } => Some(tail.clone()),
             Self::Spawn(_) => None,
@@ -38,45 +38,45 @@ impl Error {
 
 /// How to reach buildah's storage.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Buildah {
+pub(crate) struct Buildah {
     /// The buildah binary.
-    pub program: PathBuf,
+    pub(crate) program: PathBuf,
     /// `--root` (None: buildah's default).
-    pub root: Option<PathBuf>,
+    pub(crate) root: Option<PathBuf>,
     /// `--runroot` (None: buildah's default).
-    pub runroot: Option<PathBuf>,
+    pub(crate) runroot: Option<PathBuf>,
     /// `--storage-driver`: `overlay` or `vfs`.
-    pub driver: String,
+    pub(crate) driver: String,
 }
 
 /// Options of one `buildah bud`.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct BudOptions {
+pub(crate) struct BudOptions {
     /// The context directory.
-    pub context: PathBuf,
+    pub(crate) context: PathBuf,
     /// The Dockerfile (may live outside the context).
-    pub dockerfile: PathBuf,
+    pub(crate) dockerfile: PathBuf,
     /// The tag to give the result.
-    pub tag: String,
+    pub(crate) tag: String,
     /// `--layers` (layer cache) unless the optimization policy squashes.
-    pub layers: bool,
+    pub(crate) layers: bool,
     /// `--no-cache`.
-    pub no_cache: bool,
+    pub(crate) no_cache: bool,
     /// `--build-arg` pairs.
-    pub build_args: Vec<(String, String)>,
+    pub(crate) build_args: Vec<(String, String)>,
     /// `--target`.
-    pub target: Option<String>,
+    pub(crate) target: Option<String>,
     /// `--volume host:container:ro` mounts for RUN steps.
-    pub volumes: Vec<(PathBuf, String)>,
+    pub(crate) volumes: Vec<(PathBuf, String)>,
     /// `--authfile`.
-    pub authfile: Option<PathBuf>,
+    pub(crate) authfile: Option<PathBuf>,
     /// `--tls-verify=false`.
-    pub insecure: bool,
+    pub(crate) insecure: bool,
 }
 
 impl Buildah {
     /// A buildah on PATH with the given storage, trying overlay first and falling back to vfs.
-    pub fn detect(root: Option<PathBuf>, runroot: Option<PathBuf>, driver: Option<&str>) -> Self {
+    pub(crate) fn detect(root: Option<PathBuf>, runroot: Option<PathBuf>, driver: Option<&str>) -> Self {
         let mut b = Self {
             program: PathBuf::from("buildah"),
             root,
@@ -110,7 +110,7 @@ impl Buildah {
     }
 
     /// The storage arguments every command gets.
-    pub fn global_args(&self) -> Vec<String> {
+    pub(crate) fn global_args(&self) -> Vec<String> {
         let mut args = vec!["--storage-driver".to_string(), self.driver.clone()];
         if let Some(r) = &self.root {
             args.extend(["--root".to_string(), r.display().to_string()]);
@@ -122,7 +122,7 @@ impl Buildah {
     }
 
     /// Runs `buildah <global> <args>`, streaming its output, and returns the output tail.
-    pub fn run(&self, args: &[String]) -> Result<String, Error> {
+    pub(crate) fn run(&self, args: &[String]) -> Result<String, Error> {
         let mut cmd = Command::new(&self.program);
         cmd.args(self.global_args())
             .args(args)
@@ -133,7 +133,7 @@ impl Buildah {
     }
 
     /// Runs a command and returns its trimmed stdout (no streaming), e.g. `images --quiet`.
-    pub fn output(&self, args: &[String]) -> Result<String, Error> {
+    pub(crate) fn output(&self, args: &[String]) -> Result<String, Error> {
         let out = Command::new(&self.program)
             .args(self.global_args())
             .args(args)
@@ -154,7 +154,7 @@ impl Buildah {
     /// The images present in the storage, as `name:tag`: read from the storage's image index when
     /// it can be (no process to start), else from one `buildah images` call. A stale answer only
     /// costs a pull, as `buildah bud` still pulls any image that is missing.
-    pub fn present_images(&self) -> Vec<String> {
+    pub(crate) fn present_images(&self) -> Vec<String> {
         if let Some(root) = &self.root {
             let index = root
                 .join(format!("{}-images", self.driver))
@@ -181,14 +181,14 @@ impl Buildah {
 }
 
 /// The driver of an existing storage root (`overlay` or `vfs`), from the directories it made.
-pub fn existing_driver(root: &Path) -> Option<&'static str> {
+pub(crate) fn existing_driver(root: &Path) -> Option<&'static str> {
     ["overlay", "vfs"]
         .into_iter()
         .find(|d| root.join(format!("{d}-images")).is_dir())
 }
 
 /// The image names in a containers/storage `images.json` (None when it is not that format).
-pub fn image_index_names(json: &[u8]) -> Option<Vec<String>> {
+pub(crate) fn image_index_names(json: &[u8]) -> Option<Vec<String>> {
     let value: serde_json::Value = serde_json::from_slice(json).ok()?;
     let names = value
         .as_array()?
@@ -201,7 +201,7 @@ pub fn image_index_names(json: &[u8]) -> Option<Vec<String>> {
 }
 
 /// Whether `image` is in a list of `name:tag` entries (a reference without a tag means `:latest`).
-pub fn image_listed(present: &[String], image: &str) -> bool {
+pub(crate) fn image_listed(present: &[String], image: &str) -> bool {
     let last = image.rsplit('/').next().unwrap_or(image);
     let wanted = if last.contains(':') || last.contains('@') {
         image.to_string()
@@ -212,7 +212,7 @@ pub fn image_listed(present: &[String], image: &str) -> bool {
 }
 
 /// The arguments of `buildah bud` for `opts` (pure).
-pub fn bud_args(opts: &BudOptions) -> Vec<String> {
+pub(crate) fn bud_args(opts: &BudOptions) -> Vec<String> {
     let mut a: Vec<String> = vec![
         "bud".into(),
         "--isolation".into(),
@@ -250,7 +250,7 @@ pub fn bud_args(opts: &BudOptions) -> Vec<String> {
 }
 
 /// The arguments of `buildah push` to a registry or an OCI layout (pure).
-pub fn push_args(
+pub(crate) fn push_args(
     image: &str,
     dest: &str,
     digestfile: &Path,
@@ -273,7 +273,7 @@ pub fn push_args(
 }
 
 /// buildah's last `Error:` line (or a generic line with the exit code), made one line.
-pub fn summary(output: &str, code: Option<i32>) -> String {
+pub(crate) fn summary(output: &str, code: Option<i32>) -> String {
     output
         .lines()
         .rev()
@@ -294,7 +294,7 @@ pub fn summary(output: &str, code: Option<i32>) -> String {
 }
 
 /// Runs a command, copying stdout and stderr lines to our stdout, and keeps the last lines.
-pub fn run_streaming(mut cmd: Command) -> Result<String, Error> {
+pub(crate) fn run_streaming(mut cmd: Command) -> Result<String, Error> {
     let mut child = cmd.spawn().map_err(Error::Spawn)?;
     let tail: Arc<Mutex<VecDeque<String>>> = Arc::default();
     let mut readers = Vec::new();

@@ -4,7 +4,7 @@ use std::path::{Component, Path, PathBuf};
 
 /// Why a contextDir is refused.
 #[derive(Debug, PartialEq, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The path leaves the checkout lexically (`..`, absolute paths).
     #[error("contextDir {0:?} points outside the source repository (no '..' or absolute paths)")]
     Escapes(String),
@@ -27,7 +27,7 @@ pub enum Error {
 }
 
 /// The normalized relative path of a contextDir (`""` for the root), refusing `..` and absolute paths.
-pub fn normalize(context_dir: &str) -> Result<PathBuf, Error> {
+pub(crate) fn normalize(context_dir: &str) -> Result<PathBuf, Error> {
     let mut out = PathBuf::new();
     for component in Path::new(context_dir.trim()).components() {
         match component {
@@ -43,7 +43,7 @@ pub fn normalize(context_dir: &str) -> Result<PathBuf, Error> {
 
 /// Resolves a contextDir inside `root` on disk, following symlinks only while they stay inside.
 /// `at` names the source for messages (a commit hash or "the archive").
-pub fn resolve(root: &Path, context_dir: Option<&str>, at: &str) -> Result<PathBuf, Error> {
+pub(crate) fn resolve(root: &Path, context_dir: Option<&str>, at: &str) -> Result<PathBuf, Error> {
     let raw = context_dir.unwrap_or("");
     let rel = normalize(raw)?;
     let missing = || Error::Missing {

@@ -32,7 +32,7 @@ const KNOWN_INSTRUCTIONS: [&str; 18] = [
 
 /// Why a Dockerfile could not be prepared.
 #[derive(Debug, PartialEq, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The parser rejected the text.
     #[error("Dockerfile syntax error at line {line}, column {column}: {detail}")]
     Syntax {
@@ -61,19 +61,19 @@ pub enum Error {
 
 /// The edits OpenShift's builder makes to a Dockerfile.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Edits {
+pub(crate) struct Edits {
     /// `dockerStrategy.from` (a resolved image reference): replaces the image of the last FROM.
-    pub from: Option<String>,
+    pub(crate) from: Option<String>,
     /// The strategy's `env`: one `ENV` after every FROM.
-    pub env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
     /// Build provenance (`KILN_BUILD_*`): one `ENV` appended at the end.
-    pub provenance: Vec<(String, String)>,
+    pub(crate) provenance: Vec<(String, String)>,
     /// Build labels followed by the user's `imageLabels` (later names win): one `LABEL` at the end.
-    pub labels: Vec<(String, String)>,
+    pub(crate) labels: Vec<(String, String)>,
 }
 
 /// Applies `edits` to `text` and returns the new Dockerfile.
-pub fn prepare(text: &str, edits: &Edits) -> Result<String, Error> {
+pub(crate) fn prepare(text: &str, edits: &Edits) -> Result<String, Error> {
     let parsed = parse(text)?;
     let froms: Vec<_> = parsed
         .instructions
@@ -124,7 +124,7 @@ pub fn prepare(text: &str, edits: &Edits) -> Result<String, Error> {
 
 /// The base images a Dockerfile pulls: FROM images with global `ARG`s expanded (build args win),
 /// without `scratch`, earlier stage names, or images left with unresolved variables.
-pub fn base_images(text: &str, build_args: &[(String, String)]) -> Result<Vec<String>, Error> {
+pub(crate) fn base_images(text: &str, build_args: &[(String, String)]) -> Result<Vec<String>, Error> {
     let parsed = parse(text)?;
     let mut args: BTreeMap<String, String> = BTreeMap::new();
     for arg in &parsed.global_args {
@@ -222,7 +222,7 @@ fn dedup_labels(labels: &[(String, String)]) -> Vec<(String, String)> {
 }
 
 /// A double-quoted Dockerfile word: `\`, `"` and `$` escaped, line breaks folded to spaces.
-pub fn quote(value: &str) -> String {
+pub(crate) fn quote(value: &str) -> String {
     let mut s = String::with_capacity(value.len() + 2);
     s.push('"');
     for c in value.chars() {
@@ -250,7 +250,7 @@ fn unquote(value: &str) -> String {
 }
 
 /// Expands `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+alt}`; unknown variables stay as written.
-pub fn expand(word: &str, args: &BTreeMap<String, String>) -> String {
+pub(crate) fn expand(word: &str, args: &BTreeMap<String, String>) -> String {
     let mut out = String::new();
     let mut rest = word;
     while let Some(pos) = rest.find('$') {

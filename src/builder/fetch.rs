@@ -12,7 +12,7 @@ use crate::api::{Build, StatusReason};
 
 /// Where the binary source comes from.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Binary {
+pub(crate) enum Binary {
     /// Read the archive from standard input.
     Stdin,
     /// Read the archive from a file.
@@ -23,23 +23,23 @@ pub enum Binary {
 
 /// Options of the fetch step.
 #[derive(Clone, Debug)]
-pub struct FetchOptions {
+pub(crate) struct FetchOptions {
     /// The directory the source is checked out or unpacked into.
-    pub source_dir: PathBuf,
+    pub(crate) source_dir: PathBuf,
     /// The source secret directory (basic-auth, ssh-privatekey, known_hosts).
-    pub source_secret: Option<PathBuf>,
+    pub(crate) source_secret: Option<PathBuf>,
     /// Whether local paths are allowed as repository URLs.
-    pub mode: url_policy::Mode,
+    pub(crate) mode: url_policy::Mode,
     /// The binary source, for `Binary` builds (or to override any source locally).
-    pub binary: Option<Binary>,
+    pub(crate) binary: Option<Binary>,
     /// The most bytes a binary source may unpack to.
-    pub max_archive_bytes: u64,
+    pub(crate) max_archive_bytes: u64,
     /// Check out submodules.
-    pub submodules: bool,
+    pub(crate) submodules: bool,
 }
 
 /// Fetches the source of `build` and checks its contextDir; the report holds FetchInputs and the source info.
-pub fn fetch(build: &Build, opts: &FetchOptions) -> BuildReport {
+pub(crate) fn fetch(build: &Build, opts: &FetchOptions) -> BuildReport {
     let mut clock = StageClock::default();
     clock.start(StageName::FetchInputs);
     let result = fetch_inner(build, opts);

@@ -9,21 +9,21 @@ use git2::{CertificateCheckStatus, Cred, CredentialType, RemoteCallbacks};
 #[derive(Clone, Debug, Default)]
 pub struct SourceAuth {
     /// Basic-auth user name.
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// Basic-auth password or token.
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// An SSH private key (PEM/OpenSSH text).
-    pub ssh_private_key: Option<String>,
+    pub(crate) ssh_private_key: Option<String>,
     /// known_hosts lines the SSH host key must match.
-    pub known_hosts: Option<String>,
+    pub(crate) known_hosts: Option<String>,
     /// Accept unknown SSH host keys (only when the secret says so explicitly).
-    pub insecure_ignore_host_key: bool,
+    pub(crate) insecure_ignore_host_key: bool,
 }
 
 impl SourceAuth {
     /// Reads `username`, `password`, `ssh-privatekey`, `known_hosts` and `insecure-ignore-host-key`
     /// from a mounted secret directory; absent files are absent fields.
-    pub fn from_dir(dir: &Path) -> Self {
+    pub(crate) fn from_dir(dir: &Path) -> Self {
         let read = |name: &str| {
             std::fs::read_to_string(dir.join(name))
                 .ok()
@@ -43,7 +43,7 @@ impl SourceAuth {
 }
 
 /// libgit2 callbacks: credentials from the secret, SSH host keys checked against known_hosts.
-pub fn callbacks(auth: &SourceAuth) -> RemoteCallbacks<'static> {
+pub(crate) fn callbacks(auth: &SourceAuth) -> RemoteCallbacks<'static> {
     let mut cb = RemoteCallbacks::new();
     let creds = auth.clone();
     let mut attempts = 0;
@@ -97,7 +97,7 @@ pub fn callbacks(auth: &SourceAuth) -> RemoteCallbacks<'static> {
 }
 
 /// Whether a known_hosts text lists `host` (or `[host]:port`) with this base64 key.
-pub fn known_host_matches(known_hosts: &str, host: &str, key_b64: &str) -> bool {
+pub(crate) fn known_host_matches(known_hosts: &str, host: &str, key_b64: &str) -> bool {
     known_hosts
         .lines()
         .map(str::trim)
@@ -127,7 +127,7 @@ const SYSTEM_BUNDLES: [&str; 3] = [
 /// Trusts `ca` for https clones: writes the system bundle plus `ca` to `bundle` and points
 /// `SSL_CERT_FILE` at it (read by libgit2's OpenSSL when it first initializes, so call this before
 /// any clone, while the process is single-threaded).
-pub fn trust_ca(ca: &Path, bundle: &Path) -> std::io::Result<()> {
+pub(crate) fn trust_ca(ca: &Path, bundle: &Path) -> std::io::Result<()> {
     let mut text = SYSTEM_BUNDLES
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())
@@ -142,7 +142,7 @@ pub fn trust_ca(ca: &Path, bundle: &Path) -> std::io::Result<()> {
 }
 
 /// Picks the proxy for `url` from OpenShift's `httpProxy`/`httpsProxy`/`noProxy`.
-pub fn choose_proxy(
+pub(crate) fn choose_proxy(
     url: &str,
     http: Option<&str>,
     https: Option<&str>,

@@ -16,7 +16,7 @@ struct Pending {
 }
 
 /// Masks heredoc bodies as comments, keeping every byte offset (see the module docs).
-pub fn mask(text: &str) -> String {
+pub(crate) fn mask(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut pending: std::collections::VecDeque<Pending> = Default::default();
     let mut continuation = false;

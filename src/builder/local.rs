@@ -15,7 +15,7 @@ use crate::api::{Build, BuildConfig, BuildPhase, BuildSpec, BuildStatus, TagEven
 
 /// Why `kiln build` could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The BuildConfig file could not be read.
     #[error("reading {path}: {source}")]
     Read {
@@ -39,48 +39,48 @@ pub enum Error {
 
 /// Options of `kiln build`.
 #[derive(Clone, Debug, Default)]
-pub struct LocalOptions {
+pub(crate) struct LocalOptions {
     /// The BuildConfig manifest (YAML or JSON; other documents are ignored).
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Build this local directory instead of the BuildConfig's source.
-    pub context: Option<PathBuf>,
+    pub(crate) context: Option<PathBuf>,
     /// Build from this archive (tar, tar.gz, zip) instead of the BuildConfig's source.
-    pub archive: Option<PathBuf>,
+    pub(crate) archive: Option<PathBuf>,
     /// Push ImageStreamTag outputs to `<registry>/<namespace>/<stream>:<tag>`.
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
     /// The registry (and every `--insecure-registry` host) is reached without TLS verification.
-    pub insecure_registries: Vec<String>,
+    pub(crate) insecure_registries: Vec<String>,
     /// A docker config JSON for the push.
-    pub push_secret: Option<PathBuf>,
+    pub(crate) push_secret: Option<PathBuf>,
     /// A docker config JSON for pulls.
-    pub pull_secret: Option<PathBuf>,
+    pub(crate) pull_secret: Option<PathBuf>,
     /// Extra or overriding build args.
-    pub build_args: Vec<(String, String)>,
+    pub(crate) build_args: Vec<(String, String)>,
     /// Where to write the OCI layout when there is no registry (default `./<name>-oci`).
-    pub oci_dir: Option<PathBuf>,
+    pub(crate) oci_dir: Option<PathBuf>,
     /// buildah `--root`.
-    pub root: Option<PathBuf>,
+    pub(crate) root: Option<PathBuf>,
     /// buildah `--runroot`.
-    pub runroot: Option<PathBuf>,
+    pub(crate) runroot: Option<PathBuf>,
     /// buildah `--storage-driver` (default: overlay, falling back to vfs).
-    pub driver: Option<String>,
+    pub(crate) driver: Option<String>,
     /// A source secret directory for the clone.
-    pub source_secret: Option<PathBuf>,
+    pub(crate) source_secret: Option<PathBuf>,
 }
 
 /// The outcome of a local build: the report, the Build with its status, and the TagEvent.
 #[derive(Clone, Debug)]
-pub struct LocalResult {
+pub(crate) struct LocalResult {
     /// The builder report.
-    pub report: BuildReport,
+    pub(crate) report: BuildReport,
     /// The Build as the operator would have written it.
-    pub build: Build,
+    pub(crate) build: Build,
     /// The TagEvent for the output ImageStream (None on failure or without a registry).
-    pub tag_event: Option<TagEvent>,
+    pub(crate) tag_event: Option<TagEvent>,
 }
 
 /// Reads the first BuildConfig of a manifest file.
-pub fn read_build_config(path: &std::path::Path) -> Result<BuildConfig, Error> {
+pub(crate) fn read_build_config(path: &std::path::Path) -> Result<BuildConfig, Error> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: shown.clone(),
@@ -136,7 +136,7 @@ pub fn read_build_config(path: &std::path::Path) -> Result<BuildConfig, Error> {
 }
 
 /// The Build a BuildConfig would instantiate, with its output reference resolved for `registry`.
-pub fn build_from_config(
+pub(crate) fn build_from_config(
     bc: &BuildConfig,
     registry: Option<&str>,
     extra_args: &[(String, String)],
@@ -190,7 +190,7 @@ pub fn build_from_config(
 }
 
 /// Fills a Build status from a builder report (what the operator does with the termination message).
-pub fn apply_report(status: &mut BuildStatus, report: &BuildReport) {
+pub(crate) fn apply_report(status: &mut BuildStatus, report: &BuildReport) {
     status.phase = if report.is_failure() {
         BuildPhase::Failed
     } else {
@@ -210,7 +210,7 @@ pub fn apply_report(status: &mut BuildStatus, report: &BuildReport) {
 }
 
 /// Runs the whole pipeline locally.
-pub fn run(opts: &LocalOptions) -> Result<LocalResult, Error> {
+pub(crate) fn run(opts: &LocalOptions) -> Result<LocalResult, Error> {
     let bc = read_build_config(&opts.file)?;
     let mut build = build_from_config(&bc, opts.registry.as_deref(), &opts.build_args);
     let started = Time(k8s_openapi::jiff::Timestamp::now());

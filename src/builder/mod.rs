@@ -8,18 +8,18 @@
 //! the termination message ([`crate::api::contract::BuildReport`]). The Pod's paths, container
 //! names and environment variables are part of that contract, in [`crate::api::contract`].
 
-pub mod archive;
-pub mod auth;
-pub mod buildah;
-pub mod context_dir;
-pub mod dockerfile;
-pub mod fetch;
-pub mod git_auth;
-pub mod heredoc;
-pub mod local;
-pub mod pipeline;
-pub mod plan;
-pub mod registry;
-pub mod report;
+pub(crate) mod archive;
+pub(crate) mod auth;
+pub(crate) mod buildah;
+pub(crate) mod context_dir;
+pub(crate) mod dockerfile;
+pub(crate) mod fetch;
+pub(crate) mod git_auth;
+pub(crate) mod heredoc;
+pub(crate) mod local;
+pub(crate) mod pipeline;
+pub(crate) mod plan;
+pub(crate) mod registry;
+pub(crate) mod report;
 pub mod source;
-pub mod url_policy;
+pub(crate) mod url_policy;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::buildah::{self, BudOptions, Buildah};
-pub use super::fetch::{fetch, Binary, FetchOptions};
+pub(crate) use super::fetch::{fetch, Binary, FetchOptions};
 use super::report::{Failure, StageClock};
 use super::{auth, context_dir, dockerfile, plan, registry};
 use crate::api::build::StageName;
@@ -13,7 +13,7 @@ use crate::api::{Build, StatusReason};
 
 /// Where the built image goes.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Output {
+pub(crate) enum Output {
     /// Push to this registry reference.
     Registry(String),
     /// Write an OCI layout directory (no registry at all), tagged `tag`.
@@ -27,27 +27,27 @@ pub enum Output {
 
 /// Options of the build step.
 #[derive(Clone, Debug)]
-pub struct BuildOptions {
+pub(crate) struct BuildOptions {
     /// Scratch space for the prepared Dockerfile and digest file (outside the context).
-    pub work_dir: PathBuf,
+    pub(crate) work_dir: PathBuf,
     /// The source root (checkout or unpacked archive).
-    pub source_dir: PathBuf,
+    pub(crate) source_dir: PathBuf,
     /// buildah and its storage.
-    pub buildah: Buildah,
+    pub(crate) buildah: Buildah,
     /// A docker config (file or secret directory) for pulls.
-    pub pull_secret: Option<PathBuf>,
+    pub(crate) pull_secret: Option<PathBuf>,
     /// A docker config (file or secret directory) for the push.
-    pub push_secret: Option<PathBuf>,
+    pub(crate) push_secret: Option<PathBuf>,
     /// Registries reached without TLS verification.
-    pub insecure_registries: Vec<String>,
+    pub(crate) insecure_registries: Vec<String>,
     /// Where the image goes; None: the Build's output reference.
-    pub output: Option<Output>,
+    pub(crate) output: Option<Output>,
     /// Where build volumes are mounted, one directory per volume name.
-    pub volumes_dir: PathBuf,
+    pub(crate) volumes_dir: PathBuf,
 }
 
 /// Prepares the Dockerfile, pulls, builds, runs the post-commit hook and pushes.
-pub fn build(build: &Build, source: Option<SourceInfo>, opts: &BuildOptions) -> BuildReport {
+pub(crate) fn build(build: &Build, source: Option<SourceInfo>, opts: &BuildOptions) -> BuildReport {
     let mut clock = StageClock::default();
     let mut report = BuildReport {
         source: source.clone(),
@@ -321,7 +321,7 @@ fn run_post_commit(b: &Buildah, image: &str, argv: &[String]) -> Result<(), Fail
 }
 
 /// A hint for common registry failures.
-pub fn hint(error: &str, reference: &str, action: &str) -> String {
+pub(crate) fn hint(error: &str, reference: &str, action: &str) -> String {
     let e = error.to_ascii_lowercase();
     let host = auth::registry_of(reference);
     let unreachable = [

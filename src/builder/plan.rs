@@ -10,39 +10,39 @@ use crate::api::{Build, StatusReason};
 
 /// What the build container will do.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The Build's name.
-    pub name: String,
+    pub(crate) name: String,
     /// The Build's namespace.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// `source.contextDir`.
-    pub context_dir: Option<String>,
+    pub(crate) context_dir: Option<String>,
     /// The Dockerfile path relative to the context (default `Dockerfile`).
-    pub dockerfile_path: String,
+    pub(crate) dockerfile_path: String,
     /// An inline Dockerfile that replaces the source's.
-    pub inline_dockerfile: Option<String>,
+    pub(crate) inline_dockerfile: Option<String>,
     /// The Dockerfile edits (from, env, provenance, labels).
-    pub edits: Edits,
+    pub(crate) edits: Edits,
     /// `--build-arg` pairs.
-    pub build_args: Vec<(String, String)>,
+    pub(crate) build_args: Vec<(String, String)>,
     /// `--no-cache`.
-    pub no_cache: bool,
+    pub(crate) no_cache: bool,
     /// `--pull-always`.
-    pub force_pull: bool,
+    pub(crate) force_pull: bool,
     /// `--layers`.
-    pub layers: bool,
+    pub(crate) layers: bool,
     /// `--target`.
-    pub target: Option<String>,
+    pub(crate) target: Option<String>,
     /// Build volumes: (volume name, destination path).
-    pub volumes: Vec<(String, String)>,
+    pub(crate) volumes: Vec<(String, String)>,
     /// The post-commit command, as argv.
-    pub post_commit: Option<Vec<String>>,
+    pub(crate) post_commit: Option<Vec<String>>,
     /// The image reference to push to (None: the caller decides, e.g. an OCI layout).
-    pub output: Option<String>,
+    pub(crate) output: Option<String>,
 }
 
 /// Plans a Build. `source` is what the clone container found (None for builds without source).
-pub fn plan(build: &Build, source: Option<&SourceInfo>) -> Result<Plan, Failure> {
+pub(crate) fn plan(build: &Build, source: Option<&SourceInfo>) -> Result<Plan, Failure> {
     let spec = &build.spec.common;
     let name = build.metadata.name.clone().unwrap_or_default();
     let namespace = build.metadata.namespace.clone().unwrap_or_default();
@@ -210,7 +210,7 @@ fn pairs(
 
 /// OpenShift's post-commit rules: `script` runs with `/bin/sh -c` (args become `$1…`), `command` runs
 /// with `args`, and `args` alone run as the command.
-pub fn post_commit_argv(hook: &BuildPostCommitSpec) -> Option<Vec<String>> {
+pub(crate) fn post_commit_argv(hook: &BuildPostCommitSpec) -> Option<Vec<String>> {
     if let Some(script) = hook.script.as_ref().filter(|s| !s.trim().is_empty()) {
         let mut argv = vec![
             "/bin/sh".to_string(),
@@ -227,7 +227,7 @@ pub fn post_commit_argv(hook: &BuildPostCommitSpec) -> Option<Vec<String>> {
 }
 
 /// The volume directories to bind for RUN steps: (host path under `volumes_dir`, destination).
-pub fn volume_mounts(plan: &Plan, volumes_dir: &Path) -> Vec<(PathBuf, String)> {
+pub(crate) fn volume_mounts(plan: &Plan, volumes_dir: &Path) -> Vec<(PathBuf, String)> {
     plan.volumes
         .iter()
         .map(|(name, dest)| (volumes_dir.join(name), dest.clone()))

@@ -7,7 +7,7 @@ use oci_client::{Client, Reference};
 
 /// Why a digest could not be confirmed.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The image reference does not parse.
     #[error("invalid image reference {reference:?}: {detail}")]
     Reference {
@@ -30,7 +30,7 @@ pub enum Error {
 }
 
 /// Installs rustls' ring crypto provider once (reqwest is built without a default provider).
-pub fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
@@ -53,7 +53,7 @@ pub fn check_reference(reference: &str) -> Result<(), String> {
 }
 
 /// Asks the registry for the manifest digest of `reference` (`host/repo:tag`).
-pub fn manifest_digest(
+pub(crate) fn manifest_digest(
     reference: &str,
     insecure: bool,
     credentials: Option<(String, String)>,
@@ -88,14 +88,14 @@ pub fn manifest_digest(
 }
 
 /// The digest buildah wrote with `--digestfile`, validated as `sha256:<64 hex>`.
-pub fn parse_digest(text: &str) -> Option<String> {
+pub(crate) fn parse_digest(text: &str) -> Option<String> {
     let d = text.trim();
     let hex = d.strip_prefix("sha256:")?;
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| d.to_string())
 }
 
 /// Replaces the tag of `reference` with a digest: `host/repo:tag` → `host/repo@sha256:…`.
-pub fn with_digest(reference: &str, digest: &str) -> String {
+pub(crate) fn with_digest(reference: &str, digest: &str) -> String {
     let without_digest = reference.split('@').next().unwrap_or(reference);
     let slash = without_digest.rfind('/').map_or(0, |i| i + 1);
     let repo = match without_digest[slash..].find(':') {

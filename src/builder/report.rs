@@ -12,18 +12,18 @@ use crate::api::StatusReason;
 /// A failure of a builder step: the OpenShift reason, a one-line message and the last log lines.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{reason}: {message}")]
-pub struct Failure {
+pub(crate) struct Failure {
     /// The OpenShift reason.
-    pub reason: StatusReason,
+    pub(crate) reason: StatusReason,
     /// A one-line message a user can act on.
-    pub message: String,
+    pub(crate) message: String,
     /// The last lines of the failing step's output.
-    pub log_tail: Option<String>,
+    pub(crate) log_tail: Option<String>,
 }
 
 impl Failure {
     /// A failure with a reason and message and no log.
-    pub fn new(reason: StatusReason, message: impl Into<String>) -> Self {
+    pub(crate) fn new(reason: StatusReason, message: impl Into<String>) -> Self {
         Self {
             reason,
             message: one_line(&message.into()),
@@ -32,7 +32,7 @@ impl Failure {
     }
 
     /// The same failure carrying the last lines of a log.
-    pub fn with_log(mut self, log_tail: Option<String>) -> Self {
+    pub(crate) fn with_log(mut self, log_tail: Option<String>) -> Self {
         self.log_tail = log_tail.filter(|t| !t.trim().is_empty());
         self
     }
@@ -40,7 +40,7 @@ impl Failure {
 
 impl BuildReport {
     /// Records a failure in the report.
-    pub fn fail(&mut self, failure: &Failure) {
+    pub(crate) fn fail(&mut self, failure: &Failure) {
         self.reason = Some(failure.reason);
         self.message = Some(failure.message.clone());
         self.log_tail = failure.log_tail.clone();
@@ -48,7 +48,7 @@ impl BuildReport {
 }
 
 /// Collapses a message to its first non-empty line, trimmed.
-pub fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
@@ -57,27 +57,27 @@ pub fn one_line(text: &str) -> String {
 }
 
 /// The last `n` non-empty lines of a log.
-pub fn last_lines(log: &str, n: usize) -> String {
+pub(crate) fn last_lines(log: &str, n: usize) -> String {
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Records stage timings as they run.
 #[derive(Debug, Default)]
-pub struct StageClock {
+pub(crate) struct StageClock {
     stages: Vec<StageInfo>,
     current: Option<(StageName, Time, Instant)>,
 }
 
 impl StageClock {
     /// Starts a stage, ending the one that was running.
-    pub fn start(&mut self, name: StageName) {
+    pub(crate) fn start(&mut self, name: StageName) {
         self.finish();
         self.current = Some((name, now(), Instant::now()));
     }
 
     /// Ends the running stage, if any.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if let Some((name, start, began)) = self.current.take() {
             let duration = i64::try_from(began.elapsed().as_millis()).unwrap_or(i64::MAX);
             self.stages.push(StageInfo {
@@ -94,14 +94,14 @@ impl StageClock {
     }
 
     /// Ends the running stage and returns every stage recorded.
-    pub fn into_stages(mut self) -> Vec<StageInfo> {
+    pub(crate) fn into_stages(mut self) -> Vec<StageInfo> {
         self.finish();
         self.stages
     }
 }
 
 /// OpenShift's step name for each stage.
-pub fn step_name(stage: StageName) -> &'static str {
+pub(crate) fn step_name(stage: StageName) -> &'static str {
     match stage {
         StageName::FetchInputs => "FetchGitSource",
         StageName::PullImages => "PullBaseImage",

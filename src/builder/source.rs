@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use git2::{AutotagOption, FetchOptions, Oid, ProxyOptions, Repository};
 
 use super::git_auth;
-pub use super::git_auth::{choose_proxy, known_host_matches, trust_ca, SourceAuth};
+pub(crate) use super::git_auth::{choose_proxy, known_host_matches, trust_ca};
+pub use super::git_auth::SourceAuth;
 use crate::api::common::{GitSourceRevision, SourceControlUser};
 use crate::api::contract::SourceInfo;
 use crate::api::validate::{redact_url, scrub};
@@ -284,7 +285,7 @@ fn update_submodules(repo: &Repository, req: &CloneRequest) -> Result<(), Error>
 }
 
 /// Resolves a user's ref against the advertised refs: full name, then branch, then tag.
-pub fn resolve_ref(wanted: &str, heads: &[(String, Oid)]) -> Option<String> {
+pub(crate) fn resolve_ref(wanted: &str, heads: &[(String, Oid)]) -> Option<String> {
     let candidates = [
         wanted.to_string(),
         format!("refs/heads/{wanted}"),

@@ -3,7 +3,7 @@
 
 /// Where the clone runs, which decides whether local paths are allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Inside a build Pod: remote URLs only.
     Pod,
     /// `kiln build` on a developer's machine: local paths and `file://` too.
@@ -12,7 +12,7 @@ pub enum Mode {
 
 /// What kind of location a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Location {
+pub(crate) enum Location {
     /// A remote repository (http, https, ssh, git, or scp-like `user@host:path`).
     Remote,
     /// A repository on the local file system.
@@ -21,7 +21,7 @@ pub enum Location {
 
 /// Why a URL is refused.
 #[derive(Debug, PartialEq, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The URL is empty.
     #[error("the repository URL is empty")]
     Empty,
@@ -45,7 +45,7 @@ pub enum Error {
 }
 
 /// Checks a repository URL against the policy of `mode`.
-pub fn check(url: &str, mode: Mode) -> Result<Location, Error> {
+pub(crate) fn check(url: &str, mode: Mode) -> Result<Location, Error> {
     let url = url.trim();
     if url.is_empty() {
         return Err(Error::Empty);

@@ -12,49 +12,49 @@ use crate::builder::local::{self, LocalOptions};
 
 /// Arguments of `kiln build`.
 #[derive(Debug, Args)]
-pub struct BuildArgs {
+pub(crate) struct LocalBuildArgs {
     /// The BuildConfig manifest (YAML or JSON).
     #[arg(short = 'f', long = "filename")]
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Build this local directory instead of the BuildConfig's source.
     #[arg(long)]
-    pub context: Option<PathBuf>,
+    pub(crate) context: Option<PathBuf>,
     /// Build from this archive (tar, tar.gz, zip) instead of the BuildConfig's source.
     #[arg(long, conflicts_with = "context")]
-    pub from_archive: Option<PathBuf>,
+    pub(crate) from_archive: Option<PathBuf>,
     /// Push ImageStreamTag outputs to <registry>/<namespace>/<stream>:<tag>; without it an OCI layout is written.
     #[arg(long)]
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
     /// Reach --registry over plain HTTP / without TLS verification.
     #[arg(long)]
-    pub insecure_registry: bool,
+    pub(crate) insecure_registry: bool,
     /// A docker config JSON with the push credentials.
     #[arg(long)]
-    pub push_secret: Option<PathBuf>,
+    pub(crate) push_secret: Option<PathBuf>,
     /// A docker config JSON with the pull credentials.
     #[arg(long)]
-    pub pull_secret: Option<PathBuf>,
+    pub(crate) pull_secret: Option<PathBuf>,
     /// A source secret directory (username/password, ssh-privatekey, known_hosts).
     #[arg(long)]
-    pub source_secret: Option<PathBuf>,
+    pub(crate) source_secret: Option<PathBuf>,
     /// Add or override a build arg, KEY=VALUE (repeatable).
     #[arg(long = "build-arg", value_parser = parse_pair)]
-    pub build_args: Vec<(String, String)>,
+    pub(crate) build_args: Vec<(String, String)>,
     /// The OCI layout directory written when there is no registry (default ./<build>-oci).
     #[arg(long)]
-    pub oci_dir: Option<PathBuf>,
+    pub(crate) oci_dir: Option<PathBuf>,
     /// buildah's storage root.
     #[arg(long)]
-    pub root: Option<PathBuf>,
+    pub(crate) root: Option<PathBuf>,
     /// buildah's run root.
     #[arg(long)]
-    pub runroot: Option<PathBuf>,
+    pub(crate) runroot: Option<PathBuf>,
     /// The storage driver (default: overlay, falling back to vfs).
     #[arg(long)]
-    pub storage_driver: Option<String>,
+    pub(crate) storage_driver: Option<String>,
     /// Also write the builder's JSON report to this file.
     #[arg(long)]
-    pub report: Option<PathBuf>,
+    pub(crate) report: Option<PathBuf>,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -64,7 +64,7 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
 }
 
 /// Runs `kiln build`.
-pub fn run(args: &BuildArgs) -> Result<ExitCode, Error> {
+pub(crate) fn run(args: &LocalBuildArgs) -> Result<ExitCode, Error> {
     let opts = LocalOptions {
         file: args.file.clone(),
         context: args.context.clone(),

@@ -18,95 +18,95 @@ use crate::builder::{archive, buildah::Buildah, url_policy};
 
 /// Arguments of `kiln builder`.
 #[derive(Debug, Args)]
-pub struct BuilderArgs {
+pub(crate) struct BuilderArgs {
     /// The step to run.
     #[command(subcommand)]
-    pub command: BuilderCommand,
+    pub(crate) command: BuilderCommand,
 }
 
 /// The builder steps.
 #[derive(Debug, Subcommand)]
-pub enum BuilderCommand {
+pub(crate) enum BuilderCommand {
     /// Fetch the source (git clone or binary archive) into the workspace (the Pod's init container).
     Clone(CloneArgs),
     /// Prepare the Dockerfile, build with buildah, run the post-commit hook and push (the main container).
-    Build(BuildArgs),
+    Build(PodBuildArgs),
 }
 
 /// Arguments both steps take.
 #[derive(Debug, Args)]
-pub struct StepArgs {
+pub(crate) struct StepArgs {
     /// The Build as JSON (default: the BUILD environment variable).
     #[arg(long = "build-json", env = contract::BUILD_ENV, hide_env_values = true)]
-    pub build_json: Option<String>,
+    pub(crate) build_json: Option<String>,
     /// Read the Build (JSON or YAML) from this file instead.
     #[arg(long)]
-    pub build_file: Option<PathBuf>,
+    pub(crate) build_file: Option<PathBuf>,
     /// The workspace shared by the two steps.
     #[arg(long, env = "KILN_WORKSPACE", default_value = contract::WORKSPACE_DIR)]
-    pub workspace: PathBuf,
+    pub(crate) workspace: PathBuf,
     /// Where to write the JSON termination message.
     #[arg(long, env = "KILN_TERMINATION_LOG", default_value = contract::TERMINATION_LOG_PATH)]
-    pub termination_log: PathBuf,
+    pub(crate) termination_log: PathBuf,
 }
 
 /// Arguments of `kiln builder clone`.
 #[derive(Debug, Args)]
-pub struct CloneArgs {
+pub(crate) struct CloneArgs {
     /// Shared arguments.
     #[command(flatten)]
-    pub step: StepArgs,
+    pub(crate) step: StepArgs,
     /// The source secret directory (username/password, ssh-privatekey, known_hosts).
     #[arg(long, default_value = contract::SOURCE_SECRET_DIR)]
-    pub source_secret: PathBuf,
+    pub(crate) source_secret: PathBuf,
     /// Read a binary source (tar, tar.gz, zip) from this file, or `-` for standard input.
     #[arg(long)]
-    pub from_archive: Option<String>,
+    pub(crate) from_archive: Option<String>,
     /// The most bytes a binary source may unpack to.
     #[arg(long, default_value_t = archive::DEFAULT_MAX_BYTES)]
-    pub max_archive_bytes: u64,
+    pub(crate) max_archive_bytes: u64,
     /// Allow local paths and file:// URLs as repositories (never in a Pod).
     #[arg(long)]
-    pub allow_local_paths: bool,
+    pub(crate) allow_local_paths: bool,
     /// Also check out submodules.
     #[arg(long)]
-    pub submodules: bool,
+    pub(crate) submodules: bool,
 }
 
 /// Arguments of `kiln builder build`.
 #[derive(Debug, Args)]
-pub struct BuildArgs {
+pub(crate) struct PodBuildArgs {
     /// Shared arguments.
     #[command(flatten)]
-    pub step: StepArgs,
+    pub(crate) step: StepArgs,
     /// The push secret (a directory holding .dockerconfigjson, or the file itself).
     #[arg(long, default_value = contract::PUSH_SECRET_DIR)]
-    pub push_secret: PathBuf,
+    pub(crate) push_secret: PathBuf,
     /// The pull secret (a directory holding .dockerconfigjson, or the file itself).
     #[arg(long, default_value = contract::PULL_SECRET_DIR)]
-    pub pull_secret: PathBuf,
+    pub(crate) pull_secret: PathBuf,
     /// buildah's storage root (default: <storage dir>/storage).
     #[arg(long)]
-    pub root: Option<PathBuf>,
+    pub(crate) root: Option<PathBuf>,
     /// buildah's run root (default: <storage dir>/run).
     #[arg(long)]
-    pub runroot: Option<PathBuf>,
+    pub(crate) runroot: Option<PathBuf>,
     /// The storage driver (default: overlay, falling back to vfs).
     #[arg(long)]
-    pub storage_driver: Option<String>,
+    pub(crate) storage_driver: Option<String>,
     /// Registries (host:port) reached without TLS verification; repeat or separate with commas.
     #[arg(long = "insecure-registry", env = contract::INSECURE_REGISTRIES_ENV, value_delimiter = ',')]
-    pub insecure_registries: Vec<String>,
+    pub(crate) insecure_registries: Vec<String>,
     /// Push here instead of the Build's output reference.
     #[arg(long)]
-    pub output_image: Option<String>,
+    pub(crate) output_image: Option<String>,
     /// Where build volumes are mounted, one directory per volume name.
     #[arg(long, env = "KILN_BUILD_VOLUMES_DIR", default_value = contract::BUILD_VOLUMES_DIR)]
-    pub volumes_dir: PathBuf,
+    pub(crate) volumes_dir: PathBuf,
 }
 
 /// Runs a builder step and returns its exit code.
-pub fn run(args: &BuilderArgs) -> ExitCode {
+pub(crate) fn run(args: &BuilderArgs) -> ExitCode {
     let (report, log) = match &args.command {
         BuilderCommand::Clone(a) => (clone(a), &a.step.termination_log),
         BuilderCommand::Build(a) => (build(a), &a.step.termination_log),
@@ -218,7 +218,7 @@ fn clone(a: &CloneArgs) -> BuildReport {
     report
 }
 
-fn build(a: &BuildArgs) -> BuildReport {
+fn build(a: &PodBuildArgs) -> BuildReport {
     let build = match read_build(&a.step) {
         Ok(b) => b,
         Err(f) => return failed(&f),

@@ -11,20 +11,20 @@ use crate::controller::{PodSettings, SecurityProfile, Settings};
 
 /// Arguments of `kiln controller`; each also reads an environment variable.
 #[derive(Debug, Args)]
-pub struct ControllerArgs {
+pub(crate) struct ControllerArgs {
     /// Address of the HTTP server (/healthz, /readyz, /metrics).
     #[arg(long, env = "KILN_LISTEN", default_value = "0.0.0.0:8080")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// The internal registry (`host[:port]`) ImageStreamTag outputs are pushed to.
     #[arg(long, env = "KILN_REGISTRY")]
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
     /// The image build Pods run (it holds `kiln` and buildah).
     #[arg(
         long,
         env = "KILN_BUILDER_IMAGE",
         default_value = "ghcr.io/kiln-dev/kiln-builder:latest"
     )]
-    pub builder_image: String,
+    pub(crate) builder_image: String,
     /// How build containers are isolated.
     #[arg(
         long,
@@ -32,7 +32,7 @@ pub struct ControllerArgs {
         value_enum,
         default_value = "privileged"
     )]
-    pub security_profile: SecurityProfile,
+    pub(crate) security_profile: SecurityProfile,
     /// Registries reached without TLS verification (the internal registry is added automatically
     /// when `--insecure-registry-internal` is set).
     #[arg(
@@ -40,18 +40,18 @@ pub struct ControllerArgs {
         env = "KILN_INSECURE_REGISTRIES",
         value_delimiter = ','
     )]
-    pub insecure_registries: Vec<String>,
+    pub(crate) insecure_registries: Vec<String>,
     /// Treat the internal registry as insecure (plain HTTP or self-signed).
     #[arg(long, env = "KILN_INSECURE_REGISTRY_INTERNAL")]
-    pub insecure_registry_internal: bool,
+    pub(crate) insecure_registry_internal: bool,
     /// How many TagEvents each ImageStream tag keeps.
     #[arg(long, env = "KILN_TAG_HISTORY_LIMIT", default_value_t = DEFAULT_TAG_HISTORY_LIMIT)]
-    pub tag_history_limit: usize,
+    pub(crate) tag_history_limit: usize,
 }
 
 impl ControllerArgs {
     /// The controller settings these arguments describe.
-    pub fn settings(&self) -> Settings {
+    pub(crate) fn settings(&self) -> Settings {
         let mut insecure = self.insecure_registries.clone();
         if self.insecure_registry_internal {
             insecure.extend(self.registry.clone());
@@ -70,7 +70,7 @@ impl ControllerArgs {
 }
 
 /// Runs the controller until SIGINT or SIGTERM.
-pub fn run(args: &ControllerArgs) -> Result<ExitCode, Error> {
+pub(crate) fn run(args: &ControllerArgs) -> Result<ExitCode, Error> {
     let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
         context: "starting the runtime".into(),
         source,

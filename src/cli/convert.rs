@@ -10,22 +10,22 @@ use crate::convert;
 
 /// Arguments of `kiln convert`.
 #[derive(Debug, Args)]
-pub struct ConvertArgs {
+pub(crate) struct ConvertArgs {
     /// The file to read (YAML or JSON; one document, a stream, or a List); `-` reads stdin.
     #[arg(short = 'f', long = "filename", default_value = "-")]
-    pub file: String,
+    pub(crate) file: String,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
-    pub output: OutputFormat,
+    pub(crate) output: OutputFormat,
     /// A Template parameter, `NAME=VALUE` (repeatable; wins over --param-file), as `oc process -p`.
     #[arg(short = 'p', long = "param", value_parser = parse_param)]
-    pub params: Vec<(String, String)>,
+    pub(crate) params: Vec<(String, String)>,
     /// A file of `NAME=VALUE` lines with Template parameters (repeatable), as `oc process --param-file`.
     #[arg(long = "param-file")]
-    pub param_files: Vec<String>,
+    pub(crate) param_files: Vec<String>,
     /// Treat warnings (fields kiln keeps but does not act on) as errors: nothing is written.
     #[arg(long)]
-    pub strict: bool,
+    pub(crate) strict: bool,
 }
 
 fn parse_param(text: &str) -> Result<(String, String), String> {
@@ -34,7 +34,7 @@ fn parse_param(text: &str) -> Result<(String, String), String> {
 
 /// The format `kiln convert` writes.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     /// A YAML stream.
     Yaml,
     /// A JSON `List`.
@@ -42,7 +42,7 @@ pub enum OutputFormat {
 }
 
 /// Runs `kiln convert`; problems go to stderr with a non-zero exit and nothing on stdout.
-pub fn run(args: &ConvertArgs) -> Result<ExitCode, Error> {
+pub(crate) fn run(args: &ConvertArgs) -> Result<ExitCode, Error> {
     let text = if args.file == "-" {
         let mut text = String::new();
         std::io::stdin()

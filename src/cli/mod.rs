@@ -4,11 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub mod build;
-pub mod builder;
-pub mod controller;
-pub mod convert;
-pub mod start_build;
+pub(crate) mod build;
+pub(crate) mod builder;
+pub(crate) mod controller;
+pub(crate) mod convert;
+pub(crate) mod start_build;
 
 /// Errors any `kiln` verb can end with.
 #[derive(Debug, thiserror::Error)]
@@ -44,18 +44,18 @@ pub enum Error {
 pub struct Cli {
     /// The verb to run.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// Every verb of the `kiln` binary.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Print kiln's CustomResourceDefinitions as multi-document YAML.
     Crd,
     /// Convert OpenShift build and image manifests into kiln manifests.
     Convert(convert::ConvertArgs),
     /// Run a BuildConfig's build on this machine (clone, build, push) and print the Build status.
-    Build(build::BuildArgs),
+    Build(build::LocalBuildArgs),
     /// Run the operator: triggers, build Pods, Build status and ImageStream history.
     Controller(controller::ControllerArgs),
     /// Start a new build of a BuildConfig.
@@ -83,7 +83,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
 }
 
 /// Writes `text` to standard output; a closed pipe (e.g. `| head`) is not an error.
-pub fn write_stdout(text: &str) -> Result<(), Error> {
+pub(crate) fn write_stdout(text: &str) -> Result<(), Error> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

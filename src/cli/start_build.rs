@@ -12,25 +12,25 @@ use crate::api::common::{GitSourceRevision, SourceRevision};
 use crate::instantiate::{instantiate, BuildRequest};
 
 /// The cause recorded on builds started from the command line (OpenShift's wording).
-pub const MANUAL_CAUSE: &str = "Manually triggered";
+pub(crate) const MANUAL_CAUSE: &str = "Manually triggered";
 
 /// Arguments of `kiln start-build`.
 #[derive(Debug, Args)]
-pub struct StartBuildArgs {
+pub(crate) struct StartBuildArgs {
     /// The BuildConfig to start a build of.
-    pub build_config: String,
+    pub(crate) build_config: String,
     /// Its namespace (default: the kubeconfig context's).
     #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
     /// Build this git commit instead of the BuildConfig's ref.
     #[arg(long)]
-    pub commit: Option<String>,
+    pub(crate) commit: Option<String>,
     /// Strategy environment override `NAME=VALUE` (repeatable).
     #[arg(short = 'e', long = "env", value_parser = name_value)]
-    pub env: Vec<EnvVar>,
+    pub(crate) env: Vec<EnvVar>,
     /// Build argument `NAME=VALUE` merged into the strategy's (repeatable).
     #[arg(long = "build-arg", value_parser = name_value)]
-    pub build_args: Vec<EnvVar>,
+    pub(crate) build_args: Vec<EnvVar>,
 }
 
 /// Parses `NAME=VALUE` into an environment variable.
@@ -46,7 +46,7 @@ fn name_value(text: &str) -> Result<EnvVar, String> {
 }
 
 /// The request `args` describe, identified by `request_id`.
-pub fn request(args: &StartBuildArgs, request_id: String) -> BuildRequest {
+pub(crate) fn request(args: &StartBuildArgs, request_id: String) -> BuildRequest {
     BuildRequest {
         request_id,
         cause: BuildTriggerCause {
@@ -75,7 +75,7 @@ fn request_id() -> String {
 }
 
 /// Starts the build and prints `build.build.kiln.dev/<name> started`.
-pub fn run(args: &StartBuildArgs) -> Result<ExitCode, Error> {
+pub(crate) fn run(args: &StartBuildArgs) -> Result<ExitCode, Error> {
     let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
         context: "starting the runtime".into(),
         source,

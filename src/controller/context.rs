@@ -13,7 +13,7 @@ use super::events::{EventPublisher, EventType};
 use crate::api::{Build, ImageStream};
 
 /// The field manager and event reporter name of the controller.
-pub const CONTROLLER_NAME: &str = "kiln-controller";
+pub(crate) const CONTROLLER_NAME: &str = "kiln-controller";
 
 /// The controller's configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,7 +30,7 @@ pub struct Settings {
 
 /// Why a reconcile failed; every variant is retried with backoff.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The API server refused or failed a request.
     #[error("{action}: {source}")]
     Api {
@@ -53,7 +53,7 @@ pub enum Error {
 
 impl Error {
     /// A short, bounded category for metrics and logs.
-    pub fn category(&self) -> &'static str {
+    pub(crate) fn category(&self) -> &'static str {
         match self {
             Self::Api { .. } => "ApiError",
             Self::Instantiate(_) => "InstantiateFailed",
@@ -64,7 +64,7 @@ impl Error {
 }
 
 /// Maps a kube error to [`Error`], turning 409 Conflict into [`Error::Conflict`].
-pub fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+pub(crate) fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     let action = action.into();
     move |source| match &source {
         kube::Error::Api(status) if status.code == 409 => Error::Conflict(action),
@@ -74,35 +74,35 @@ pub fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error
 
 /// Counters served on `/metrics`.
 #[derive(Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Reconciles run, per controller.
-    pub reconciles_build: AtomicU64,
+    pub(crate) reconciles_build: AtomicU64,
     /// Reconciles of BuildConfigs.
-    pub reconciles_build_config: AtomicU64,
+    pub(crate) reconciles_build_config: AtomicU64,
     /// Reconciles that failed.
-    pub reconcile_failures: AtomicU64,
+    pub(crate) reconcile_failures: AtomicU64,
     /// Builds started by instantiate.
-    pub builds_created: AtomicU64,
+    pub(crate) builds_created: AtomicU64,
     /// Build Pods created.
-    pub pods_created: AtomicU64,
+    pub(crate) pods_created: AtomicU64,
     /// Builds that reached Complete.
-    pub builds_complete: AtomicU64,
+    pub(crate) builds_complete: AtomicU64,
     /// Builds that reached Failed or Error.
-    pub builds_failed: AtomicU64,
+    pub(crate) builds_failed: AtomicU64,
     /// Builds that reached Cancelled.
-    pub builds_cancelled: AtomicU64,
+    pub(crate) builds_cancelled: AtomicU64,
     /// TagEvents recorded in ImageStreams.
-    pub tag_events: AtomicU64,
+    pub(crate) tag_events: AtomicU64,
 }
 
 impl Metrics {
     /// Adds one to a counter.
-    pub fn inc(counter: &AtomicU64) {
+    pub(crate) fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The counters in the Prometheus text format.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let rows: [(&str, &str, &AtomicU64); 9] = [
             (
                 "kiln_reconciles_total{controller=\"build\"}",
@@ -167,32 +167,32 @@ impl Metrics {
 }
 
 /// Shared state of the reconcilers.
-pub struct Context {
+pub(crate) struct Context {
     /// The API client.
-    pub client: kube::Client,
+    pub(crate) client: kube::Client,
     /// The controller's configuration.
-    pub settings: Settings,
+    pub(crate) settings: Settings,
     /// Build Pods, from the controller's watch.
-    pub pods: Store<BuildPod>,
+    pub(crate) pods: Store<BuildPod>,
     /// ImageStreams, from the controller's watch.
-    pub image_streams: Store<ImageStream>,
+    pub(crate) image_streams: Store<ImageStream>,
     /// Builds per BuildConfig.
-    pub builds: Arc<BuildIndex>,
+    pub(crate) builds: Arc<BuildIndex>,
     /// BuildConfigs per watched ImageStream.
-    pub triggers: Arc<TriggerIndex>,
+    pub(crate) triggers: Arc<TriggerIndex>,
     /// Publishes Kubernetes events.
-    pub events: EventPublisher,
+    pub(crate) events: EventPublisher,
     /// Build versions the controller's own writes replaced (its cache may still show them).
-    pub superseded: Superseded,
+    pub(crate) superseded: Superseded,
     /// Counters for `/metrics`.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Set once every cache has synced.
-    pub ready: Arc<AtomicBool>,
+    pub(crate) ready: Arc<AtomicBool>,
 }
 
 impl Context {
     /// Publishes an event about `build`; failures are logged, never fatal.
-    pub async fn event(&self, build: &Build, event_type: EventType, reason: &str, note: String) {
+    pub(crate) async fn event(&self, build: &Build, event_type: EventType, reason: &str, note: String) {
         if let Err(err) = self.events.publish(build, event_type, reason, note).await {
             tracing::warn!(%err, reason, "cannot publish event");
         }
@@ -200,6 +200,6 @@ impl Context {
 }
 
 /// The publisher of the controller's events (instance: `POD_NAME` when set).
-pub fn event_publisher(client: kube::Client) -> EventPublisher {
+pub(crate) fn event_publisher(client: kube::Client) -> EventPublisher {
     EventPublisher::new(client, CONTROLLER_NAME, std::env::var("POD_NAME").ok())
 }

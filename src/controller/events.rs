@@ -15,7 +15,7 @@ use crate::api::Build;
 
 /// Normal or Warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventType {
+pub(crate) enum EventType {
     /// Something expected happened.
     Normal,
     /// Something went wrong.
@@ -24,7 +24,7 @@ pub enum EventType {
 
 /// Creates events as one reporting controller.
 #[derive(Clone)]
-pub struct EventPublisher {
+pub(crate) struct EventPublisher {
     client: kube::Client,
     controller: String,
     instance: String,
@@ -32,7 +32,7 @@ pub struct EventPublisher {
 
 impl EventPublisher {
     /// A publisher reporting as `controller` (instance: the Pod name when known).
-    pub fn new(client: kube::Client, controller: &str, instance: Option<String>) -> Self {
+    pub(crate) fn new(client: kube::Client, controller: &str, instance: Option<String>) -> Self {
         Self {
             client,
             controller: controller.into(),
@@ -41,7 +41,7 @@ impl EventPublisher {
     }
 
     /// Publishes one event about `build`.
-    pub async fn publish(
+    pub(crate) async fn publish(
         &self,
         build: &Build,
         event_type: EventType,
@@ -65,7 +65,7 @@ impl EventPublisher {
 }
 
 /// The Event for `regarding`, named `<object>.<nanoseconds in hex>` as kubectl and client-go do.
-pub fn event_about(
+pub(crate) fn event_about(
     regarding: &ObjectReference,
     event_type: EventType,
     reason: &str,

@@ -13,7 +13,7 @@ use crate::api::{ImageStream, ImageStreamSpec, TagEvent, TagRef};
 /// Prepends the TagEvent for `digest` to `tag`, creating the ImageStream if missing (as
 /// OpenShift's registry does on push). Idempotent: an image already in the tag's history is not
 /// recorded again, so a retried reconcile never records a TagEvent twice.
-pub async fn record_push(ctx: &Context, tag: &TagRef, digest: &str) -> Result<(), Error> {
+pub(crate) async fn record_push(ctx: &Context, tag: &TagRef, digest: &str) -> Result<(), Error> {
     let api: Api<ImageStream> = Api::namespaced(ctx.client.clone(), &tag.namespace);
     let registry = ctx.settings.registry.clone().unwrap_or_default();
     let repo = tag.repository(&registry);

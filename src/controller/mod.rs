@@ -3,16 +3,16 @@
 //! preamble and error policy every reconcile shares (`reconcile`). Pure decisions live in the
 //! submodules named for them; the reconcilers that do I/O call them.
 
-pub mod build;
-pub mod build_config;
-pub mod cache;
-pub mod context;
-pub mod events;
-pub mod image_stream;
-pub mod reconcile;
-pub mod run;
-pub mod server;
-pub mod status;
+pub(crate) mod build;
+pub(crate) mod build_config;
+pub(crate) mod cache;
+pub(crate) mod context;
+pub(crate) mod events;
+pub(crate) mod image_stream;
+pub(crate) mod reconcile;
+pub(crate) mod run;
+pub(crate) mod server;
+pub(crate) mod status;
 
 pub use build::pod::{PodSettings, SecurityProfile};
 pub use context::Settings;

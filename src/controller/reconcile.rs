@@ -17,7 +17,7 @@ const UNSYNCED_RETRY: Duration = Duration::from_millis(100);
 /// alone, and nothing is decided before every cache has synced (a restarted controller must see
 /// every Build and Pod, so a Pod missing from an unsynced cache never fails a build). `Some` is
 /// the action to return at once.
-pub fn preamble<K: Resource>(object: &K, ctx: &Context) -> Option<Action> {
+pub(crate) fn preamble<K: Resource>(object: &K, ctx: &Context) -> Option<Action> {
     if object.meta().deletion_timestamp.is_some() {
         return Some(Action::await_change());
     }
@@ -29,7 +29,7 @@ pub fn preamble<K: Resource>(object: &K, ctx: &Context) -> Option<Action> {
 
 /// Decide only from a cache that shows the controller's own writes: when one of `builds` is at a
 /// version the controller already replaced, the action that waits for its watch event.
-pub fn await_own_writes<'a>(
+pub(crate) fn await_own_writes<'a>(
     ctx: &Context,
     builds: impl IntoIterator<Item = &'a Build>,
 ) -> Option<Action> {
@@ -40,7 +40,7 @@ pub fn await_own_writes<'a>(
 }
 
 /// Retries failed reconciles with a short backoff (conflicts sooner).
-pub fn error_policy<K: Resource<DynamicType = ()>>(
+pub(crate) fn error_policy<K: Resource<DynamicType = ()>>(
     _object: Arc<K>,
     error: &Error,
     ctx: Arc<Context>,

@@ -22,7 +22,7 @@ use crate::naming;
 /// A running controller: its shared context, for the HTTP server and tests.
 pub struct Running {
     /// The reconcilers' shared state.
-    pub context: Arc<Context>,
+    pub(crate) context: Arc<Context>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 

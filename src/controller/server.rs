@@ -11,7 +11,7 @@ use axum::Router;
 use super::context::Context;
 
 /// The router serving health, readiness and metrics.
-pub fn router(context: Arc<Context>) -> Router {
+pub(crate) fn router(context: Arc<Context>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

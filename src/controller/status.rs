@@ -16,7 +16,7 @@ use crate::naming;
 ///
 /// The write carries the Build's resourceVersion: a write based on a stale view fails with 409
 /// and the reconcile runs again, so a terminal phase is never overwritten.
-pub async fn transition(ctx: &Context, build: &Build, next: BuildStatus) -> Result<(), Error> {
+pub(crate) async fn transition(ctx: &Context, build: &Build, next: BuildStatus) -> Result<(), Error> {
     let before = build.status.as_ref().map(|s| s.phase).unwrap_or_default();
     let api: Api<Build> =
         Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());
@@ -38,7 +38,7 @@ pub async fn transition(ctx: &Context, build: &Build, next: BuildStatus) -> Resu
 
 /// Records the built commit in `spec.revision` (allowed once by the CRD's rules), returning the
 /// updated Build so the status write that follows carries its new resourceVersion.
-pub async fn set_revision(
+pub(crate) async fn set_revision(
     ctx: &Context,
     build: &Build,
     revision: SourceRevision,
@@ -58,7 +58,7 @@ pub async fn set_revision(
 }
 
 /// Deletes the Pod of `build` (a missing Pod is fine).
-pub async fn delete_pod(ctx: &Context, namespace: &str, build: &str) -> Result<(), Error> {
+pub(crate) async fn delete_pod(ctx: &Context, namespace: &str, build: &str) -> Result<(), Error> {
     let pod_name = naming::pod_name(build);
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     match api.delete(&pod_name, &DeleteParams::background()).await {

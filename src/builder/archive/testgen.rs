@@ -19,8 +19,8 @@ pub(super) enum Kind {
 /// One archive entry with its raw name.
 #[derive(Clone)]
 pub(super) struct Entry {
-    pub name: Vec<u8>,
-    pub kind: Kind,
+    pub(crate) name: Vec<u8>,
+    pub(crate) kind: Kind,
 }
 
 impl std::fmt::Debug for Entry {
@@ -162,8 +162,8 @@ pub(super) fn zeros_tar_gz(name: &str, size: u64) -> impl Read {
 /// on each level, so that any escape by up to seven `..` lands inside the temp dir, where the
 /// snapshot sees it.
 pub(super) struct Nest {
-    pub tmp: tempfile::TempDir,
-    pub dest: std::path::PathBuf,
+    pub(crate) tmp: tempfile::TempDir,
+    pub(crate) dest: std::path::PathBuf,
 }
 
 /// How deep the destination is below the temp dir.

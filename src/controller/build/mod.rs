@@ -3,8 +3,8 @@
 //!
 //! `phase` is the phase machine and `pod` the build Pod, both pure.
 
-pub mod phase;
-pub mod pod;
+pub(crate) mod phase;
+pub(crate) mod pod;
 
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ use crate::api::{Build, BuildPhase, BuildStatus, TagRef};
 use crate::naming;
 
 /// Reconciles one Build.
-pub async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(crate) async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Action, Error> {
     Metrics::inc(&ctx.metrics.reconciles_build);
     if let Some(action) = preamble(&*build, &ctx).or_else(|| await_own_writes(&ctx, [&*build])) {
         return Ok(action);

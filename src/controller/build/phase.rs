@@ -10,30 +10,30 @@ use crate::api::contract::{BuildReport, BUILD_CONTAINER, CLONE_CONTAINER};
 use crate::api::{Build, BuildPhase, BuildStatus, StatusReason};
 
 /// How many lines `status.logSnippet` keeps (OpenShift's `maxExcerptLength`).
-pub const LOG_SNIPPET_LINES: usize = 5;
+pub(crate) const LOG_SNIPPET_LINES: usize = 5;
 /// Lines longer than this are shortened in `status.logSnippet`.
-pub const LOG_SNIPPET_LINE_WIDTH: usize = 120;
+pub(crate) const LOG_SNIPPET_LINE_WIDTH: usize = 120;
 /// The message of a cancelled build.
-pub const CANCELLED_MESSAGE: &str = "The build was cancelled by the user.";
+pub(crate) const CANCELLED_MESSAGE: &str = "The build was cancelled by the user.";
 
 /// Facts about the world besides the Pod that the phase machine needs.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Observed {
+pub(crate) struct Observed {
     /// The time to stamp on transitions.
-    pub now: Timestamp,
+    pub(crate) now: Timestamp,
     /// The Build's push secret is named but does not exist.
-    pub push_secret_missing: bool,
+    pub(crate) push_secret_missing: bool,
 }
 
 /// Whether cancellation was requested, through `status.cancelled` or the declarative `spec.cancel`.
-pub fn cancel_requested(build: &Build) -> bool {
+pub(crate) fn cancel_requested(build: &Build) -> bool {
     build.spec.cancel == Some(true) || build.status.as_ref().and_then(|s| s.cancelled) == Some(true)
 }
 
 /// The status a Build should have now, or `None` when nothing changes.
 ///
 /// New builds are left to the run policy; a terminal phase is never left.
-pub fn next_status(build: &Build, pod: Option<&Pod>, observed: &Observed) -> Option<BuildStatus> {
+pub(crate) fn next_status(build: &Build, pod: Option<&Pod>, observed: &Observed) -> Option<BuildStatus> {
     let current = build.status.clone().unwrap_or_default();
     if current.phase.is_terminal() {
         return complete_terminal(build, current, observed);
@@ -272,7 +272,7 @@ fn termination_message(c: &ContainerStatus) -> Option<String> {
 }
 
 /// The builder's JSON report in a container's termination message, if it holds one.
-pub fn report_of(c: &ContainerStatus) -> Option<BuildReport> {
+pub(crate) fn report_of(c: &ContainerStatus) -> Option<BuildReport> {
     serde_json::from_str(termination_message(c)?.trim()).ok()
 }
 
@@ -354,7 +354,7 @@ fn sync_conditions(status: &mut BuildStatus, now: Timestamp) {
 
 /// The last [`LOG_SNIPPET_LINES`] lines of `text`, each at most [`LOG_SNIPPET_LINE_WIDTH`] characters
 /// (58 + "..." + 59, as OpenShift shortens them).
-pub fn log_snippet(text: &str) -> String {
+pub(crate) fn log_snippet(text: &str) -> String {
     let lines: Vec<&str> = text.trim_end().lines().collect();
     let start = lines.len().saturating_sub(LOG_SNIPPET_LINES);
     lines[start..]
@@ -378,7 +378,7 @@ pub fn log_snippet(text: &str) -> String {
 mod tests;
 
 /// The status of a New build whose Pod was just created: Pending, with where it pushes.
-pub fn started(build: &Build, output_reference: Option<String>, now: Timestamp) -> BuildStatus {
+pub(crate) fn started(build: &Build, output_reference: Option<String>, now: Timestamp) -> BuildStatus {
     let mut status = build.status.clone().unwrap_or_default();
     status.phase = BuildPhase::Pending;
     status.reason = None;
@@ -390,7 +390,7 @@ pub fn started(build: &Build, output_reference: Option<String>, now: Timestamp) 
 }
 
 /// The status of a New build that cannot start yet, with the reason it waits.
-pub fn waiting(
+pub(crate) fn waiting(
     build: &Build,
     reason: StatusReason,
     message: String,
@@ -404,7 +404,7 @@ pub fn waiting(
 }
 
 /// The status of a build that ends before it ran: Cancelled (queued and cancelled) or Error.
-pub fn ended_before_start(
+pub(crate) fn ended_before_start(
     build: &Build,
     phase: BuildPhase,
     reason: StatusReason,
@@ -425,7 +425,7 @@ pub fn ended_before_start(
 
 /// The revision the builder reported (commit, author, committer, message), when the Build does
 /// not name a commit yet: the build container's report first, then the clone container's.
-pub fn reported_revision(build: &Build, pod: &Pod) -> Option<crate::api::common::SourceRevision> {
+pub(crate) fn reported_revision(build: &Build, pod: &Pod) -> Option<crate::api::common::SourceRevision> {
     use crate::api::common::SourceRevision;
     let named = build
         .spec

@@ -15,9 +15,9 @@ use crate::api::Build;
 use crate::naming;
 
 /// The ServiceAccount build Pods run as unless the spec names another (OpenShift's `builder`).
-pub const DEFAULT_SERVICE_ACCOUNT: &str = "builder";
+pub(crate) const DEFAULT_SERVICE_ACCOUNT: &str = "builder";
 /// The completion deadline when the spec sets none: one week, as OpenShift.
-pub const DEFAULT_COMPLETION_DEADLINE_SECONDS: i64 = 604_800;
+pub(crate) const DEFAULT_COMPLETION_DEADLINE_SECONDS: i64 = 604_800;
 
 /// How build containers are isolated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -43,7 +43,7 @@ pub struct PodSettings {
 
 /// Why a Build cannot be turned into a Pod.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum Error {
+pub(crate) enum Error {
     /// The Build has no name, namespace or uid yet.
     #[error("the Build has no {0}")]
     MissingMetadata(&'static str),
@@ -54,7 +54,7 @@ pub enum Error {
 
 /// The Pod that runs `build`: init container `clone` (when there is a git or binary source) and
 /// container `build`, sharing a workspace; secrets mounted only where used; no API token.
-pub fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Error> {
+pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Error> {
     let name = build
         .metadata
         .name
@@ -202,7 +202,7 @@ pub fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Error> {
 }
 
 /// The controller owner reference from a Pod (or any child) to its Build.
-pub fn owner_reference(build: &Build) -> Result<OwnerReference, Error> {
+pub(crate) fn owner_reference(build: &Build) -> Result<OwnerReference, Error> {
     build
         .controller_owner_ref(&())
         .ok_or(Error::MissingMetadata("uid"))

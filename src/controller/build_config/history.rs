@@ -6,26 +6,26 @@ use crate::api::image_stream::{ImageStreamStatus, NamedTagEventList};
 use crate::api::{BuildPhase, TagEvent};
 
 /// How many TagEvents a tag keeps unless configured otherwise.
-pub const DEFAULT_TAG_HISTORY_LIMIT: usize = 10;
+pub(crate) const DEFAULT_TAG_HISTORY_LIMIT: usize = 10;
 
 /// What pruning needs to know of one build.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FinishedBuild {
+pub(crate) struct FinishedBuild {
     /// The Build's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Its number within the BuildConfig (breaks creation-time ties).
-    pub number: i64,
+    pub(crate) number: i64,
     /// Its phase.
-    pub phase: BuildPhase,
+    pub(crate) phase: BuildPhase,
     /// When it was created.
-    pub created: Option<Timestamp>,
+    pub(crate) created: Option<Timestamp>,
 }
 
 type PhaseFilter = fn(BuildPhase) -> bool;
 
 /// The builds to delete so that at most `successful` Complete and `failed` Failed/Error/Cancelled
 /// builds remain, newest kept (OpenShift's `HandleBuildPruning`). `None` keeps everything.
-pub fn builds_to_prune(
+pub(crate) fn builds_to_prune(
     builds: &[FinishedBuild],
     successful: Option<i32>,
     failed: Option<i32>,
@@ -55,7 +55,7 @@ pub fn builds_to_prune(
 
 /// Prepends `event` to `tag`'s history, keeping at most `limit` events. Returns false (and
 /// changes nothing) when the tag already points at the same image: one image, one TagEvent.
-pub fn record_tag_event(
+pub(crate) fn record_tag_event(
     status: &mut ImageStreamStatus,
     tag: &str,
     event: TagEvent,
@@ -86,7 +86,7 @@ pub fn record_tag_event(
 }
 
 /// The current image of `tag`: its newest TagEvent.
-pub fn current_image<'a>(status: &'a ImageStreamStatus, tag: &str) -> Option<&'a TagEvent> {
+pub(crate) fn current_image<'a>(status: &'a ImageStreamStatus, tag: &str) -> Option<&'a TagEvent> {
     status.tags.iter().find(|t| t.tag == tag)?.items.first()
 }
 

@@ -4,10 +4,10 @@
 //!
 //! `policy`, `triggers` and `history` are the pure decisions.
 
-pub mod history;
-pub mod policy;
+pub(crate) mod history;
+pub(crate) mod policy;
 mod start;
-pub mod triggers;
+pub(crate) mod triggers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,10 +30,10 @@ use crate::instantiate::{instantiate, BuildRequest};
 use crate::naming;
 
 /// The request id of the ConfigChange trigger's build.
-pub const CONFIG_CHANGE_REQUEST: &str = "config-change";
+pub(crate) const CONFIG_CHANGE_REQUEST: &str = "config-change";
 
 /// Reconciles one BuildConfig.
-pub async fn reconcile(bc: Arc<BuildConfig>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(crate) async fn reconcile(bc: Arc<BuildConfig>, ctx: Arc<Context>) -> Result<Action, Error> {
     Metrics::inc(&ctx.metrics.reconciles_build_config);
     if let Some(action) = preamble(&*bc, &ctx) {
         return Ok(action);

@@ -5,30 +5,30 @@ use crate::api::{BuildPhase, RunPolicy};
 
 /// What the run policy needs to know of one build of a BuildConfig.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BuildView {
+pub(crate) struct BuildView {
     /// The Build's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Its number within the BuildConfig.
-    pub number: i64,
+    pub(crate) number: i64,
     /// Its phase.
-    pub phase: BuildPhase,
+    pub(crate) phase: BuildPhase,
     /// The run policy snapshotted when it was created.
-    pub policy: RunPolicy,
+    pub(crate) policy: RunPolicy,
     /// Cancellation was requested.
-    pub cancel_requested: bool,
+    pub(crate) cancel_requested: bool,
 }
 
 /// The run policy's verdict for one BuildConfig.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// New builds to cancel (cancel requested, or superseded under SerialLatestOnly).
-    pub cancel: Vec<String>,
+    pub(crate) cancel: Vec<String>,
     /// New builds to start now, lowest number first.
-    pub start: Vec<String>,
+    pub(crate) start: Vec<String>,
 }
 
 /// Decides, from every build of one BuildConfig, which New builds start and which are cancelled.
-pub fn decide(builds: &[BuildView]) -> Decision {
+pub(crate) fn decide(builds: &[BuildView]) -> Decision {
     let mut decision = Decision::default();
     let mut queued: Vec<&BuildView> = builds
         .iter()

@@ -157,7 +157,7 @@ async fn create_pod(ctx: &Context, build: &Build, resolved: &Build) -> Result<Cr
 
 /// Where a build pushes: `output.to` as a pull spec, an ImageStreamTag resolved against
 /// `registry` (pure; shared with `kiln build`).
-pub fn output_reference(
+pub(crate) fn output_reference(
     build: &Build,
     registry: Option<&str>,
 ) -> Result<Option<String>, (StatusReason, String)> {

@@ -4,7 +4,7 @@ use crate::api::build_config::BuildTriggerType;
 use crate::api::{BuildConfig, TagRef};
 
 /// Whether the ConfigChange trigger should fire: present, and no build was ever started.
-pub fn config_change_due(bc: &BuildConfig) -> bool {
+pub(crate) fn config_change_due(bc: &BuildConfig) -> bool {
     let has_trigger = bc
         .spec
         .triggers
@@ -15,7 +15,7 @@ pub fn config_change_due(bc: &BuildConfig) -> bool {
 
 /// The ImageStreamTags the BuildConfig's unpaused ImageChange triggers watch (a trigger without
 /// `from` watches the strategy's `from`).
-pub fn watched_tags(bc: &BuildConfig) -> Vec<TagRef> {
+pub(crate) fn watched_tags(bc: &BuildConfig) -> Vec<TagRef> {
     let namespace = bc.metadata.namespace.clone().unwrap_or_default();
     let strategy_from = bc
         .spec
@@ -44,7 +44,7 @@ pub fn watched_tags(bc: &BuildConfig) -> Vec<TagRef> {
 }
 
 /// The pull spec that last started a build for `tag`, from `status.imageChangeTriggers`.
-pub fn last_triggered_image(bc: &BuildConfig, tag: &TagRef) -> Option<String> {
+pub(crate) fn last_triggered_image(bc: &BuildConfig, tag: &TagRef) -> Option<String> {
     let namespace = bc.metadata.namespace.clone().unwrap_or_default();
     bc.status
         .as_ref()?
@@ -65,7 +65,7 @@ pub fn last_triggered_image(bc: &BuildConfig, tag: &TagRef) -> Option<String> {
 
 /// The ImageChange triggers that should fire: the tag's current image differs from the one that
 /// last started a build. `current` resolves a tag to its current image pull spec.
-pub fn due_image_changes(
+pub(crate) fn due_image_changes(
     bc: &BuildConfig,
     current: impl Fn(&TagRef) -> Option<String>,
 ) -> Vec<(TagRef, String)> {

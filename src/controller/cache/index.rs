@@ -15,7 +15,7 @@ type StreamKey = (String, String);
 
 /// The Builds of each BuildConfig, keyed by (namespace, BuildConfig name). Holds names only:
 /// the Builds themselves are read from the watch cache, so each is kept in memory once.
-pub struct BuildIndex {
+pub(crate) struct BuildIndex {
     store: Store<Build>,
     inner: Mutex<IndexState>,
 }
@@ -30,7 +30,7 @@ struct IndexState {
 
 impl BuildIndex {
     /// An empty index over the Builds of `store` (the cache the same watch events feed first).
-    pub fn new(store: Store<Build>) -> Self {
+    pub(crate) fn new(store: Store<Build>) -> Self {
         Self {
             store,
             inner: Mutex::default(),
@@ -38,7 +38,7 @@ impl BuildIndex {
     }
 
     /// Applies one watch event; returns the BuildConfig the event concerns, if any.
-    pub fn apply(&self, event: &watcher::Event<Build>) -> Option<ObjectRef<BuildConfig>> {
+    pub(crate) fn apply(&self, event: &watcher::Event<Build>) -> Option<ObjectRef<BuildConfig>> {
         let mut state = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         match event {
             watcher::Event::Init => {
@@ -83,7 +83,7 @@ impl BuildIndex {
     }
 
     /// The Builds of one BuildConfig, in name order, as the cache holds them now.
-    pub fn builds_of(&self, namespace: &str, config: &str) -> Vec<Arc<Build>> {
+    pub(crate) fn builds_of(&self, namespace: &str, config: &str) -> Vec<Arc<Build>> {
         let names: Vec<String> = {
             let state = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             state
@@ -101,7 +101,7 @@ impl BuildIndex {
 
 /// Which BuildConfigs each ImageStream's tags trigger, keyed by (namespace, stream).
 #[derive(Default)]
-pub struct TriggerIndex {
+pub(crate) struct TriggerIndex {
     inner: Mutex<TriggerState>,
 }
 
@@ -114,7 +114,7 @@ struct TriggerState {
 impl TriggerIndex {
     /// Records the tags `config` watches, replacing what it watched before (cost: the tags of
     /// this BuildConfig, not the size of the index).
-    pub fn set(&self, config: &ObjectRef<BuildConfig>, tags: &[TagRef]) {
+    pub(crate) fn set(&self, config: &ObjectRef<BuildConfig>, tags: &[TagRef]) {
         let mut state = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let streams: Vec<StreamKey> = tags
             .iter()
@@ -141,7 +141,7 @@ impl TriggerIndex {
     }
 
     /// The BuildConfigs watching a tag of ImageStream `namespace/stream`.
-    pub fn configs_for(&self, namespace: &str, stream: &str) -> Vec<ObjectRef<BuildConfig>> {
+    pub(crate) fn configs_for(&self, namespace: &str, stream: &str) -> Vec<ObjectRef<BuildConfig>> {
         let state = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         state
             .by_stream

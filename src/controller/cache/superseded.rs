@@ -20,7 +20,7 @@ use kube::ResourceExt;
 const KEPT: usize = 4;
 
 /// How long a reconcile waits for the cache to show a newer version before deciding anyway.
-pub const WAIT_AT_MOST: Duration = Duration::from_secs(2);
+pub(crate) const WAIT_AT_MOST: Duration = Duration::from_secs(2);
 
 /// The superseded versions of one object, newest last, and when the last was recorded.
 struct Record {
@@ -30,7 +30,7 @@ struct Record {
 
 /// (namespace, name) → the resourceVersions known to be superseded.
 #[derive(Default)]
-pub struct Superseded {
+pub(crate) struct Superseded {
     inner: Mutex<HashMap<(String, String), Record>>,
 }
 
@@ -40,7 +40,7 @@ fn key<K: ResourceExt>(object: &K) -> (String, String) {
 
 impl Superseded {
     /// Records that the server holds a newer version of `object` than the one given.
-    pub fn record<K: ResourceExt>(&self, object: &K) {
+    pub(crate) fn record<K: ResourceExt>(&self, object: &K) {
         let Some(version) = object.resource_version() else {
             return;
         };
@@ -60,7 +60,7 @@ impl Superseded {
 
     /// If `object` (from the cache) is a version known to be superseded, how much longer to wait
     /// for the newer one; a newer version, or waiting past [`WAIT_AT_MOST`], clears the record.
-    pub fn stale_for<K: ResourceExt>(&self, object: &K) -> Option<Duration> {
+    pub(crate) fn stale_for<K: ResourceExt>(&self, object: &K) -> Option<Duration> {
         let mut map = self.lock();
         let key = key(object);
         let version = object.resource_version();
@@ -74,7 +74,7 @@ impl Superseded {
     }
 
     /// Drops the record of a deleted object.
-    pub fn forget<K: ResourceExt>(&self, object: &K) {
+    pub(crate) fn forget<K: ResourceExt>(&self, object: &K) {
         self.lock().remove(&key(object));
     }
 

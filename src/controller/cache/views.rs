@@ -29,7 +29,7 @@ const FINISHED_ANNOTATIONS: [&str; 3] = [
 
 /// Drops what no reconcile reads: managedFields always; for a finished Build (terminal phase,
 /// never left) also its labels, other annotations and spec (keeping `spec.cancel`).
-pub fn slim_build(build: &mut Build) {
+pub(crate) fn slim_build(build: &mut Build) {
     build.metadata.managed_fields = None;
     if !build.status.as_ref().is_some_and(|s| s.phase.is_terminal()) {
         return;
@@ -46,38 +46,38 @@ pub fn slim_build(build: &mut Build) {
 
 /// A build Pod as the controller's cache holds it (deserialized from the same watch).
 #[derive(Clone, Debug, Deserialize)]
-pub struct BuildPod {
+pub(crate) struct BuildPod {
     /// Identity, owner references and deletion state (labels and annotations are dropped).
-    pub metadata: ObjectMeta,
+    pub(crate) metadata: ObjectMeta,
     /// The part of the status the phase machine reads.
-    pub status: Option<BuildPodStatus>,
+    pub(crate) status: Option<BuildPodStatus>,
 }
 
 /// `PodStatus`, reduced to what decides a Build's phase.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct BuildPodStatus {
+pub(crate) struct BuildPodStatus {
     /// Pending, Running, Succeeded, Failed or Unknown.
-    pub phase: Option<String>,
+    pub(crate) phase: Option<String>,
     /// Why the Pod is in this phase (for example `Evicted`).
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// A human-readable explanation.
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
     /// When the kubelet acknowledged the Pod.
-    pub start_time: Option<Time>,
+    pub(crate) start_time: Option<Time>,
     /// The `clone` init container.
-    pub init_container_statuses: Option<Vec<ContainerStateView>>,
+    pub(crate) init_container_statuses: Option<Vec<ContainerStateView>>,
     /// The `build` container.
-    pub container_statuses: Option<Vec<ContainerStateView>>,
+    pub(crate) container_statuses: Option<Vec<ContainerStateView>>,
 }
 
 /// A container's name and state (the state holds the exit code and termination message).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct ContainerStateView {
+pub(crate) struct ContainerStateView {
     /// The container's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Waiting, running or terminated.
-    pub state: Option<ContainerState>,
+    pub(crate) state: Option<ContainerState>,
 }
 
 impl kube::Resource for BuildPod {
@@ -111,14 +111,14 @@ impl kube::Resource for BuildPod {
 
 impl BuildPod {
     /// Drops the metadata no reconcile reads (labels, annotations, managedFields).
-    pub fn slim(&mut self) {
+    pub(crate) fn slim(&mut self) {
         self.metadata.labels = None;
         self.metadata.annotations = None;
         self.metadata.managed_fields = None;
     }
 
     /// The Pod with the cached fields, for the phase machine.
-    pub fn to_pod(&self) -> Pod {
+    pub(crate) fn to_pod(&self) -> Pod {
         let containers = |views: &Option<Vec<ContainerStateView>>| {
             views.as_ref().map(|views| {
                 views
