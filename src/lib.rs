@@ -10,6 +10,7 @@ pub mod controller;
 pub mod convert;
 pub mod crdgen;
 pub mod instantiate;
+pub mod local;
 pub mod naming;
 pub mod template;
 pub mod yaml;

@@ -1,4 +1,4 @@
-//! Imports point down: `api` ← `builder`, `instantiate` ← `controller` ← `cli` ← `main`.
+//! Imports point down: `api` ← `builder`, `instantiate` ← `controller` ← `local` ← `cli` ← `main`.
 //!
 //! Every source file is read and each path into the crate (`crate::…`, `super::…` chains that
 //! reach the crate root, and `use crate::{…}` groups) is resolved to the top-level module it

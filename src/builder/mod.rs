@@ -16,7 +16,6 @@ pub(crate) mod dockerfile;
 pub(crate) mod fetch;
 pub(crate) mod git_auth;
 pub(crate) mod heredoc;
-pub(crate) mod local;
 pub(crate) mod pipeline;
 pub(crate) mod plan;
 pub(crate) mod registry;

@@ -8,7 +8,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::Error;
-use crate::builder::local::{self, LocalOptions};
+use crate::local::{self, LocalOptions};
 
 /// Arguments of `kiln build`.
 #[derive(Debug, Args)]

@@ -32,7 +32,7 @@ pub enum Error {
     Kube(#[source] kube::Error),
     /// `kiln build` could not start its build.
     #[error(transparent)]
-    LocalBuild(#[from] crate::builder::local::Error),
+    LocalBuild(#[from] crate::local::Error),
     /// `kiln start-build` could not start a build.
     #[error(transparent)]
     StartBuild(crate::instantiate::Error),

@@ -188,12 +188,12 @@ fn failed(next: &mut BuildStatus, pod: &Pod, status: &k8s_openapi::api::core::v1
     if let Some(r) = &report {
         apply_report(next, Some(r));
     }
-    next.log_snippet = report
-        .as_ref()
-        .and_then(|r| r.log_tail.clone())
-        .or_else(|| raw_message.filter(|_| report.is_none()))
-        .map(|text| log_snippet(&text))
-        .filter(|s| !s.is_empty());
+    next.log_snippet = match &report {
+        Some(r) => report_log_snippet(r),
+        None => raw_message
+            .map(|text| log_snippet(&text))
+            .filter(|s| !s.is_empty()),
+    };
     if oom {
         set_outcome(
             next,
@@ -292,6 +292,15 @@ fn apply_report(next: &mut BuildStatus, report: Option<&BuildReport>) {
     if next.output_docker_image_reference.is_none() {
         next.output_docker_image_reference = report.output_reference.clone();
     }
+}
+
+/// The log snippet of a failed builder's report: the last lines of its log tail.
+fn report_log_snippet(report: &BuildReport) -> Option<String> {
+    report
+        .log_tail
+        .as_deref()
+        .map(log_snippet)
+        .filter(|s| !s.is_empty())
 }
 
 /// Fills completion data on a terminal status that lacks it.
@@ -423,10 +432,49 @@ pub(crate) fn ended_before_start(
     complete_terminal(build, status.clone(), &observed).unwrap_or(status)
 }
 
+/// The status of a started build whose builder runs now (the Pod's Running row).
+pub(crate) fn running(build: &Build, now: Timestamp) -> BuildStatus {
+    let mut status = build.status.clone().unwrap_or_default();
+    set_running(&mut status, None, now);
+    sync_conditions(&mut status, now);
+    status
+}
+
+/// The terminal status of a running build whose builder ended with `report`: what it pushed,
+/// its stages, and Complete, or Failed with the report's reason, message and log snippet (the
+/// rows the Pod's Succeeded and Failed phases take when the builder reported; `kiln build` ends
+/// with it).
+pub(crate) fn finished(build: &Build, report: &BuildReport, now: Timestamp) -> BuildStatus {
+    let mut next = build.status.clone().unwrap_or_default();
+    apply_report(&mut next, Some(report));
+    if report.is_failure() {
+        next.log_snippet = report_log_snippet(report);
+        set_outcome(&mut next, BuildPhase::Failed, report.reason, report.message.clone());
+    } else {
+        set_outcome(&mut next, BuildPhase::Complete, None, None);
+    }
+    let observed = Observed {
+        now,
+        push_secret_missing: false,
+    };
+    next = complete_terminal(build, next.clone(), &observed).unwrap_or(next);
+    sync_conditions(&mut next, now);
+    next
+}
+
+/// The revision a builder report names (commit, author, committer, message).
+pub(crate) fn report_revision(report: &BuildReport) -> Option<crate::api::common::SourceRevision> {
+    let source = report.source.as_ref()?;
+    source.revision.commit.as_ref()?;
+    Some(crate::api::common::SourceRevision {
+        type_: Some("Git".into()),
+        git: Some(source.revision.clone()),
+    })
+}
+
 /// The revision the builder reported (commit, author, committer, message), when the Build does
 /// not name a commit yet: the build container's report first, then the clone container's.
 pub(crate) fn reported_revision(build: &Build, pod: &Pod) -> Option<crate::api::common::SourceRevision> {
-    use crate::api::common::SourceRevision;
     let named = build
         .spec
         .common
@@ -438,15 +486,11 @@ pub(crate) fn reported_revision(build: &Build, pod: &Pod) -> Option<crate::api::
         return None;
     }
     let status = pod.status.as_ref()?;
-    let source = [BUILD_CONTAINER, CLONE_CONTAINER].iter().find_map(|name| {
+    let report = [BUILD_CONTAINER, CLONE_CONTAINER].iter().find_map(|name| {
         all_container_statuses(status)
             .find(|c| c.name == *name)
             .and_then(report_of)
-            .and_then(|r| r.source)
+            .filter(|r| r.source.is_some())
     })?;
-    source.revision.commit.as_ref()?;
-    Some(SourceRevision {
-        type_: Some("Git".into()),
-        git: Some(source.revision),
-    })
+    report_revision(&report)
 }

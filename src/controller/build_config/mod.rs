@@ -6,7 +6,7 @@
 
 pub(crate) mod history;
 pub(crate) mod policy;
-mod start;
+pub(crate) mod start;
 pub(crate) mod triggers;
 
 use std::sync::Arc;

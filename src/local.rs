@@ -1,21 +1,30 @@
-//! `kiln build`: the Pod's pipeline (fetch → prepare → build → push) on a developer's machine,
-//! ending with the Build status and the ImageStream TagEvent the operator would write.
+//! `kiln build`: the build Pod's pipeline (fetch → prepare → build → push) on a developer's
+//! machine, wrapped in the operator's own code: `instantiate::new_build` makes the Build, the
+//! controller's start and phase functions decide its status, and the TagEvent is the one the
+//! controller records. The result is the Build and TagEvent the operator would have written.
+//!
+//! Above the controller in the import order (it calls into it); only the CLI calls it.
 
 use std::path::PathBuf;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::core::v1::EnvVar;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use serde_json::Value;
 
-use super::buildah::Buildah;
-use super::pipeline::{self, Binary, BuildOptions, FetchOptions, Output};
-use super::{archive, url_policy};
-use crate::api::build::{BuildStatusOutput, BuildStatusOutputTo};
+use crate::api::build::BuildTriggerCause;
 use crate::api::contract::BuildReport;
-use crate::api::{Build, BuildConfig, BuildPhase, BuildSpec, BuildStatus, TagEvent};
+use crate::api::{Build, BuildConfig, TagEvent, TagRef};
+use crate::builder::buildah::Buildah;
+use crate::builder::pipeline::{self, Binary, BuildOptions, FetchOptions, Output};
+use crate::builder::{archive, url_policy};
+use crate::controller::build::phase::{finished, report_revision, running, started};
+use crate::controller::build_config::start::output_reference;
+use crate::instantiate::{new_build, BuildRequest};
 
 /// Why `kiln build` could not start.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum Error {
+pub enum Error {
     /// The BuildConfig file could not be read.
     #[error("reading {path}: {source}")]
     Read {
@@ -32,6 +41,22 @@ pub(crate) enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// The BuildConfig cannot be instantiated (it lacks a name, say).
+    #[error("{path}: {source}")]
+    Instantiate {
+        /// The file.
+        path: String,
+        /// Why.
+        source: crate::instantiate::Error,
+    },
+    /// The output cannot be resolved.
+    #[error("{path}: {message}")]
+    Output {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
     /// The workspace could not be created.
     #[error("creating the workspace: {0}")]
     Workspace(std::io::Error),
@@ -39,48 +64,48 @@ pub(crate) enum Error {
 
 /// Options of `kiln build`.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct LocalOptions {
+pub struct LocalOptions {
     /// The BuildConfig manifest (YAML or JSON; other documents are ignored).
-    pub(crate) file: PathBuf,
+    pub file: PathBuf,
     /// Build this local directory instead of the BuildConfig's source.
-    pub(crate) context: Option<PathBuf>,
+    pub context: Option<PathBuf>,
     /// Build from this archive (tar, tar.gz, zip) instead of the BuildConfig's source.
-    pub(crate) archive: Option<PathBuf>,
+    pub archive: Option<PathBuf>,
     /// Push ImageStreamTag outputs to `<registry>/<namespace>/<stream>:<tag>`.
-    pub(crate) registry: Option<String>,
+    pub registry: Option<String>,
     /// The registry (and every `--insecure-registry` host) is reached without TLS verification.
-    pub(crate) insecure_registries: Vec<String>,
+    pub insecure_registries: Vec<String>,
     /// A docker config JSON for the push.
-    pub(crate) push_secret: Option<PathBuf>,
+    pub push_secret: Option<PathBuf>,
     /// A docker config JSON for pulls.
-    pub(crate) pull_secret: Option<PathBuf>,
+    pub pull_secret: Option<PathBuf>,
     /// Extra or overriding build args.
-    pub(crate) build_args: Vec<(String, String)>,
+    pub build_args: Vec<(String, String)>,
     /// Where to write the OCI layout when there is no registry (default `./<name>-oci`).
-    pub(crate) oci_dir: Option<PathBuf>,
+    pub oci_dir: Option<PathBuf>,
     /// buildah `--root`.
-    pub(crate) root: Option<PathBuf>,
+    pub root: Option<PathBuf>,
     /// buildah `--runroot`.
-    pub(crate) runroot: Option<PathBuf>,
+    pub runroot: Option<PathBuf>,
     /// buildah `--storage-driver` (default: overlay, falling back to vfs).
-    pub(crate) driver: Option<String>,
+    pub driver: Option<String>,
     /// A source secret directory for the clone.
-    pub(crate) source_secret: Option<PathBuf>,
+    pub source_secret: Option<PathBuf>,
 }
 
 /// The outcome of a local build: the report, the Build with its status, and the TagEvent.
 #[derive(Clone, Debug)]
-pub(crate) struct LocalResult {
+pub struct LocalResult {
     /// The builder report.
-    pub(crate) report: BuildReport,
+    pub report: BuildReport,
     /// The Build as the operator would have written it.
-    pub(crate) build: Build,
+    pub build: Build,
     /// The TagEvent for the output ImageStream (None on failure or without a registry).
-    pub(crate) tag_event: Option<TagEvent>,
+    pub tag_event: Option<TagEvent>,
 }
 
 /// Reads the first BuildConfig of a manifest file.
-pub(crate) fn read_build_config(path: &std::path::Path) -> Result<BuildConfig, Error> {
+pub fn read_build_config(path: &std::path::Path) -> Result<BuildConfig, Error> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: shown.clone(),
@@ -135,85 +160,109 @@ pub(crate) fn read_build_config(path: &std::path::Path) -> Result<BuildConfig, E
     Ok(bc)
 }
 
-/// The Build a BuildConfig would instantiate, with its output reference resolved for `registry`.
-pub(crate) fn build_from_config(
+/// The request id of a local build.
+const LOCAL_REQUEST: &str = "local";
+/// The namespace of a BuildConfig that names none.
+const DEFAULT_NAMESPACE: &str = "default";
+
+/// The Build a BuildConfig read from a file instantiates, started and running as the controller
+/// would have it: `instantiate::new_build` with the command line's build args, its output
+/// resolved for `registry` (none: the output is an OCI layout and the reference stays empty).
+pub fn start(
     bc: &BuildConfig,
     registry: Option<&str>,
-    extra_args: &[(String, String)],
-) -> Build {
-    let name = bc.metadata.name.clone().unwrap_or_else(|| "build".into());
-    let namespace = bc
-        .metadata
+    build_args: &[(String, String)],
+    now: Timestamp,
+) -> Result<Build, Error> {
+    let shown = bc.name_any();
+    let mut bc = bc.clone();
+    // A file has no server-assigned fields; new_build needs a namespace and a uid for the owner.
+    bc.metadata
         .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+        .get_or_insert_with(|| DEFAULT_NAMESPACE.to_string());
+    bc.metadata.uid.get_or_insert_with(|| "local".to_string());
     let last = bc.status.as_ref().map_or(0, |s| s.last_version);
     // read_build_config refuses a lastVersion without a successor
-    let version = crate::naming::next_build_number(last).unwrap_or(last);
-    let mut common = bc.spec.common.clone();
-    if !extra_args.is_empty() {
-        let docker = common
-            .strategy
-            .docker_strategy
-            .get_or_insert_with(Default::default);
-        for (k, v) in extra_args {
-            docker.build_args.retain(|a| a.name != *k);
-            docker.build_args.push(k8s_openapi::api::core::v1::EnvVar {
-                name: k.clone(),
-                value: Some(v.clone()),
-                value_from: None,
-            });
-        }
-    }
-    let to = common.output.as_ref().and_then(|o| o.to.clone());
-    let reference = to.and_then(|t| match (t.kind.as_deref(), registry, t.name) {
-        (Some("DockerImage"), _, Some(n)) => Some(n),
-        (Some("ImageStreamTag") | None, Some(reg), Some(n)) => {
-            let ns = t.namespace.unwrap_or_else(|| namespace.clone());
-            Some(format!("{reg}/{ns}/{n}"))
-        }
-        _ => None,
-    });
-    let mut build = Build::new(
-        &format!("{name}-{version}"),
-        BuildSpec {
-            common,
-            ..Default::default()
+    let number = crate::naming::next_build_number(last).unwrap_or(last);
+    let request = BuildRequest {
+        request_id: LOCAL_REQUEST.into(),
+        cause: BuildTriggerCause {
+            message: Some("Local build (kiln build)".into()),
+            ..BuildTriggerCause::default()
         },
-    );
-    build.metadata.namespace = Some(namespace);
-    build.status = Some(BuildStatus {
-        output_docker_image_reference: reference,
-        ..Default::default()
-    });
-    build
+        build_args: build_args
+            .iter()
+            .map(|(name, value)| EnvVar {
+                name: name.clone(),
+                value: Some(value.clone()),
+                value_from: None,
+            })
+            .collect(),
+        ..BuildRequest::default()
+    };
+    let mut build = new_build(&bc, number, &request).map_err(|source| Error::Instantiate {
+        path: shown.clone(),
+        source,
+    })?;
+    let output = match registry {
+        Some(_) => output_reference(&build, registry).map_err(|(_, message)| Error::Output {
+            path: shown,
+            message,
+        })?,
+        None => build
+            .spec
+            .common
+            .output
+            .as_ref()
+            .and_then(|o| o.to.as_ref())
+            .filter(|to| to.kind.as_deref() == Some("DockerImage"))
+            .and_then(|to| to.name.clone()),
+    };
+    build.status = Some(started(&build, output, now));
+    build.status = Some(running(&build, now));
+    Ok(build)
 }
 
-/// Fills a Build status from a builder report (what the operator does with the termination message).
-pub(crate) fn apply_report(status: &mut BuildStatus, report: &BuildReport) {
-    status.phase = if report.is_failure() {
-        BuildPhase::Failed
-    } else {
-        BuildPhase::Complete
+/// The Build after its builder ended with `report`, and the TagEvent the controller records in
+/// the output ImageStreamTag (only for an ImageStreamTag output pushed to `registry`).
+pub fn finish(
+    mut build: Build,
+    report: BuildReport,
+    registry: Option<&str>,
+    now: Timestamp,
+) -> LocalResult {
+    if let Some(revision) = report_revision(&report) {
+        build.spec.common.revision = Some(revision);
+    }
+    let status = finished(&build, &report, now);
+    let namespace = build.namespace().unwrap_or_default();
+    let tag = build
+        .spec
+        .common
+        .output
+        .as_ref()
+        .and_then(|o| o.to.as_ref())
+        .and_then(|to| TagRef::from_object_reference(to, &namespace));
+    let tag_event = match (tag, registry, &report.image_digest) {
+        (Some(tag), Some(registry), Some(digest)) if !report.is_failure() => {
+            // The controller creates the ImageStream if missing: its first generation.
+            Some(TagEvent::pushed(&tag.repository(registry), digest, 1, now))
+        }
+        _ => None,
     };
-    status.reason = report.reason;
-    status.message = report.message.clone();
-    status.log_snippet = report.log_tail.clone();
-    status.stages = report.stages.clone();
-    if let Some(d) = &report.image_digest {
-        status.output = Some(BuildStatusOutput {
-            to: Some(BuildStatusOutputTo {
-                image_digest: Some(d.clone()),
-            }),
-        });
+    build.status = Some(status);
+    LocalResult {
+        report,
+        build,
+        tag_event,
     }
 }
 
 /// Runs the whole pipeline locally.
-pub(crate) fn run(opts: &LocalOptions) -> Result<LocalResult, Error> {
+pub fn run(opts: &LocalOptions) -> Result<LocalResult, Error> {
     let bc = read_build_config(&opts.file)?;
-    let mut build = build_from_config(&bc, opts.registry.as_deref(), &opts.build_args);
-    let started = Time(k8s_openapi::jiff::Timestamp::now());
+    let registry = opts.registry.as_deref();
+    let build = start(&bc, registry, &opts.build_args, Timestamp::now())?;
     let workspace = tempfile::Builder::new()
         .prefix("kiln-build-")
         .tempdir()
@@ -274,61 +323,5 @@ pub(crate) fn run(opts: &LocalOptions) -> Result<LocalResult, Error> {
         report = pipeline::build(&build, fetched.source.clone(), &build_opts);
         report.prepend_stages(fetched.stages);
     }
-    let status = build.status.get_or_insert_with(Default::default);
-    apply_report(status, &report);
-    status.start_timestamp = Some(started.clone());
-    let now = k8s_openapi::jiff::Timestamp::now();
-    status.completion_timestamp = Some(Time(now));
-    status.duration = i64::try_from(now.duration_since(started.0).as_nanos()).ok();
-    let tag_event = match (
-        &report.image_digest,
-        status.output_docker_image_reference.as_deref(),
-    ) {
-        (Some(digest), Some(reference)) => Some(TagEvent {
-            created: Time(now),
-            docker_image_reference: super::registry::with_digest(reference, digest),
-            image: digest.clone(),
-            generation: bc.metadata.generation.unwrap_or(1),
-        }),
-        _ => None,
-    };
-    Ok(LocalResult {
-        report,
-        build,
-        tag_event,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn build_from_config_resolves_output() {
-        let bc: BuildConfig = serde_json::from_value(serde_json::json!({
-            "apiVersion": "build.kiln.dev/v1alpha1", "kind": "BuildConfig",
-            "metadata": {"name": "go-server", "namespace": "demo"},
-            "spec": {"strategy": {"type": "Docker", "dockerStrategy": {"buildArgs": [{"name": "REGISTRY", "value": "x"}]}},
-                     "output": {"to": {"kind": "ImageStreamTag", "name": "go-server:latest"}}}
-        }))
-        .unwrap();
-        let cases = [
-            (
-                Some("127.0.0.1:5000"),
-                Some("127.0.0.1:5000/demo/go-server:latest"),
-            ),
-            (None, None),
-        ];
-        for (registry, want) in cases {
-            let b = build_from_config(&bc, registry, &[("REGISTRY".into(), "r:1".into())]);
-            assert_eq!(b.metadata.name.as_deref(), Some("go-server-1"));
-            assert_eq!(
-                b.status.unwrap().output_docker_image_reference.as_deref(),
-                want
-            );
-            let args = &b.spec.common.strategy.docker_strategy.unwrap().build_args;
-            assert_eq!(args.len(), 1);
-            assert_eq!(args[0].value.as_deref(), Some("r:1"));
-        }
-    }
+    Ok(finish(build, report, registry, Timestamp::now()))
 }
