@@ -99,7 +99,11 @@ pub struct BuildRequest {
 }
 
 /// The Build number `number` of `bc` for `request` (pure).
-pub(crate) fn new_build(bc: &BuildConfig, number: i64, request: &BuildRequest) -> Result<Build, Error> {
+pub(crate) fn new_build(
+    bc: &BuildConfig,
+    number: i64,
+    request: &BuildRequest,
+) -> Result<Build, Error> {
     let bc_name = bc
         .metadata
         .name

@@ -63,7 +63,7 @@ fn is_list_kind(map: &serde_json::Map<String, Value>) -> bool {
 }
 
 /// Writes documents as a YAML stream separated by `---`.
-pub(crate) fn write_documents(docs: &[Value]) -> Result<String, Error> {
+pub fn write_documents(docs: &[Value]) -> Result<String, Error> {
     let mut out = String::new();
     for (i, doc) in docs.iter().enumerate() {
         if i > 0 {

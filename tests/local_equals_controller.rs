@@ -60,19 +60,22 @@ fn failure_report() -> BuildReport {
 
 fn stages() -> Vec<StageInfo> {
     let at = Some(Time("2024-01-01T00:00:00Z".parse().unwrap()));
-    [(StageName::FetchInputs, "FetchGitSource"), (StageName::Build, "DockerBuild")]
-        .into_iter()
-        .map(|(name, step)| StageInfo {
-            name,
+    [
+        (StageName::FetchInputs, "FetchGitSource"),
+        (StageName::Build, "DockerBuild"),
+    ]
+    .into_iter()
+    .map(|(name, step)| StageInfo {
+        name,
+        start_time: at.clone(),
+        duration_milliseconds: 7,
+        steps: vec![StepInfo {
+            name: step.into(),
             start_time: at.clone(),
             duration_milliseconds: 7,
-            steps: vec![StepInfo {
-                name: step.into(),
-                start_time: at.clone(),
-                duration_milliseconds: 7,
-            }],
-        })
-        .collect()
+        }],
+    })
+    .collect()
 }
 
 /// Drops what must differ between two runs: when things happened.
@@ -174,7 +177,10 @@ async fn kiln_build_and_the_controller_write_the_same_build_and_tag_event() {
             assert!(operator_event.is_none());
         } else {
             assert_eq!(local_status.phase, BuildPhase::Complete);
-            assert!(operator_event.is_some(), "the controller recorded a TagEvent");
+            assert!(
+                operator_event.is_some(),
+                "the controller recorded a TagEvent"
+            );
             assert!(matches!(
                 operator.spec.common.revision,
                 Some(SourceRevision { git: Some(_), .. })

@@ -9,13 +9,13 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Boxed error of the bench driver.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The instant kubelet's termination message: a builder report with a digest unique per Pod.
-pub const INSTANT_MESSAGE: &str = r#"{"imageDigest":"{{uid-digest}}"}"#;
+pub(crate) const INSTANT_MESSAGE: &str = r#"{"imageDigest":"{{uid-digest}}"}"#;
 
 /// Starts the sandbox API server with its kubelet in instant mode; returns it and its address.
-pub async fn start_sandbox(
+pub(crate) async fn start_sandbox(
     bin: &Path,
     crds: &Path,
     kubeconfig: &Path,
@@ -45,7 +45,7 @@ pub async fn start_sandbox(
 }
 
 /// Starts `kiln controller` against the kubeconfig, serving its HTTP endpoints on `listen`.
-pub fn start_controller(
+pub(crate) fn start_controller(
     bin: &Path,
     kubeconfig: &Path,
     listen: &str,
@@ -62,13 +62,13 @@ pub fn start_controller(
 }
 
 /// A free port on 127.0.0.1 (bound and released).
-pub fn free_port() -> Result<u16, BoxError> {
+pub(crate) fn free_port() -> Result<u16, BoxError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
 
 /// `GET http://<addr><path>` → (status code, body).
-pub async fn http(method: &str, addr: &str, path: &str) -> Result<(u16, String), BoxError> {
+pub(crate) async fn http(method: &str, addr: &str, path: &str) -> Result<(u16, String), BoxError> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: kiln-bench-driver\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
@@ -110,7 +110,7 @@ fn dechunk(mut body: &str) -> String {
 }
 
 /// Waits until `GET <path>` answers 200.
-pub async fn wait_ok(addr: &str, path: &str, limit: Duration) -> Result<(), BoxError> {
+pub(crate) async fn wait_ok(addr: &str, path: &str, limit: Duration) -> Result<(), BoxError> {
     let start = Instant::now();
     loop {
         if let Ok((200, _)) = http("GET", addr, path).await {
@@ -124,7 +124,7 @@ pub async fn wait_ok(addr: &str, path: &str, limit: Duration) -> Result<(), BoxE
 }
 
 /// A `/proc/<pid>/status` field in MiB (`VmRSS`, `VmHWM`).
-pub fn proc_mib(pid: u32, field: &str) -> Option<f64> {
+pub(crate) fn proc_mib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -134,7 +134,7 @@ pub fn proc_mib(pid: u32, field: &str) -> Option<f64> {
 }
 
 /// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = after.split_whitespace().collect();

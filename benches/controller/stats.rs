@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 /// The `p`-th percentile (0..=1, nearest rank) of `values`, or NaN when empty.
-pub fn percentile(values: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(values: &[f64], p: f64) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
@@ -15,26 +15,26 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
 
 /// One counter of the sandbox's `GET /sandbox/metrics`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct RequestCount {
+pub(crate) struct RequestCount {
     /// `User-Agent` product name (empty when absent).
-    pub agent: String,
+    pub(crate) agent: String,
     /// Kubernetes verb.
-    pub verb: String,
+    pub(crate) verb: String,
     /// Resource, with subresource.
-    pub resource: String,
+    pub(crate) resource: String,
     /// Requests.
-    pub count: u64,
+    pub(crate) count: u64,
 }
 
 /// The body of `GET /sandbox/metrics`.
 #[derive(Debug, Deserialize)]
-pub struct Requests {
+pub(crate) struct Requests {
     /// Every counter.
-    pub requests: Vec<RequestCount>,
+    pub(crate) requests: Vec<RequestCount>,
 }
 
 /// Whether a verb writes.
-pub fn is_write(verb: &str) -> bool {
+pub(crate) fn is_write(verb: &str) -> bool {
     matches!(
         verb,
         "create" | "update" | "patch" | "delete" | "deletecollection"
@@ -42,11 +42,11 @@ pub fn is_write(verb: &str) -> bool {
 }
 
 /// Whether a verb is a one-shot read (watches are counted apart).
-pub fn is_read(verb: &str) -> bool {
+pub(crate) fn is_read(verb: &str) -> bool {
     matches!(verb, "get" | "list")
 }
 
 /// Sum of the counters matching `keep`.
-pub fn total(counts: &[RequestCount], keep: impl Fn(&RequestCount) -> bool) -> u64 {
+pub(crate) fn total(counts: &[RequestCount], keep: impl Fn(&RequestCount) -> bool) -> u64 {
     counts.iter().filter(|c| keep(c)).map(|c| c.count).sum()
 }

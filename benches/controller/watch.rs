@@ -16,31 +16,31 @@ use kube::ResourceExt;
 
 /// What the watches saw, with the instant each thing was first seen.
 #[derive(Default)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// Build name → first event.
-    pub build_added: HashMap<String, Instant>,
+    pub(crate) build_added: HashMap<String, Instant>,
     /// Build name → its Pod's first event.
-    pub pod_added: HashMap<String, Instant>,
+    pub(crate) pod_added: HashMap<String, Instant>,
     /// Build name → (first event with phase Succeeded, the digest in its termination message).
-    pub pod_succeeded: HashMap<String, (Instant, Option<String>)>,
+    pub(crate) pod_succeeded: HashMap<String, (Instant, Option<String>)>,
     /// Digest → first ImageStream event listing it.
-    pub image_recorded: HashMap<String, Instant>,
+    pub(crate) image_recorded: HashMap<String, Instant>,
     /// Build name → terminal phase.
-    pub finished: HashMap<String, BuildPhase>,
+    pub(crate) finished: HashMap<String, BuildPhase>,
     /// ConfigMap name → first event (the baseline probes).
-    pub probe_seen: HashMap<String, Instant>,
+    pub(crate) probe_seen: HashMap<String, Instant>,
 }
 
 /// Shared, lockable [`Seen`].
-pub type Shared = Arc<Mutex<Seen>>;
+pub(crate) type Shared = Arc<Mutex<Seen>>;
 
 /// Locks the record (a poisoned lock is recovered: entries are only ever inserted).
-pub fn lock(seen: &Shared) -> std::sync::MutexGuard<'_, Seen> {
+pub(crate) fn lock(seen: &Shared) -> std::sync::MutexGuard<'_, Seen> {
     seen.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Starts the four watches on `namespace`; returns their tasks once each has listed once.
-pub async fn start(
+pub(crate) async fn start(
     client: &kube::Client,
     namespace: &str,
     seen: &Shared,

@@ -1,4 +1,7 @@
 //! Types shared by `BuildConfig` and `Build`: OpenShift's `CommonSpec` and its parts.
+// Every item here is API (re-exported or reached through `pub mod`); the lint only sees the
+// copies KubeSchema's `x_kube` validations make of some structs in a private module.
+#![allow(unreachable_pub)]
 
 use std::collections::BTreeMap;
 

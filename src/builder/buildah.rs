@@ -76,7 +76,11 @@ pub(crate) struct BudOptions {
 
 impl Buildah {
     /// A buildah on PATH with the given storage, trying overlay first and falling back to vfs.
-    pub(crate) fn detect(root: Option<PathBuf>, runroot: Option<PathBuf>, driver: Option<&str>) -> Self {
+    pub(crate) fn detect(
+        root: Option<PathBuf>,
+        runroot: Option<PathBuf>,
+        driver: Option<&str>,
+    ) -> Self {
         let mut b = Self {
             program: PathBuf::from("buildah"),
             root,

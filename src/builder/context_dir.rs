@@ -69,13 +69,13 @@ pub(crate) fn resolve(root: &Path, context_dir: Option<&str>, at: &str) -> Resul
 }
 
 /// The largest Dockerfile read from the source (1 MiB).
-pub const MAX_DOCKERFILE_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_DOCKERFILE_BYTES: u64 = 1 << 20;
 
 /// Reads the file `rel` below `dir` (a resolved context directory), refusing a path that leaves
 /// `root` (the checkout) lexically or through a symlink, anything but a regular file, and more
 /// than [`MAX_DOCKERFILE_BYTES`]: a `Dockerfile -> /var/run/secrets/…` link in a repository must
 /// not make the builder read, and echo in its errors, a file of the build Pod.
-pub fn read_file_inside(root: &Path, dir: &Path, rel: &str) -> Result<String, String> {
+pub(crate) fn read_file_inside(root: &Path, dir: &Path, rel: &str) -> Result<String, String> {
     use std::io::Read;
     let normal =
         normalize(rel).map_err(|_| format!("{rel:?} must stay inside the context directory"))?;

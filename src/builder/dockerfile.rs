@@ -124,7 +124,10 @@ pub(crate) fn prepare(text: &str, edits: &Edits) -> Result<String, Error> {
 
 /// The base images a Dockerfile pulls: FROM images with global `ARG`s expanded (build args win),
 /// without `scratch`, earlier stage names, or images left with unresolved variables.
-pub(crate) fn base_images(text: &str, build_args: &[(String, String)]) -> Result<Vec<String>, Error> {
+pub(crate) fn base_images(
+    text: &str,
+    build_args: &[(String, String)],
+) -> Result<Vec<String>, Error> {
     let parsed = parse(text)?;
     let mut args: BTreeMap<String, String> = BTreeMap::new();
     for arg in &parsed.global_args {

@@ -35,7 +35,7 @@ pub(crate) fn install_crypto_provider() {
 }
 
 /// Why `reference` is not an image reference (`[host[:port]/]repo[:tag][@digest]`), if it is not.
-pub fn check_reference(reference: &str) -> Result<(), String> {
+pub(crate) fn check_reference(reference: &str) -> Result<(), String> {
     if reference.is_empty() {
         return Err("is empty".into());
     }
@@ -94,17 +94,6 @@ pub(crate) fn parse_digest(text: &str) -> Option<String> {
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| d.to_string())
 }
 
-/// Replaces the tag of `reference` with a digest: `host/repo:tag` → `host/repo@sha256:…`.
-pub(crate) fn with_digest(reference: &str, digest: &str) -> String {
-    let without_digest = reference.split('@').next().unwrap_or(reference);
-    let slash = without_digest.rfind('/').map_or(0, |i| i + 1);
-    let repo = match without_digest[slash..].find(':') {
-        Some(colon) => &without_digest[..slash + colon],
-        None => without_digest,
-    };
-    format!("{repo}@{digest}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,12 +104,5 @@ mod tests {
         assert_eq!(parse_digest(&format!("{d}\n")), Some(d.clone()));
         assert_eq!(parse_digest("sha256:abc"), None);
         assert_eq!(parse_digest(""), None);
-        for (reference, want) in [
-            ("127.0.0.1:5000/ns/app:latest", "127.0.0.1:5000/ns/app@"),
-            ("127.0.0.1:5000/ns/app", "127.0.0.1:5000/ns/app@"),
-            ("reg/app@sha256:00", "reg/app@"),
-        ] {
-            assert_eq!(with_digest(reference, &d), format!("{want}{d}"));
-        }
     }
 }

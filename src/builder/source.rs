@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use git2::{AutotagOption, FetchOptions, Oid, ProxyOptions, Repository};
 
 use super::git_auth;
-pub(crate) use super::git_auth::{choose_proxy, known_host_matches, trust_ca};
 pub use super::git_auth::SourceAuth;
+pub(crate) use super::git_auth::{choose_proxy, trust_ca};
 use crate::api::common::{GitSourceRevision, SourceControlUser};
 use crate::api::contract::SourceInfo;
 use crate::api::validate::{redact_url, scrub};

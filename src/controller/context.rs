@@ -192,7 +192,13 @@ pub(crate) struct Context {
 
 impl Context {
     /// Publishes an event about `build`; failures are logged, never fatal.
-    pub(crate) async fn event(&self, build: &Build, event_type: EventType, reason: &str, note: String) {
+    pub(crate) async fn event(
+        &self,
+        build: &Build,
+        event_type: EventType,
+        reason: &str,
+        note: String,
+    ) {
         if let Err(err) = self.events.publish(build, event_type, reason, note).await {
             tracing::warn!(%err, reason, "cannot publish event");
         }

@@ -10,7 +10,7 @@ pub(crate) mod context;
 pub(crate) mod events;
 pub(crate) mod image_stream;
 pub(crate) mod reconcile;
-pub(crate) mod run;
+pub mod run;
 pub(crate) mod server;
 pub(crate) mod status;
 

@@ -16,7 +16,11 @@ use crate::naming;
 ///
 /// The write carries the Build's resourceVersion: a write based on a stale view fails with 409
 /// and the reconcile runs again, so a terminal phase is never overwritten.
-pub(crate) async fn transition(ctx: &Context, build: &Build, next: BuildStatus) -> Result<(), Error> {
+pub(crate) async fn transition(
+    ctx: &Context,
+    build: &Build,
+    next: BuildStatus,
+) -> Result<(), Error> {
     let before = build.status.as_ref().map(|s| s.phase).unwrap_or_default();
     let api: Api<Build> =
         Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());

@@ -1,6 +1,6 @@
 //! In-process harness for controller scenarios: the sandbox API server, kiln's CRDs, the real
 //! controller, and a scripted kubelet the test drives Pod by Pod.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::future::Future;
 use std::time::{Duration, Instant};

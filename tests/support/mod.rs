@@ -1,7 +1,7 @@
 //! Test support: a `docker-registry` and a `git daemon` on 127.0.0.1 free ports (killed by PID on
 //! Drop, and by a watchdog if the test process dies first), git repositories made with the git CLI,
 //! bounded process runs, and registry checks over plain HTTP.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -33,7 +33,11 @@ pub(crate) fn cancel_requested(build: &Build) -> bool {
 /// The status a Build should have now, or `None` when nothing changes.
 ///
 /// New builds are left to the run policy; a terminal phase is never left.
-pub(crate) fn next_status(build: &Build, pod: Option<&Pod>, observed: &Observed) -> Option<BuildStatus> {
+pub(crate) fn next_status(
+    build: &Build,
+    pod: Option<&Pod>,
+    observed: &Observed,
+) -> Option<BuildStatus> {
     let current = build.status.clone().unwrap_or_default();
     if current.phase.is_terminal() {
         return complete_terminal(build, current, observed);
@@ -387,7 +391,11 @@ pub(crate) fn log_snippet(text: &str) -> String {
 mod tests;
 
 /// The status of a New build whose Pod was just created: Pending, with where it pushes.
-pub(crate) fn started(build: &Build, output_reference: Option<String>, now: Timestamp) -> BuildStatus {
+pub(crate) fn started(
+    build: &Build,
+    output_reference: Option<String>,
+    now: Timestamp,
+) -> BuildStatus {
     let mut status = build.status.clone().unwrap_or_default();
     status.phase = BuildPhase::Pending;
     status.reason = None;
@@ -449,7 +457,12 @@ pub(crate) fn finished(build: &Build, report: &BuildReport, now: Timestamp) -> B
     apply_report(&mut next, Some(report));
     if report.is_failure() {
         next.log_snippet = report_log_snippet(report);
-        set_outcome(&mut next, BuildPhase::Failed, report.reason, report.message.clone());
+        set_outcome(
+            &mut next,
+            BuildPhase::Failed,
+            report.reason,
+            report.message.clone(),
+        );
     } else {
         set_outcome(&mut next, BuildPhase::Complete, None, None);
     }
@@ -474,7 +487,10 @@ pub(crate) fn report_revision(report: &BuildReport) -> Option<crate::api::common
 
 /// The revision the builder reported (commit, author, committer, message), when the Build does
 /// not name a commit yet: the build container's report first, then the clone container's.
-pub(crate) fn reported_revision(build: &Build, pod: &Pod) -> Option<crate::api::common::SourceRevision> {
+pub(crate) fn reported_revision(
+    build: &Build,
+    pod: &Pod,
+) -> Option<crate::api::common::SourceRevision> {
     let named = build
         .spec
         .common
