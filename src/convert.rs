@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use crate::api::build_config::BuildTriggerType;
-use crate::api::{self, strict, Build, BuildConfig, CommonSpec, ImageStream};
+use crate::api::{strict, Build, BuildConfig, CommonSpec, ImageStream};
 use crate::template;
 
 mod inert;
@@ -350,4 +350,10 @@ fn lookup<'a>(object: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
         current = current.get(part)?;
     }
     Some(current)
+}
+
+/// Whether `api_version` is one of kiln's API groups (what converted documents carry).
+pub fn is_kiln_api_version(api_version: &str) -> bool {
+    let group = api_version.split('/').next().unwrap_or_default();
+    group == crate::api::BUILD_GROUP || group == crate::api::IMAGE_GROUP
 }

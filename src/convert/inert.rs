@@ -17,7 +17,7 @@ const REFERENCE_POLICY: &str = "kiln has no integrated registry to pull through;
 const REFERENCE: &str = "tags are not imported, so reference has no effect";
 
 /// The inert fields present in a converted document of `kind`, as (path, reason).
-pub fn fields(kind: &str, doc: &Value) -> Vec<(String, String)> {
+pub(crate) fn fields(kind: &str, doc: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let spec = doc.get("spec").unwrap_or(&Value::Null);
     let mut note = |path: String, why: &str| out.push((path, why.to_string()));
