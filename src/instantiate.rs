@@ -48,6 +48,16 @@ pub enum Error {
     /// The BuildConfig lacks metadata the Build needs.
     #[error("BuildConfig has no {0}")]
     MissingMetadata(&'static str),
+    /// A namespace or BuildConfig name that is not an object name.
+    #[error("{what} {name:?}: {reason}")]
+    InvalidName {
+        /// Which name.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The repository URL carries credentials.
     #[error("BuildConfig {0}: spec.source.git.uri: {msg}", msg = crate::api::validate::URL_CREDENTIALS_MESSAGE)]
     Credentials(String),
@@ -255,6 +265,13 @@ pub async fn instantiate(
     name: &str,
     request: &BuildRequest,
 ) -> Result<Build, Error> {
+    for (what, value) in [("namespace", namespace), ("BuildConfig", name)] {
+        crate::api::validate::object_name(value).map_err(|reason| Error::InvalidName {
+            what,
+            name: value.to_string(),
+            reason,
+        })?;
+    }
     let configs: Api<BuildConfig> = Api::namespaced(client.clone(), namespace);
     let builds: Api<Build> = Api::namespaced(client.clone(), namespace);
     let api_err = |action: String| move |source| Error::Api { action, source };

@@ -55,6 +55,19 @@ pub fn dns_label(name: &str) -> Result<(), String> {
     }
 }
 
+/// Why `name` is not a DNS-1123 subdomain (what object names are), if it is not. Names go into
+/// API paths unescaped, so a `/` or `..` must never get that far.
+pub fn object_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 253 {
+        return Err(format!("must be 1 to 253 characters, got {}", name.len()));
+    }
+    if name.split('.').all(|part| dns_label(part).is_ok()) {
+        Ok(())
+    } else {
+        Err("must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'".into())
+    }
+}
+
 /// Why `path` cannot be a build volume's mount path in `RUN` steps, if it cannot.
 pub fn mount_path(path: &str) -> Result<(), String> {
     if path.len() > MOUNT_PATH_MAX {
@@ -187,6 +200,24 @@ pub fn scrub(text: &str, url: &str) -> String {
 mod tests {
     use super::*;
     use crate::api::common::BuildVolumeMount;
+
+    #[test]
+    fn object_names() {
+        for (name, ok) in [
+            ("app", true),
+            ("app.v2", true),
+            ("a-1.b-2", true),
+            ("", false),
+            ("..", false),
+            ("../secrets", false),
+            ("a/b", false),
+            ("App", false),
+            ("a..b", false),
+            ("a%2fb", false),
+        ] {
+            assert_eq!(object_name(name).is_ok(), ok, "{name:?}");
+        }
+    }
 
     #[test]
     fn commits() {

@@ -18,12 +18,13 @@ pub(crate) const MANUAL_CAUSE: &str = "Manually triggered";
 #[derive(Debug, Args)]
 pub(crate) struct StartBuildArgs {
     /// The BuildConfig to start a build of.
+    #[arg(value_parser = object_name)]
     pub(crate) build_config: String,
     /// Its namespace (default: the kubeconfig context's).
-    #[arg(short = 'n', long)]
+    #[arg(short = 'n', long, value_parser = object_name)]
     pub(crate) namespace: Option<String>,
-    /// Build this git commit instead of the BuildConfig's ref.
-    #[arg(long)]
+    /// Build this git commit (a hash of 4 to 64 hex digits) instead of the BuildConfig's ref.
+    #[arg(long, value_parser = commit)]
     pub(crate) commit: Option<String>,
     /// Strategy environment override `NAME=VALUE` (repeatable).
     #[arg(short = 'e', long = "env", value_parser = name_value)]
@@ -31,6 +32,16 @@ pub(crate) struct StartBuildArgs {
     /// Build argument `NAME=VALUE` merged into the strategy's (repeatable).
     #[arg(long = "build-arg", value_parser = name_value)]
     pub(crate) build_args: Vec<EnvVar>,
+}
+
+/// Accepts an object name (DNS-1123 subdomain).
+fn object_name(text: &str) -> Result<String, String> {
+    crate::api::validate::object_name(text).map(|()| text.to_string())
+}
+
+/// Accepts a commit hash.
+fn commit(text: &str) -> Result<String, String> {
+    crate::api::validate::commit(text).map(|()| text.to_string())
 }
 
 /// Parses `NAME=VALUE` into an environment variable.
