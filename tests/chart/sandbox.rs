@@ -1,5 +1,5 @@
-//! The chart in the sandbox over TCP: `kubectl apply` of the rendered manifests, `helm install` and
-//! `helm upgrade`, and the install guide's commands.
+//! The chart in the sandbox over TCP: `kubectl apply` of the rendered manifests, `helm install`,
+//! `helm upgrade` and `helm uninstall`, and the install guide's commands.
 
 use super::*;
 
@@ -289,6 +289,17 @@ fn helm_installs_and_upgrades_releases_in_the_sandbox_and_refuses_a_mistyped_val
     );
     let roles = sandbox.ok(&["get", "clusterroles", "-o", "name"]);
     assert!(!roles.contains("bad-"), "{roles}");
+    // Uninstalling removes the release's objects and its record, and keeps the CRDs.
+    let out = sandbox.helm(home.path(), &["uninstall", "kiln-b", "-n", "team-b"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let roles = sandbox.ok(&["get", "clusterroles", "-o", "name"]);
+    assert!(!roles.contains("kiln-b-"), "{roles}");
+    assert!(roles.contains("/kiln-kiln-ci-controller\n"), "{roles}");
+    let releases = sandbox.ok(&["-n", "team-b", "get", "secrets", "-o", "name"]);
+    assert!(!releases.contains("sh.helm.release"), "{releases}");
+    assert!(sandbox
+        .ok(&["get", "crd", "-o", "name"])
+        .contains("builds.build.kiln.dev"));
 }
 
 /// The fenced blocks of `lang` in a Markdown text, each as its lines (the Markdown's indentation

@@ -1,6 +1,7 @@
 //! Decoding of the Kubernetes protobuf envelope for the few kinds kubectl's typed generators send
-//! as protobuf (`kubectl create namespace|configmap|secret|serviceaccount`). The decoded object is
-//! handled exactly like a JSON body; answers are JSON.
+//! as protobuf (`kubectl create namespace|configmap|secret|serviceaccount`), and the
+//! DeleteOptions client-go's typed clients send with a delete (`helm uninstall`). The decoded
+//! object is handled exactly like a JSON body; answers are JSON.
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -181,6 +182,37 @@ fn decode_kind(kind: &str, raw: &[u8]) -> Result<Map<String, Value>> {
     let mut out = Map::new();
     for (number, field) in fields(raw)? {
         match (kind, number, field) {
+            // DeleteOptions (client-go sends it as protobuf with typed clients, e.g. helm's
+            // release Secrets): gracePeriodSeconds, preconditions, orphanDependents,
+            // propagationPolicy, dryRun.
+            ("DeleteOptions", 1, Field::Varint(v)) => {
+                out.insert("gracePeriodSeconds".into(), json!(v as i64));
+            }
+            ("DeleteOptions", 2, Field::Bytes(b)) => {
+                let mut preconditions = Map::new();
+                for (n, f) in fields(b)? {
+                    match (n, f) {
+                        (1, Field::Bytes(s)) => {
+                            drop(preconditions.insert("uid".into(), Value::String(text(s)?)))
+                        }
+                        (2, Field::Bytes(s)) => drop(
+                            preconditions.insert("resourceVersion".into(), Value::String(text(s)?)),
+                        ),
+                        _ => {}
+                    }
+                }
+                out.insert("preconditions".into(), Value::Object(preconditions));
+            }
+            ("DeleteOptions", 3, Field::Varint(v)) => {
+                out.insert("orphanDependents".into(), Value::Bool(v != 0));
+            }
+            ("DeleteOptions", 4, Field::Bytes(b)) => {
+                out.insert("propagationPolicy".into(), Value::String(text(b)?));
+            }
+            ("DeleteOptions", 5, Field::Bytes(b)) => {
+                push(&mut out, "dryRun", Value::String(text(b)?))
+            }
+            ("DeleteOptions", _, _) => {}
             (_, 1, Field::Bytes(b)) => drop(out.insert("metadata".into(), object_meta(b)?)),
             ("Namespace", 2, Field::Bytes(b)) => {
                 let mut spec = Map::new();
@@ -234,11 +266,12 @@ pub fn decode(body: &[u8]) -> Result<Value> {
             _ => {}
         }
     }
-    if !matches!(
-        kind.as_str(),
-        "Namespace" | "ConfigMap" | "Secret" | "ServiceAccount"
-    ) || api_version != "v1"
-    {
+    let supported = match kind.as_str() {
+        "Namespace" | "ConfigMap" | "Secret" | "ServiceAccount" => api_version == "v1",
+        "DeleteOptions" => api_version == "v1" || api_version == "meta.k8s.io/v1",
+        _ => false,
+    };
+    if !supported {
         return Err(ProtobufError::UnsupportedKind(format!(
             "{api_version}/{kind}"
         )));
@@ -311,6 +344,23 @@ mod tests {
         assert_eq!(
             decode(&envelope("ConfigMap", &config_map)).unwrap()["data"],
             json!({"k": "v"})
+        );
+    }
+
+    #[test]
+    fn decodes_delete_options() {
+        let mut preconditions = Vec::new();
+        bytes_field(1, b"u-1", &mut preconditions);
+        bytes_field(2, b"42", &mut preconditions);
+        let mut options = vec![0x08, 0x05]; // gracePeriodSeconds 5
+        bytes_field(2, &preconditions, &mut options);
+        bytes_field(4, b"Foreground", &mut options);
+        bytes_field(5, b"All", &mut options);
+        assert_eq!(
+            decode(&envelope("DeleteOptions", &options)).unwrap(),
+            json!({"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 5,
+                   "preconditions": {"uid": "u-1", "resourceVersion": "42"},
+                   "propagationPolicy": "Foreground", "dryRun": ["All"]})
         );
     }
 
