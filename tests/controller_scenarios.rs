@@ -401,3 +401,21 @@ async fn a_chain_builds_the_dependent_exactly_once_per_new_base_image() {
         .count();
     assert_eq!(apps, 2, "one app build per base image");
 }
+
+#[tokio::test]
+async fn a_build_volume_on_a_host_path_errors_the_build_without_a_pod() {
+    // The harness's API server runs without CEL rules, as one that skips them would: the mount
+    // path /dev reaches the controller, which must refuse it with a reason instead of retrying.
+    let h = Harness::start().await;
+    h.create_bc(&format!(
+        "apiVersion: build.kiln.dev/v1alpha1\nkind: BuildConfig\nmetadata:\n  name: vol\n  namespace: {NS}\nspec:\n  source:\n    git:\n      uri: https://git.example.com/vol.git\n  strategy:\n    type: Docker\n    dockerStrategy:\n      volumes:\n      - name: secret\n        source:\n          type: Secret\n          secret:\n            secretName: s\n        mounts:\n        - destinationPath: /dev\n  output:\n    to:\n      kind: ImageStreamTag\n      name: vol:latest\n"
+    ))
+    .await;
+    h.start_build("vol", "m1").await;
+    let b = h.wait_phase("vol-1", BuildPhase::Error).await;
+    let status = b.status.unwrap();
+    assert_eq!(status.reason, Some(StatusReason::CannotCreateBuildPodSpec));
+    let message = status.message.unwrap_or_default();
+    assert!(message.contains("\"/dev\""), "{message}");
+    assert!(h.active_pods().await.is_empty());
+}

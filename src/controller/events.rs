@@ -64,6 +64,24 @@ impl EventPublisher {
     }
 }
 
+/// The most bytes of note an `events.k8s.io/v1` Event may carry; the API refuses longer ones.
+pub(crate) const NOTE_LIMIT: usize = 1024;
+/// Ends a note that was cut to fit [`NOTE_LIMIT`].
+pub(crate) const TRUNCATED_MARKER: &str = " … [truncated]";
+
+/// `note` cut at a character boundary to fit [`NOTE_LIMIT`] bytes with [`TRUNCATED_MARKER`], so a
+/// long message (a build's log tail, say) shortens the Event instead of losing it.
+pub(crate) fn fit_note(note: String) -> String {
+    if note.len() <= NOTE_LIMIT {
+        return note;
+    }
+    let mut end = NOTE_LIMIT - TRUNCATED_MARKER.len();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{TRUNCATED_MARKER}", &note[..end])
+}
+
 /// The Event for `regarding`, named `<object>.<nanoseconds in hex>` as kubectl and client-go do.
 pub(crate) fn event_about(
     regarding: &ObjectReference,
@@ -87,7 +105,7 @@ pub(crate) fn event_about(
         },
         action: Some("Build".into()),
         reason: Some(reason.into()),
-        note: Some(note),
+        note: Some(fit_note(note)),
         event_time: Some(MicroTime(now)),
         regarding: Some(regarding.clone()),
         reporting_controller: Some(controller.into()),
@@ -106,6 +124,35 @@ pub(crate) fn event_about(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_notes_are_truncated_with_a_marker() {
+        let short = "Build app-3 failed".to_string();
+        assert_eq!(fit_note(short.clone()), short);
+        let exact = "x".repeat(NOTE_LIMIT);
+        assert_eq!(fit_note(exact.clone()), exact);
+        for long in [
+            "y".repeat(5000),
+            "é".repeat(3000),
+            format!("a{}", "日本".repeat(700)),
+        ] {
+            let fitted = fit_note(long.clone());
+            assert!(fitted.len() <= NOTE_LIMIT, "{}", fitted.len());
+            assert!(fitted.len() > NOTE_LIMIT - TRUNCATED_MARKER.len() - 4);
+            assert!(fitted.ends_with(TRUNCATED_MARKER));
+            assert!(long.starts_with(fitted.trim_end_matches(TRUNCATED_MARKER)));
+        }
+        let event = event_about(
+            &ObjectReference::default(),
+            EventType::Warning,
+            "BuildFailed",
+            "z".repeat(4000),
+            ("kiln-controller", "kiln-controller-0"),
+            "2026-01-02T03:04:05Z".parse().unwrap(),
+        );
+        let note = event.note.unwrap();
+        assert!(note.len() <= NOTE_LIMIT && note.ends_with(TRUNCATED_MARKER));
+    }
 
     #[test]
     fn events_name_their_object_and_reporter() {

@@ -50,6 +50,9 @@ pub(crate) enum Error {
     /// The Build could not be serialized for the builder.
     #[error("cannot serialize the Build: {0}")]
     Serialize(String),
+    /// A build volume's name or mount path is refused (see `api::validate`).
+    #[error("{0}")]
+    InvalidVolumes(String),
 }
 
 /// The Pod that runs `build`: init container `clone` (when there is a git or binary source) and
@@ -70,6 +73,10 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
     let build_json = serde_json::to_string(build).map_err(|e| Error::Serialize(e.to_string()))?;
     let source = spec.source.clone().unwrap_or_default();
     let docker = spec.strategy.docker_strategy.clone().unwrap_or_default();
+    // The name becomes a directory of the Pod and the path a bind mount: checked again here, for
+    // objects that reached the controller without the CRD's rules.
+    crate::api::validate::build_volumes(&docker.volumes, "spec.strategy.dockerStrategy.volumes")
+        .map_err(Error::InvalidVolumes)?;
 
     let mut env = vec![
         env_var(contract::BUILD_ENV, &build_json),

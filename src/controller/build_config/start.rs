@@ -15,7 +15,7 @@ use crate::api::{build_number, Build, BuildPhase, RunPolicy, StatusReason, TagRe
 use crate::controller::build::phase::{
     cancel_requested, ended_before_start, started, waiting, CANCELLED_MESSAGE,
 };
-use crate::controller::build::pod::build_pod;
+use crate::controller::build::pod::{build_pod, Error as PodError};
 use crate::controller::context::{api_error, Context, Error, Metrics};
 use crate::controller::status::{delete_pod, transition};
 use crate::naming;
@@ -98,6 +98,13 @@ async fn start_build(ctx: &Context, build: &Build) -> Result<(), Error> {
                     .and_then(|s| s.output_docker_image_reference.clone());
                 started(build, output, now)
             }
+            Created::Invalid(message) => ended_before_start(
+                build,
+                BuildPhase::Error,
+                StatusReason::CannotCreateBuildPodSpec,
+                &message,
+                now,
+            ),
             Created::Foreign(pod_name) => ended_before_start(
                 build,
                 BuildPhase::Error,
@@ -121,11 +128,17 @@ enum Created {
     Ours,
     /// Another object's Pod of this name.
     Foreign(String),
+    /// No Pod: the Build asks for one that must not exist (the message says why).
+    Invalid(String),
 }
 
 /// Creates the build Pod of `resolved` (an existing Pod owned by the build counts as created).
 async fn create_pod(ctx: &Context, build: &Build, resolved: &Build) -> Result<Created, Error> {
-    let pod = build_pod(resolved, &ctx.settings.pod)?;
+    let pod = match build_pod(resolved, &ctx.settings.pod) {
+        Ok(pod) => pod,
+        Err(PodError::InvalidVolumes(message)) => return Ok(Created::Invalid(message)),
+        Err(e) => return Err(e.into()),
+    };
     let pods: Api<Pod> =
         Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());
     match pods.create(&PostParams::default(), &pod).await {
