@@ -123,6 +123,15 @@ impl Cluster {
         self.work.path().join("kubeconfig")
     }
 
+    /// The controller's kubeconfig: the admin's, or (enforcing) its ServiceAccount's token.
+    fn controller_kubeconfig(&self) -> PathBuf {
+        if enforcing() {
+            self.work.path().join("kubeconfig-controller")
+        } else {
+            self.kubeconfig()
+        }
+    }
+
     fn log(&self, name: &str) -> PathBuf {
         self.work.path().join(name)
     }
@@ -172,6 +181,12 @@ impl Cluster {
 
     /// Prints what helps to understand a failure: logs, Builds, Pods and the build containers' logs.
     fn dump(&self) {
+        if enforcing() {
+            eprintln!("=== requests the sandbox refused ===");
+            for line in refusals(self) {
+                eprintln!("{line}");
+            }
+        }
         for name in ["controller.log", "sandbox.log"] {
             let text = std::fs::read_to_string(self.log(name)).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
@@ -254,6 +269,9 @@ fn start_cluster() -> Cluster {
         .arg("--image-map")
         .arg(format!("{BUILDER_IMAGE}={}", env!("CARGO_BIN_EXE_kiln")))
         .env("RUST_LOG", "info");
+    if enforcing() {
+        serve.args(["--authorization", "rbac", "--pod-security"]);
+    }
     cluster.sandbox = Some(Service::spawn_logged(
         serve,
         port,
@@ -269,7 +287,122 @@ fn start_cluster() -> Cluster {
         "crd",
         "--all",
     ]);
+    if enforcing() {
+        install_controller_identity(&cluster);
+    }
     cluster
+}
+
+/// `KILN_E2E_ENFORCE=1` (or `=rbac`): the sandbox enforces RBAC and Pod Security, and the
+/// controller authenticates as the chart's ServiceAccount with the chart's ClusterRole (rendered
+/// by `helm template`); with `1` namespace `demo` enforces Pod Security `baseline`, with `rbac`
+/// it stays unlabelled (`privileged`). Every request the sandbox refuses is logged as a
+/// `forbidden:` line of sandbox.log, which the test prints at the end.
+fn enforcing() -> bool {
+    std::env::var("KILN_E2E_ENFORCE").is_ok_and(|v| v == "1" || v == "rbac")
+}
+
+fn enforcing_baseline() -> bool {
+    std::env::var("KILN_E2E_ENFORCE").is_ok_and(|v| v == "1")
+}
+
+const CONTROLLER_NAMESPACE: &str = "kiln-system";
+
+/// Applies the chart's ClusterRoles, ClusterRoleBindings and controller ServiceAccount as
+/// rendered by `helm template`, and writes a kubeconfig carrying that ServiceAccount's token.
+fn install_controller_identity(cluster: &Cluster) {
+    cluster.kubectl_ok(&["create", "namespace", CONTROLLER_NAMESPACE]);
+    let chart = support::repo_root().join("charts/kiln");
+    let mut helm = Command::new("helm");
+    helm.args(["template", "kiln"])
+        .arg(&chart)
+        .args(["--namespace", CONTROLLER_NAMESPACE])
+        .env("HELM_CACHE_HOME", cluster.work.path().join("helm/cache"))
+        .env("HELM_CONFIG_HOME", cluster.work.path().join("helm/config"))
+        .env("HELM_DATA_HOME", cluster.work.path().join("helm/data"));
+    let out = run_bounded(helm, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let documents = kiln::yaml::read_documents(&String::from_utf8_lossy(&out.stdout))
+        .expect("helm renders YAML");
+    let wanted: Vec<Value> = documents
+        .into_iter()
+        .filter(|d| {
+            let kind = d["kind"].as_str().unwrap_or_default();
+            matches!(kind, "ClusterRole" | "ClusterRoleBinding")
+                || (kind == "ServiceAccount" && d["metadata"]["namespace"] == CONTROLLER_NAMESPACE)
+        })
+        .collect();
+    let account = wanted
+        .iter()
+        .find(|d| d["kind"] == "ClusterRoleBinding")
+        .and_then(|b| b["subjects"][0]["name"].as_str())
+        .expect("the chart binds its ClusterRole to a ServiceAccount")
+        .to_string();
+    let rendered = cluster.work.path().join("chart-rbac");
+    std::fs::create_dir_all(&rendered).unwrap();
+    for (i, document) in wanted.iter().enumerate() {
+        std::fs::write(rendered.join(format!("{i:02}.json")), document.to_string()).unwrap();
+    }
+    cluster.kubectl_ok(&["apply", "-f", &rendered.display().to_string()]);
+    let token = cluster.kubectl_ok(&[
+        "create",
+        "token",
+        &account,
+        "-n",
+        CONTROLLER_NAMESPACE,
+        "--duration=24h",
+    ]);
+    let admin = std::fs::read_to_string(cluster.kubeconfig()).unwrap();
+    assert!(admin.contains("token: sandbox"), "{admin}");
+    let controller = admin.replace("token: sandbox", &format!("token: {}", token.trim()));
+    std::fs::write(cluster.controller_kubeconfig(), controller).unwrap();
+    // The controller's kubeconfig is the ServiceAccount's, and it holds only the chart's rights.
+    let as_controller = |args: &[&str]| {
+        let mut all = vec![
+            "--kubeconfig".to_string(),
+            cluster.controller_kubeconfig().display().to_string(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        cluster.kubectl(&all)
+    };
+    let (_, who, _) = as_controller(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
+    assert_eq!(
+        who,
+        format!("system:serviceaccount:{CONTROLLER_NAMESPACE}:{account}")
+    );
+    let (allowed, _, _) = as_controller(&["auth", "can-i", "delete", "namespaces"]);
+    assert!(!allowed, "the chart's role does not delete namespaces");
+    if !enforcing_baseline() {
+        return;
+    }
+    // Tenants' namespace at the Pod Security level the issue asks builds to be admitted under.
+    cluster.kubectl_ok(&["create", "namespace", NAMESPACE]);
+    cluster.kubectl_ok(&[
+        "label",
+        "namespace",
+        NAMESPACE,
+        "pod-security.kubernetes.io/enforce=baseline",
+    ]);
+}
+
+/// The `forbidden:` lines of sandbox.log (requests the sandbox refused).
+fn refusals(cluster: &Cluster) -> Vec<String> {
+    std::fs::read_to_string(cluster.log("sandbox.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("forbidden:"))
+        .map(String::from)
+        .collect()
 }
 
 /// Starts `kiln controller` and waits for /readyz.
@@ -280,7 +413,7 @@ fn start_controller(cluster: &mut Cluster) {
         .args(["--registry", &cluster.registry.addr()])
         .arg("--insecure-registry-internal")
         .args(["--builder-image", BUILDER_IMAGE])
-        .env("KUBECONFIG", cluster.kubeconfig())
+        .env("KUBECONFIG", cluster.controller_kubeconfig())
         .env("RUST_LOG", "info,kiln=debug");
     cluster.controller = Some(Service::spawn_logged(
         cmd,
@@ -484,4 +617,12 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
         "a 32-hex id: {body:?}"
     );
     eprintln!("e2e_controller: two builds in {:?}", started.elapsed());
+    if enforcing() {
+        let refused = refusals(cluster);
+        assert!(
+            refused.is_empty(),
+            "refused requests:\n{}",
+            refused.join("\n")
+        );
+    }
 }

@@ -253,10 +253,21 @@ pub fn check(
     };
     let decision = decide(&shared.store(), &attributes);
     if decision.allowed {
-        Ok(user)
-    } else {
-        Err(forbidden(&attributes, &decision.reason))
+        return Ok(user);
     }
+    let error = forbidden(&attributes, &decision.reason);
+    // One line per refusal, so a run shows every request a client was refused.
+    tracing::info!(
+        user = %attributes.user.name,
+        verb = %attributes.verb,
+        resource = %attributes.resource,
+        subresource = %attributes.subresource,
+        namespace = %attributes.namespace,
+        name = %attributes.name,
+        path = %attributes.path,
+        "forbidden: {error}"
+    );
+    Err(error)
 }
 
 #[cfg(test)]
