@@ -106,6 +106,8 @@ pub struct BuildRequest {
     pub triggered_by_image: Option<(TagRef, String)>,
     /// Only start the build if the BuildConfig is at exactly this version.
     pub last_version: Option<i64>,
+    /// The git ref to build instead of `source.git.ref` (a webhook's branch or tag glob match).
+    pub git_ref: Option<String>,
 }
 
 /// The Build number `number` of `bc` for `request` (pure).
@@ -172,6 +174,13 @@ pub(crate) fn new_build(
     let mut common = bc.spec.common.clone();
     if request.revision.is_some() {
         common.revision = request.revision.clone();
+    }
+    if let Some(git) = request
+        .git_ref
+        .as_ref()
+        .and_then(|_| common.source.as_mut()?.git.as_mut())
+    {
+        git.ref_ = request.git_ref.clone();
     }
     let docker = common
         .strategy
@@ -277,20 +286,19 @@ pub async fn instantiate(
     let api_err = |action: String| move |source| Error::Api { action, source };
     let mut skip_past = 0_i64;
     for _ in 0..MAX_ATTEMPTS {
-        // A retry of a request that already created its Build (whatever number it got) adopts it.
-        if let Some(existing) = find_request(&builds, name, &request.request_id).await? {
-            let bc = configs
-                .get(name)
-                .await
-                .map_err(api_err(format!("reading BuildConfig {namespace}/{name}")))?;
-            let number = build_number(&existing).unwrap_or_default();
-            raise_last_version(&configs, bc, number, request).await?;
-            return Ok(existing);
-        }
         let bc = configs
             .get(name)
             .await
             .map_err(api_err(format!("reading BuildConfig {namespace}/{name}")))?;
+        // A retry of a request that already created its Build (whatever number it got) adopts it.
+        // Looked up after reading the BuildConfig: a Build of this request created after the
+        // lookup gets a number above that `lastVersion`, where this attempt collides with it
+        // (409, same request id) instead of creating a second one.
+        if let Some(existing) = find_request(&builds, name, &request.request_id).await? {
+            let number = build_number(&existing).unwrap_or_default();
+            raise_last_version(&configs, bc, number, request).await?;
+            return Ok(existing);
+        }
         if let Some(annotation) = bc.paused_by() {
             return Err(Error::Paused {
                 namespace: namespace.into(),

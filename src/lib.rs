@@ -13,4 +13,5 @@ pub mod instantiate;
 pub mod local;
 pub mod naming;
 pub mod template;
+pub mod webhook;
 pub mod yaml;

@@ -205,6 +205,14 @@ pub struct WebHookTrigger {
     /// Generic webhooks only: accept environment variables from the payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_env: Option<bool>,
+    /// kiln extension: branch globs that build (`*` within a path segment, `**` across
+    /// segments, `?` one character), replacing the exact match on `source.git.ref`; a Build of
+    /// another branch clones that branch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<String>,
+    /// kiln extension: tag globs whose pushes build (tags build only when listed here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// A reference to a Secret in the same namespace.
