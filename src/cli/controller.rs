@@ -12,7 +12,7 @@ use crate::controller::{PodSettings, SecurityProfile, Settings};
 /// Arguments of `kiln controller`; each also reads an environment variable.
 #[derive(Debug, Args)]
 pub(crate) struct ControllerArgs {
-    /// Address of the HTTP server (/healthz, /readyz, /metrics).
+    /// Address of the HTTP server (/healthz, /readyz, /metrics and the webhooks).
     #[arg(long, env = "KILN_LISTEN", default_value = "0.0.0.0:8080")]
     pub(crate) listen: SocketAddr,
     /// The internal registry (`host[:port]`) ImageStreamTag outputs are pushed to.
@@ -89,7 +89,7 @@ pub(crate) fn run(args: &ControllerArgs) -> Result<ExitCode, Error> {
             }
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let running = crate::controller::run(client, args.settings(), {
+        let running = crate::controller::run(client.clone(), args.settings(), {
             let mut rx = stop_rx.clone();
             async move {
                 let _ = rx.changed().await;
@@ -103,7 +103,13 @@ pub(crate) fn run(args: &ControllerArgs) -> Result<ExitCode, Error> {
                 source,
             })?;
         tracing::info!(listen = %args.listen, "kiln controller started");
-        let app = crate::controller::server::router(running.context.clone());
+        let webhooks = std::sync::Arc::new(crate::webhook::Webhooks::start(client.clone()));
+        let counters = webhooks.clone();
+        let app = crate::controller::server::router(
+            running.context.clone(),
+            Some(std::sync::Arc::new(move || counters.metrics().render())),
+        )
+        .merge(webhooks.router());
         let mut server_stop = stop_rx;
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = server_stop.changed().await;

@@ -9,6 +9,7 @@ pub(crate) mod builder;
 pub(crate) mod controller;
 pub(crate) mod convert;
 pub(crate) mod start_build;
+pub(crate) mod webhooks;
 
 /// Errors any `kiln` verb can end with.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,8 @@ pub(crate) enum Command {
     StartBuild(start_build::StartBuildArgs),
     /// The build Pod's steps: `clone` (fetch the source) and `build` (build, push, report).
     Builder(builder::BuilderArgs),
+    /// Serve only the webhook endpoints (the controller serves them too).
+    Webhooks(webhooks::WebhooksArgs),
 }
 
 /// Runs the parsed command line and returns the process exit code.
@@ -78,6 +81,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Controller(args) => {
             init_tracing();
             controller::run(&args)
+        }
+        Command::Webhooks(args) => {
+            init_tracing();
+            webhooks::run(&args)
         }
     }
 }

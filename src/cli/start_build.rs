@@ -32,6 +32,13 @@ pub(crate) struct StartBuildArgs {
     /// Build argument `NAME=VALUE` merged into the strategy's (repeatable).
     #[arg(long = "build-arg", value_parser = name_value)]
     pub(crate) build_args: Vec<EnvVar>,
+    /// Print the URLs of the BuildConfig's webhook triggers (secret shown as `<secret>`) instead
+    /// of starting a build.
+    #[arg(long)]
+    pub(crate) list_webhooks: bool,
+    /// The base URL the webhooks are served at (scheme and host), for `--list-webhooks`.
+    #[arg(long, env = "KILN_WEBHOOK_URL", default_value = crate::webhook::urls::PLACEHOLDER_BASE)]
+    pub(crate) webhook_url: String,
 }
 
 /// Accepts an object name (DNS-1123 subdomain).
@@ -85,18 +92,26 @@ fn request_id() -> String {
     format!("cli-{}-{nanos}", std::process::id())
 }
 
-/// Starts the build and prints `build.build.kiln.dev/<name> started`.
+/// Starts the build and prints `build.build.kiln.dev/<name> started`, or with `--list-webhooks`
+/// prints the webhook URLs.
 pub(crate) fn run(args: &StartBuildArgs) -> Result<ExitCode, Error> {
     let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
         context: "starting the runtime".into(),
         source,
     })?;
-    let build = runtime.block_on(async {
+    let text = runtime.block_on(async {
         let client = kube::Client::try_default().await.map_err(Error::Kube)?;
         let namespace = args
             .namespace
             .clone()
             .unwrap_or_else(|| client.default_namespace().to_string());
+        if args.list_webhooks {
+            let bc = kube::Api::<crate::api::BuildConfig>::namespaced(client, &namespace)
+                .get(&args.build_config)
+                .await
+                .map_err(Error::Kube)?;
+            return Ok(crate::webhook::urls::describe(&bc, &args.webhook_url));
+        }
         instantiate(
             &client,
             &namespace,
@@ -104,12 +119,10 @@ pub(crate) fn run(args: &StartBuildArgs) -> Result<ExitCode, Error> {
             &request(args, request_id()),
         )
         .await
+        .map(|build| format!("build.build.kiln.dev/{} started\n", build.name_any()))
         .map_err(Error::StartBuild)
     })?;
-    super::write_stdout(&format!(
-        "build.build.kiln.dev/{} started\n",
-        build.name_any()
-    ))?;
+    super::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,12 +10,22 @@ use axum::Router;
 
 use super::context::Context;
 
-/// The router serving health, readiness and metrics.
-pub(crate) fn router(context: Arc<Context>) -> Router {
+/// Renders more counters after the controller's on `/metrics` (the webhook receiver's).
+pub(crate) type MoreMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The router serving health, readiness and metrics (the controller's, then `more`'s).
+pub(crate) fn router(context: Arc<Context>, more: Option<MoreMetrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route(
+            "/metrics",
+            get(move |state| async move {
+                let mut text = metrics(state).await;
+                text.extend(more.map(|more| more()));
+                text
+            }),
+        )
         .with_state(context)
 }
 

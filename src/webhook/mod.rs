@@ -34,3 +34,26 @@ pub mod verify;
 
 pub use provider::Provider;
 pub use server::Webhooks;
+
+/// Verifies and parses one request exactly as the receiver does, without I/O, and says whether
+/// it would start a build of `bc` (`secrets[i]`: the secret of the i-th trigger of the
+/// provider's type). For benchmarks and fuzzing.
+pub fn would_build(
+    provider: Provider,
+    url_secret: Option<&str>,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+    bc: &crate::api::BuildConfig,
+    secrets: &[Option<&[u8]>],
+) -> bool {
+    let incoming = decide::Incoming {
+        provider,
+        url_secret,
+        headers,
+        body,
+    };
+    matches!(
+        decide::decide(&incoming, Some(bc), secrets),
+        decide::Decision::Build(_)
+    )
+}
