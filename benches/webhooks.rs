@@ -60,7 +60,10 @@ async fn rate(
     seconds: u64,
     concurrency: usize,
     status: StatusCode,
-    make_request: impl Fn() -> Request<kube::client::Body> + Send + Sync + 'static,
+    make_request: impl Fn() -> Result<Request<kube::client::Body>, axum::http::Error>
+        + Send
+        + Sync
+        + 'static,
 ) -> Result<f64, BoxError> {
     let make_request = Arc::new(make_request);
     let done = Arc::new(AtomicU64::new(0));
@@ -71,7 +74,7 @@ async fn rate(
         let (client, make_request, done) = (client.clone(), make_request.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                let response = client.send(make_request()).await?;
+                let response = client.send(make_request()?).await?;
                 let got = response.status();
                 response.into_body().collect_bytes().await?;
                 if got != status {
@@ -159,9 +162,7 @@ async fn main() -> Result<(), BoxError> {
     ))?);
     let bad = sign(b"not-the-secret", &body);
     let healthz = rate(&client, seconds, concurrency, StatusCode::OK, || {
-        Request::get("/healthz")
-            .body(kube::client::Body::empty())
-            .unwrap_or_default()
+        Request::get("/healthz").body(kube::client::Body::empty())
     })
     .await?;
     let refused = rate(
@@ -176,7 +177,6 @@ async fn main() -> Result<(), BoxError> {
                 .header("x-github-delivery", "bench")
                 .header("x-hub-signature-256", bad.as_str())
                 .body(kube::client::Body::from(body.to_vec()))
-                .unwrap_or_default()
         },
     )
     .await?;

@@ -604,6 +604,7 @@ async fn refusals_answer_openshifts_statuses_and_build_nothing() {
         h.push(("x-gitlab-token", "guess".into()));
         h
     };
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(&str, String, Vec<(&str, String)>, Vec<u8>, StatusCode, &str)> = vec![
         ("GET", plain_url("app", "github"), good.clone(), push.clone(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         ("PUT", openshift_url("app", SECRET, "github"), good.clone(), push.clone(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),

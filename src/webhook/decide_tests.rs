@@ -107,6 +107,7 @@ fn provider_events_table() {
     let globs = bc(", branches: [\"release/*\"], tags: [\"v*\"]");
     let ignored = |i| Decision::Answer(Outcome::Ignored(i));
     // (config, provider, event, body, expected commit or answer)
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(&BuildConfig, Provider, &str, &[u8], Result<&str, Decision>)> = vec![
         (
             &plain,
@@ -311,6 +312,8 @@ fn generic_events_table() {
     let request = built(run(&bc(""), Provider::Generic, Some("s3cr3t"), &h, yaml));
     assert_eq!(request.request_id, "webhook:generic:g-7");
 
+    #[allow(clippy::type_complexity)]
+
     let cases: Vec<(&[u8], Result<Option<&str>, Ignored>)> = vec![
         (b"", Ok(None)),
         (b"{}", Ok(None)),
@@ -352,6 +355,7 @@ fn refusals_table() {
         HeaderValue::from_str(&sign(SECRET, b"<x/>")).unwrap(),
     );
     let empty = HeaderMap::new();
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(Provider, Option<&str>, &HeaderMap, &[u8], StatusCode, &str)> = vec![
         (
             Provider::GitHub,

@@ -57,3 +57,6 @@ pub fn would_build(
         decide::Decision::Build(_)
     )
 }
+
+#[cfg(test)]
+mod fuzz_tests;

@@ -64,8 +64,15 @@ fn is_zero(sha: &str) -> bool {
     !sha.is_empty() && sha.bytes().all(|b| b == b'0')
 }
 
+/// The body as text: JSON and YAML are UTF-8, and a parser skipping an unknown field would not
+/// look at its bytes.
+fn text(body: &[u8]) -> Result<&str, ParseError> {
+    std::str::from_utf8(body)
+        .map_err(|e| ParseError::Malformed(format!("the body is not UTF-8: {e}")))
+}
+
 fn json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ParseError> {
-    serde_json::from_slice(body).map_err(|e| ParseError::Malformed(e.to_string()))
+    serde_json::from_str(text(body)?).map_err(|e| ParseError::Malformed(e.to_string()))
 }
 
 fn person(name: Option<String>, email: Option<String>) -> Option<SourceControlUser> {
@@ -521,7 +528,7 @@ pub(crate) fn parse_generic(
         return Ok(GenericWebHookEvent::default());
     }
     let yaml = |body: &[u8]| {
-        serde_norway::from_slice::<GenericWebHookEvent>(body)
+        serde_norway::from_str::<GenericWebHookEvent>(text(body)?)
             .map_err(|e| ParseError::Malformed(e.to_string()))
     };
     match encoding {

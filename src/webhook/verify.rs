@@ -55,7 +55,7 @@ pub(crate) fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
 
 /// Decodes lowercase or uppercase hex; `None` for anything else.
 fn hex_decode(text: &[u8]) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| match c {

@@ -8,6 +8,7 @@ const BODY: &[u8] = b"{\"ref\":\"refs/heads/main\"}";
 fn signatures_table() {
     let good = sign(b"s3cr3t", BODY);
     let upper = good.to_uppercase().replace("SHA256=", "sha256=");
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(Option<&[u8]>, &[u8], Signature)> = vec![
         (None, b"s3cr3t", Signature::Missing),
         (Some(good.as_bytes()), b"s3cr3t", Signature::Valid),
