@@ -2,7 +2,7 @@
 //! build from a request that is unsigned, wrongly signed or malformed while a secret is set.
 //!
 //! `WEBHOOK_FUZZ_CASES` sets the number of cases (default 20,000 so the suite stays fast);
-//! `scripts/fuzz-webhooks.sh` runs 1,000,000 in a release build.
+//! `make fuzz` runs 1,000,000.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
