@@ -1,4 +1,4 @@
-//! Imports point down: `api` ← `builder`, `instantiate` ← `controller` ← `local` ← `cli` ← `main`.
+//! Imports point down: `api` ← `builder`, `instantiate` ← `controller`, `webhook` ← `local` ← `cli` ← `main`.
 //!
 //! Every source file is read and each path into the crate (`crate::…`, `super::…` chains that
 //! reach the crate root, and `use crate::{…}` groups) is resolved to the top-level module it
@@ -8,18 +8,28 @@ use std::path::{Path, PathBuf};
 
 /// The top-level modules each layer must not import.
 const RULES: &[(&str, &[&str])] = &[
-    ("src/api", &["builder", "instantiate", "controller", "cli"]),
+    (
+        "src/api",
+        &["builder", "instantiate", "controller", "webhook", "cli"],
+    ),
     (
         "src/naming.rs",
-        &["builder", "instantiate", "controller", "cli"],
+        &["builder", "instantiate", "controller", "webhook", "cli"],
     ),
     (
         "src/yaml.rs",
-        &["builder", "instantiate", "controller", "cli"],
+        &["builder", "instantiate", "controller", "webhook", "cli"],
     ),
-    ("src/builder", &["instantiate", "controller", "cli"]),
-    ("src/instantiate.rs", &["builder", "controller", "cli"]),
-    ("src/controller", &["cli"]),
+    (
+        "src/builder",
+        &["instantiate", "controller", "webhook", "cli"],
+    ),
+    (
+        "src/instantiate.rs",
+        &["builder", "controller", "webhook", "cli"],
+    ),
+    ("src/controller", &["webhook", "cli"]),
+    ("src/webhook", &["builder", "controller", "cli"]),
 ];
 
 /// The module path of a source file below `src/` (`src/builder/fetch.rs` → `["builder", "fetch"]`).

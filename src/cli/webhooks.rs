@@ -15,14 +15,14 @@ use crate::webhook::Webhooks;
 
 /// Arguments of `kiln webhooks`.
 #[derive(Debug, Args)]
-pub struct WebhooksArgs {
+pub(crate) struct WebhooksArgs {
     /// Address of the HTTP server.
     #[arg(long, env = "KILN_WEBHOOKS_LISTEN", default_value = "0.0.0.0:8081")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
 }
 
 /// The routes of the standalone receiver: the webhooks, health, readiness and metrics.
-pub fn router(webhooks: Arc<Webhooks>) -> Router {
+pub(crate) fn router(webhooks: Arc<Webhooks>) -> Router {
     let (ready, counters) = (webhooks.clone(), webhooks.clone());
     webhooks
         .router()
@@ -47,7 +47,7 @@ pub fn router(webhooks: Arc<Webhooks>) -> Router {
 }
 
 /// Serves the webhooks until SIGINT or SIGTERM.
-pub fn run(args: &WebhooksArgs) -> Result<ExitCode, Error> {
+pub(crate) fn run(args: &WebhooksArgs) -> Result<ExitCode, Error> {
     let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
         context: "starting the runtime".into(),
         source,
