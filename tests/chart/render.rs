@@ -379,3 +379,40 @@ fn the_chart_installs_the_repository_crds() {
         .iter()
         .all(|d| kind_of(d) != "CustomResourceDefinition"));
 }
+
+#[test]
+fn a_separate_webhook_receiver_runs_kiln_webhooks_and_gets_the_ingress() {
+    let docs = render(
+        "kiln",
+        "kiln-system",
+        &[
+            "--set",
+            "webhooks.separate.enabled=true,webhooks.separate.port=9443,webhooks.ingress.enabled=true",
+        ],
+    );
+    let deployment = find(&docs, "Deployment", "kiln-webhooks");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["args"], serde_json::json!(["webhooks"]));
+    assert_eq!(str_at(container, "/env/0/name"), "KILN_WEBHOOKS_LISTEN");
+    assert_eq!(str_at(container, "/env/0/value"), "0.0.0.0:9443");
+    let service = find(&docs, "Service", "kiln-webhooks");
+    assert_eq!(service["spec"]["ports"][0]["port"], 9443);
+    let selector = &service["spec"]["selector"];
+    assert_eq!(*selector, deployment["spec"]["selector"]["matchLabels"]);
+    // The controller's Service does not select the receiver's Pods, nor the other way round.
+    assert_ne!(
+        *selector,
+        find(&docs, "Service", "kiln")["spec"]["selector"]
+    );
+    let ingress = find(&docs, "Ingress", "kiln-webhooks");
+    for path in ingress["spec"]["rules"][0]["http"]["paths"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(path["backend"]["service"]["name"], "kiln-webhooks");
+    }
+    let default = render("kiln", "kiln-system", &[]);
+    assert!(!default
+        .iter()
+        .any(|d| kind_of(d) == "Deployment" && name_of(d) == "kiln-webhooks"));
+}

@@ -70,3 +70,19 @@ An image reference from {repository, tag, digest}: `repository@digest` when a di
 {{- printf "%s:%s" $image.repository (default $root.Chart.AppVersion $image.tag) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The labels that select the separate webhook receiver's Pods. */}}
+{{- define "kiln.webhooksSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "kiln.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: webhooks
+{{- end -}}
+
+{{/* The standard labels of the separate webhook receiver's objects. */}}
+{{- define "kiln.webhooksLabels" -}}
+helm.sh/chart: {{ include "kiln.chart" . }}
+{{ include "kiln.webhooksSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kiln
+{{- end -}}
