@@ -1,4 +1,5 @@
-//! Imports point down: `api` ← `builder`, `instantiate` ← `controller`, `webhook` ← `local` ← `cli` ← `main`.
+//! Imports point down: `api` ← `builder`, `instantiate` ← `controller`, `webhook` ← `cli` ← `main`,
+//! with `local` (`kiln build`, above `controller` and `builder`) between `controller` and `cli`.
 //!
 //! Every source file is read and each path into the crate (`crate::…`, `super::…` chains that
 //! reach the crate root, and `use crate::{…}` groups) is resolved to the top-level module it
@@ -10,26 +11,48 @@ use std::path::{Path, PathBuf};
 const RULES: &[(&str, &[&str])] = &[
     (
         "src/api",
-        &["builder", "instantiate", "controller", "webhook", "cli"],
+        &[
+            "builder",
+            "instantiate",
+            "controller",
+            "webhook",
+            "local",
+            "cli",
+        ],
     ),
     (
         "src/naming.rs",
-        &["builder", "instantiate", "controller", "webhook", "cli"],
+        &[
+            "builder",
+            "instantiate",
+            "controller",
+            "webhook",
+            "local",
+            "cli",
+        ],
     ),
     (
         "src/yaml.rs",
-        &["builder", "instantiate", "controller", "webhook", "cli"],
+        &[
+            "builder",
+            "instantiate",
+            "controller",
+            "webhook",
+            "local",
+            "cli",
+        ],
     ),
     (
         "src/builder",
-        &["instantiate", "controller", "webhook", "cli"],
+        &["instantiate", "controller", "webhook", "local", "cli"],
     ),
     (
         "src/instantiate.rs",
-        &["builder", "controller", "webhook", "cli"],
+        &["builder", "controller", "webhook", "local", "cli"],
     ),
-    ("src/controller", &["webhook", "cli"]),
-    ("src/webhook", &["builder", "controller", "cli"]),
+    ("src/controller", &["webhook", "local", "cli"]),
+    ("src/webhook", &["builder", "controller", "local", "cli"]),
+    ("src/local.rs", &["webhook", "cli"]),
 ];
 
 /// The module path of a source file below `src/` (`src/builder/fetch.rs` → `["builder", "fetch"]`).

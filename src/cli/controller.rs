@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::Error;
 use crate::controller::build_config::history::DEFAULT_TAG_HISTORY_LIMIT;
+use crate::controller::context::DEFAULT_WATCH_FAILURE_TIMEOUT;
 use crate::controller::{PodSettings, SecurityProfile, Settings};
 
 /// Arguments of `kiln controller`; each also reads an environment variable.
@@ -47,6 +48,21 @@ pub(crate) struct ControllerArgs {
     /// How many TagEvents each ImageStream tag keeps.
     #[arg(long, env = "KILN_TAG_HISTORY_LIMIT", default_value_t = DEFAULT_TAG_HISTORY_LIMIT)]
     pub(crate) tag_history_limit: usize,
+    /// Seconds a watch may fail without a break before /healthz fails.
+    #[arg(long, env = "KILN_WATCH_FAILURE_TIMEOUT", default_value_t = DEFAULT_WATCH_FAILURE_TIMEOUT.as_secs())]
+    pub(crate) watch_failure_timeout: u64,
+    /// Log lines as human-readable text or as JSON objects (colour only on a terminal).
+    #[arg(long, env = "KILN_LOG_FORMAT", value_enum, default_value = "text")]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per event, with the span's fields.
+    Json,
 }
 
 impl ControllerArgs {
@@ -65,6 +81,7 @@ impl ControllerArgs {
             },
             tag_history_limit: self.tag_history_limit.max(1),
             retry_after: std::time::Duration::from_secs(2),
+            watch_failure_timeout: std::time::Duration::from_secs(self.watch_failure_timeout),
         }
     }
 }

@@ -79,11 +79,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Builder(args) => Ok(builder::run(&args)),
         Command::StartBuild(args) => start_build::run(&args),
         Command::Controller(args) => {
-            init_tracing();
+            init_tracing(args.log_format);
             controller::run(&args)
         }
         Command::Webhooks(args) => {
-            init_tracing();
+            init_tracing(controller::LogFormat::Text);
             webhooks::run(&args)
         }
     }
@@ -102,12 +102,18 @@ pub(crate) fn write_stdout(text: &str) -> Result<(), Error> {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-fn init_tracing() {
+/// Logs to stderr as text or JSON, filtered by `RUST_LOG` (default `info`); colour only when
+/// stderr is a terminal.
+fn init_tracing(format: controller::LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match format {
+        controller::LogFormat::Text => builder.try_init(),
+        controller::LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }

@@ -1,7 +1,9 @@
-//! What every reconciler shares: settings, caches, indexes, the event recorder and counters.
+//! What every reconciler shares: settings, caches, indexes, the event recorder, metrics and
+//! health.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::runtime::reflector::Store;
 
@@ -10,6 +12,9 @@ use super::cache::index::{BuildIndex, TriggerIndex};
 use super::cache::superseded::Superseded;
 use super::cache::views::BuildPod;
 use super::events::{EventPublisher, EventType};
+use super::health::Health;
+use super::metrics::Metrics;
+use super::reconcile::FailureLog;
 use crate::api::{Build, ImageStream};
 
 /// The field manager and event reporter name of the controller.
@@ -25,8 +30,14 @@ pub struct Settings {
     /// How many TagEvents each ImageStream tag keeps.
     pub tag_history_limit: usize,
     /// How long a failed reconcile waits before it runs again (conflicts retry sooner).
-    pub retry_after: std::time::Duration,
+    pub retry_after: Duration,
+    /// How long a watch may fail without a break before `/healthz` reports the controller
+    /// unhealthy.
+    pub watch_failure_timeout: Duration,
 }
+
+/// How long a watch may fail without a break before `/healthz` fails, unless configured.
+pub(crate) const DEFAULT_WATCH_FAILURE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Why a reconcile failed; every variant is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -55,11 +66,31 @@ impl Error {
     /// A short, bounded category for metrics and logs.
     pub(crate) fn category(&self) -> &'static str {
         match self {
-            Self::Api { .. } => "ApiError",
+            Self::Api { source, .. } => api_category(source),
+            Self::Instantiate(crate::instantiate::Error::Api { source, .. }) => {
+                api_category(source)
+            }
             Self::Instantiate(_) => "InstantiateFailed",
             Self::PodSpec(_) => "PodSpecFailed",
             Self::Conflict(_) => "Conflict",
         }
+    }
+}
+
+/// The category of a failed API request: its HTTP status class, or `Unreachable`.
+fn api_category(error: &kube::Error) -> &'static str {
+    match error {
+        kube::Error::Api(status) => match status.code {
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "NotFound",
+            409 => "Conflict",
+            400 | 422 => "Invalid",
+            429 => "Throttled",
+            500..=599 => "ServerError",
+            _ => "ApiError",
+        },
+        _ => "Unreachable",
     }
 }
 
@@ -69,100 +100,6 @@ pub(crate) fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -
     move |source| match &source {
         kube::Error::Api(status) if status.code == 409 => Error::Conflict(action),
         _ => Error::Api { action, source },
-    }
-}
-
-/// Counters served on `/metrics`.
-#[derive(Default)]
-pub(crate) struct Metrics {
-    /// Reconciles run, per controller.
-    pub(crate) reconciles_build: AtomicU64,
-    /// Reconciles of BuildConfigs.
-    pub(crate) reconciles_build_config: AtomicU64,
-    /// Reconciles that failed.
-    pub(crate) reconcile_failures: AtomicU64,
-    /// Builds started by instantiate.
-    pub(crate) builds_created: AtomicU64,
-    /// Build Pods created.
-    pub(crate) pods_created: AtomicU64,
-    /// Builds that reached Complete.
-    pub(crate) builds_complete: AtomicU64,
-    /// Builds that reached Failed or Error.
-    pub(crate) builds_failed: AtomicU64,
-    /// Builds that reached Cancelled.
-    pub(crate) builds_cancelled: AtomicU64,
-    /// TagEvents recorded in ImageStreams.
-    pub(crate) tag_events: AtomicU64,
-}
-
-impl Metrics {
-    /// Adds one to a counter.
-    pub(crate) fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The counters in the Prometheus text format.
-    pub(crate) fn render(&self) -> String {
-        let rows: [(&str, &str, &AtomicU64); 9] = [
-            (
-                "kiln_reconciles_total{controller=\"build\"}",
-                "Reconciles run",
-                &self.reconciles_build,
-            ),
-            (
-                "kiln_reconciles_total{controller=\"buildconfig\"}",
-                "Reconciles run",
-                &self.reconciles_build_config,
-            ),
-            (
-                "kiln_reconcile_failures_total",
-                "Reconciles that failed",
-                &self.reconcile_failures,
-            ),
-            (
-                "kiln_builds_created_total",
-                "Builds created",
-                &self.builds_created,
-            ),
-            (
-                "kiln_build_pods_created_total",
-                "Build pods created",
-                &self.pods_created,
-            ),
-            (
-                "kiln_builds_finished_total{phase=\"Complete\"}",
-                "Builds finished",
-                &self.builds_complete,
-            ),
-            (
-                "kiln_builds_finished_total{phase=\"Failed\"}",
-                "Builds finished",
-                &self.builds_failed,
-            ),
-            (
-                "kiln_builds_finished_total{phase=\"Cancelled\"}",
-                "Builds finished",
-                &self.builds_cancelled,
-            ),
-            (
-                "kiln_tag_events_total",
-                "TagEvents recorded",
-                &self.tag_events,
-            ),
-        ];
-        let mut out = String::new();
-        let mut last_family = "";
-        for (name, help, value) in rows {
-            let family = name.split('{').next().unwrap_or(name);
-            if family != last_family {
-                out.push_str(&format!(
-                    "# HELP {family} {help}.\n# TYPE {family} counter\n"
-                ));
-                last_family = family;
-            }
-            out.push_str(&format!("{name} {}\n", value.load(Ordering::Relaxed)));
-        }
-        out
     }
 }
 
@@ -184,8 +121,12 @@ pub(crate) struct Context {
     pub(crate) events: EventPublisher,
     /// Build versions the controller's own writes replaced (its cache may still show them).
     pub(crate) superseded: Superseded,
-    /// Counters for `/metrics`.
+    /// What `/metrics` serves.
     pub(crate) metrics: Arc<Metrics>,
+    /// What `/healthz` reports.
+    pub(crate) health: Arc<Health>,
+    /// When each object's reconcile failure was last logged at warn and published.
+    pub(crate) failures: FailureLog,
     /// Set once every cache has synced.
     pub(crate) ready: Arc<AtomicBool>,
 }
@@ -199,7 +140,12 @@ impl Context {
         reason: &str,
         note: String,
     ) {
-        if let Err(err) = self.events.publish(build, event_type, reason, note).await {
+        let regarding = kube::Resource::object_ref(build, &());
+        if let Err(err) = self
+            .events
+            .publish(&regarding, event_type, reason, note)
+            .await
+        {
             tracing::warn!(%err, reason, "cannot publish event");
         }
     }

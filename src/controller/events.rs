@@ -1,4 +1,4 @@
-//! Publishing `events.k8s.io/v1` Events about Builds.
+//! Publishing `events.k8s.io/v1` Events about Builds and BuildConfigs.
 //!
 //! kube's `Recorder` keeps every event it sent for six minutes so a repeat can be folded into a
 //! series; a Build's events (BuildStarted, BuildCompleted, …) never repeat, so that cache would
@@ -9,9 +9,6 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
-use kube::Resource;
-
-use crate::api::Build;
 
 /// Normal or Warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,16 +37,16 @@ impl EventPublisher {
         }
     }
 
-    /// Publishes one event about `build`.
+    /// Publishes one event about the object `regarding`.
     pub(crate) async fn publish(
         &self,
-        build: &Build,
+        regarding: &ObjectReference,
         event_type: EventType,
         reason: &str,
         note: String,
     ) -> Result<(), kube::Error> {
         let event = event_about(
-            &build.object_ref(&()),
+            regarding,
             event_type,
             reason,
             note,

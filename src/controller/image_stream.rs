@@ -7,7 +7,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
 use super::build_config::history::record_tag_event;
-use super::context::{api_error, Context, Error, Metrics};
+use super::context::{api_error, Context, Error};
 use crate::api::{ImageStream, ImageStreamSpec, TagEvent, TagRef};
 
 /// Prepends the TagEvent for `digest` to `tag`, creating the ImageStream if missing (as
@@ -76,7 +76,7 @@ pub(crate) async fn record_push(ctx: &Context, tag: &TagRef, digest: &str) -> Re
         {
             Ok(_) => {
                 if !already {
-                    Metrics::inc(&ctx.metrics.tag_events);
+                    ctx.metrics.tag_event();
                 }
                 return Ok(());
             }

@@ -1,14 +1,24 @@
-//! What every reconcile does first, and what happens when one fails.
+//! What every reconcile does first, and what happens when one fails: the failure is counted
+//! by category, logged at `warn` and published as a Warning Event on the object with the API's
+//! message (both at most once a minute per object; conflicts, which are expected races, only at
+//! `debug`), and the reconcile is retried.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use kube::runtime::controller::Action;
-use kube::Resource;
+use kube::{Resource, ResourceExt};
 
-use super::context::{Context, Error, Metrics};
+use super::context::{Context, Error};
+use super::events::EventType;
 use crate::api::Build;
+
+/// How often one object's failing reconcile is logged at `warn` and published as an Event.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
+/// Past this many objects, entries older than [`REPORT_EVERY`] are forgotten.
+const FAILURE_LOG_PRUNE_AT: usize = 1024;
 
 /// How long a reconcile waits for the caches to sync before it looks again.
 const UNSYNCED_RETRY: Duration = Duration::from_millis(100);
@@ -39,18 +49,97 @@ pub(crate) fn await_own_writes<'a>(
         .map(Action::requeue)
 }
 
-/// Retries failed reconciles with a short backoff (conflicts sooner).
+/// The reconciler label of a kind: `build` or `buildconfig`.
+pub(crate) fn controller_of(kind: &str) -> &'static str {
+    match kind {
+        "Build" => "build",
+        _ => "buildconfig",
+    }
+}
+
+/// When each object's failure was last reported, so a reconcile failing every two seconds is
+/// reported once a minute.
+#[derive(Default)]
+pub(crate) struct FailureLog {
+    last: Mutex<HashMap<String, Instant>>,
+}
+
+impl FailureLog {
+    /// Whether a failure of `key` at `now` should be reported (and records it when so).
+    pub(crate) fn should_report(&self, key: &str, now: Instant) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if last
+            .get(key)
+            .is_some_and(|at| now.duration_since(*at) < REPORT_EVERY)
+        {
+            return false;
+        }
+        if last.len() >= FAILURE_LOG_PRUNE_AT {
+            last.retain(|_, at| now.duration_since(*at) < REPORT_EVERY);
+        }
+        last.insert(key.to_string(), now);
+        true
+    }
+}
+
+/// Counts, reports and retries a failed reconcile (conflicts sooner).
 pub(crate) fn error_policy<K: Resource<DynamicType = ()>>(
-    _object: Arc<K>,
+    object: Arc<K>,
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
-    Metrics::inc(&ctx.metrics.reconcile_failures);
-    tracing::debug!(kind = %K::kind(&()), category = error.category(), %error, "reconcile failed");
+    let kind = K::kind(&());
+    let category = error.category();
+    ctx.metrics.reconcile_failed(controller_of(&kind), category);
+    let namespace = object.namespace().unwrap_or_default();
+    let name = object.name_any();
+    let key = format!("{kind}/{namespace}/{name}");
+    if matches!(error, Error::Conflict(_)) {
+        tracing::debug!(%kind, namespace, name, category, %error, "reconcile conflicted; retrying");
+    } else if ctx.failures.should_report(&key, Instant::now()) {
+        tracing::warn!(%kind, namespace, name, category, %error, "reconcile failed; retrying");
+        let regarding = object.object_ref(&());
+        let events = ctx.events.clone();
+        let note = error.to_string();
+        tokio::spawn(async move {
+            if let Err(err) = events
+                .publish(&regarding, EventType::Warning, "ReconcileFailed", note)
+                .await
+            {
+                tracing::debug!(%err, "cannot publish the reconcile failure event");
+            }
+        });
+    } else {
+        tracing::debug!(%kind, namespace, name, category, %error, "reconcile failed again; retrying");
+    }
     match error {
         Error::Conflict(_) => {
             Action::requeue(Duration::from_millis(50).min(ctx.settings.retry_after))
         }
         _ => Action::requeue(ctx.settings.retry_after),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_object_is_reported_once_a_minute() {
+        let log = FailureLog::default();
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let reported: Vec<bool> = [
+            (0, "a"),
+            (2, "a"),
+            (2, "b"),
+            (59, "a"),
+            (61, "a"),
+            (62, "b"),
+        ]
+        .iter()
+        .map(|(t, key)| log.should_report(key, at(*t)))
+        .collect();
+        assert_eq!(reported, [true, false, true, false, true, true]);
     }
 }

@@ -13,8 +13,10 @@ use tokio::sync::mpsc;
 use super::cache::index::{BuildIndex, TriggerIndex};
 use super::cache::superseded::Superseded;
 use super::cache::views::{slim_build, BuildPod};
-use super::context::{event_publisher, Context, Metrics, Settings};
-use super::reconcile::error_policy;
+use super::context::{event_publisher, Context, Settings};
+use super::health::Health;
+use super::metrics::Metrics;
+use super::reconcile::{error_policy, FailureLog};
 use super::{build, build_config};
 use crate::api::{Build, BuildConfig, ImageStream};
 use crate::naming;
@@ -27,6 +29,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The HTTP server's routes: `/healthz`, `/readyz` and `/metrics`.
+    pub fn router(&self) -> axum::Router {
+        super::server::router(self.context.clone(), None)
+    }
+
     /// Stops every task at once, wherever it is, as a crash would (tests use this).
     pub fn abort(&self) {
         for task in &self.tasks {
@@ -48,6 +55,7 @@ pub async fn run(
     let builds = Arc::new(BuildIndex::new(build_reader.clone()));
     let triggers = Arc::new(TriggerIndex::default());
     let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::new(settings.watch_failure_timeout));
     let ready = Arc::new(AtomicBool::new(false));
     let context = Arc::new(Context {
         client: client.clone(),
@@ -59,6 +67,8 @@ pub async fn run(
         events: event_publisher(client.clone()),
         superseded: Superseded::default(),
         metrics,
+        health,
+        failures: FailureLog::default(),
         ready: ready.clone(),
     });
 
@@ -75,6 +85,7 @@ pub async fn run(
     let build_context = context.clone();
     let build_stream = watcher(Api::<Build>::all(client.clone()), config.clone())
         .default_backoff()
+        .inspect(observe_watch(&context, "builds"))
         .modify(slim_build)
         .reflect(build_writer)
         .inspect_ok(move |event| {
@@ -93,6 +104,7 @@ pub async fn run(
         config.clone().labels(naming::BUILD_NAME_LABEL),
     )
     .default_backoff()
+    .inspect(observe_watch(&context, "pods"))
     .modify(BuildPod::slim)
     .reflect(pod_writer)
     .inspect_ok(synced.mark(Cache::Pods))
@@ -102,22 +114,23 @@ pub async fn run(
     let is_triggers = triggers.clone();
     let is_stream = watcher(Api::<ImageStream>::all(client.clone()), config.clone())
         .default_backoff()
+        .inspect(observe_watch(&context, "imagestreams"))
         .reflect(is_writer)
         .inspect_ok(synced.mark(Cache::ImageStreams))
         .touched_objects();
     // Watch errors are retried by the backoff; the loop only ends with the task.
+    let is_guard = context.health.task("imagestream watch");
     let is_task = tokio::spawn(async move {
+        let _alive = is_guard;
         let mut is_stream = std::pin::pin!(is_stream);
         while let Some(item) = is_stream.next().await {
-            match item {
-                Ok(stream) => {
-                    let namespace = stream.metadata.namespace.clone().unwrap_or_default();
-                    let name = stream.metadata.name.clone().unwrap_or_default();
-                    for config in is_triggers.configs_for(&namespace, &name) {
-                        let _ = is_tx.send(config);
-                    }
+            // Errors are counted and logged by the watch's observer.
+            if let Ok(stream) = item {
+                let namespace = stream.metadata.namespace.clone().unwrap_or_default();
+                let name = stream.metadata.name.clone().unwrap_or_default();
+                for config in is_triggers.configs_for(&namespace, &name) {
+                    let _ = is_tx.send(config);
                 }
-                Err(err) => tracing::warn!(%err, "imagestream watch failed; retrying"),
             }
         }
     });
@@ -136,11 +149,12 @@ pub async fn run(
             let _ = build_shutdown.recv().await;
         })
         .run(build::reconcile, error_policy, context.clone())
-        .for_each(|_| future::ready(()));
+        .for_each(log_controller_error);
 
     let (config_reader, config_writer) = reflector::store::<BuildConfig>();
     let config_stream = watcher(Api::<BuildConfig>::all(client.clone()), config)
         .default_backoff()
+        .inspect(observe_watch(&context, "buildconfigs"))
         .modify(|bc| bc.metadata.managed_fields = None)
         .reflect(config_writer)
         .touched_objects();
@@ -150,12 +164,20 @@ pub async fn run(
             let _ = config_shutdown.recv().await;
         })
         .run(build_config::reconcile, error_policy, context.clone())
-        .for_each(|_| future::ready(()));
+        .for_each(log_controller_error);
 
+    let build_guard = context.health.task("build controller");
+    let config_guard = context.health.task("buildconfig controller");
     let tasks = vec![
         is_task,
-        tokio::spawn(build_controller),
-        tokio::spawn(config_controller),
+        tokio::spawn(async move {
+            let _alive = build_guard;
+            build_controller.await;
+        }),
+        tokio::spawn(async move {
+            let _alive = config_guard;
+            config_controller.await;
+        }),
     ];
     Running { context, tasks }
 }
@@ -203,6 +225,57 @@ impl Synced {
             }
         }
     }
+}
+
+/// A watch-event inspector: an event marks the watch healthy; an error (the watch restarts after
+/// a backoff) is counted, logged at `warn` at most once a minute per watch, and starts the clock
+/// `/healthz` reads.
+fn observe_watch<K>(
+    context: &Arc<Context>,
+    watch: &'static str,
+) -> impl Fn(&Result<watcher::Event<K>, watcher::Error>) + Send + Sync + 'static {
+    let context = context.clone();
+    move |item| match item {
+        Ok(_) => context.health.watch_ok(watch),
+        Err(err) => {
+            let now = std::time::Instant::now();
+            context.health.watch_failed(watch, now);
+            context.metrics.watch_restarted(watch);
+            if context
+                .failures
+                .should_report(&format!("watch/{watch}"), now)
+            {
+                tracing::warn!(watch, %err, "watch failed; restarting after a backoff");
+            } else {
+                tracing::debug!(watch, %err, "watch failed again");
+            }
+        }
+    }
+}
+
+/// What a controller's result stream carries besides reconcile results: reconcile failures were
+/// reported by the error policy; anything else is logged.
+fn log_controller_error<K, E>(
+    result: Result<
+        (ObjectRef<K>, kube::runtime::controller::Action),
+        kube::runtime::controller::Error<E, watcher::Error>,
+    >,
+) -> future::Ready<()>
+where
+    K: kube::Resource,
+    E: std::error::Error + 'static,
+{
+    use kube::runtime::controller::Error as ControllerError;
+    match result {
+        Ok(_) | Err(ControllerError::ReconcilerFailed(..)) => {}
+        Err(ControllerError::ObjectNotFound(object)) => {
+            tracing::debug!(%object, "object gone before its reconcile");
+        }
+        // Watch errors are counted and reported by the watch's observer.
+        Err(ControllerError::QueueError(err)) => tracing::debug!(%err, "watch error"),
+        Err(err) => tracing::warn!(%err, "controller error"),
+    }
+    future::ready(())
 }
 
 fn tokio_stream_from<T: Send + 'static>(

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::ResourceExt;
 
-use super::context::{api_error, Context, Error, Metrics};
+use super::context::{api_error, Context, Error};
 use super::events::EventType;
 use crate::api::common::SourceRevision;
 use crate::api::{Build, BuildPhase, BuildStatus};
@@ -94,22 +94,18 @@ async fn announce(ctx: &Context, build: &Build, before: BuildPhase, next: &Build
     let name = build.name_any();
     let reason = next.reason.map(|r| r.as_str()).unwrap_or_default();
     tracing::info!(build = %name, namespace = build.namespace().unwrap_or_default(), from = before.as_str(), to = next.phase.as_str(), reason, "build phase changed");
-    let metrics = &ctx.metrics;
-    let (counter, event_type, event_reason, note) = match next.phase {
+    let (event_type, event_reason, note) = match next.phase {
         BuildPhase::Running => (
-            None,
             EventType::Normal,
             "BuildStarted",
             format!("Build {name} is now running"),
         ),
         BuildPhase::Complete => (
-            Some(&metrics.builds_complete),
             EventType::Normal,
             "BuildCompleted",
             format!("Build {name} completed successfully"),
         ),
         BuildPhase::Failed | BuildPhase::Error => (
-            Some(&metrics.builds_failed),
             EventType::Warning,
             "BuildFailed",
             format!(
@@ -118,15 +114,14 @@ async fn announce(ctx: &Context, build: &Build, before: BuildPhase, next: &Build
             ),
         ),
         BuildPhase::Cancelled => (
-            Some(&metrics.builds_cancelled),
             EventType::Normal,
             "BuildCancelled",
             format!("Build {name} was cancelled"),
         ),
         BuildPhase::New | BuildPhase::Pending => return,
     };
-    if let Some(counter) = counter {
-        Metrics::inc(counter);
+    if next.phase.is_terminal() {
+        ctx.metrics.build_finished(next);
     }
     ctx.event(build, event_type, event_reason, note).await;
 }

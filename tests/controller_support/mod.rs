@@ -10,7 +10,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kiln::api::{Build, BuildConfig, BuildPhase, ImageStream};
 use kiln::controller::{PodSettings, SecurityProfile, Settings};
 use kiln::instantiate::{instantiate, BuildRequest};
-use kiln_sandbox::ApiServer;
+use kiln_sandbox::{ApiServer, ServerConfig};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -64,6 +64,7 @@ pub fn settings() -> Settings {
         },
         tag_history_limit: 10,
         retry_after: Duration::from_millis(100),
+        watch_failure_timeout: Duration::from_secs(300),
     }
 }
 
@@ -79,7 +80,12 @@ pub fn init_logs() {
 
 /// Installs kiln's CRDs from `crds/` into a fresh sandbox.
 pub async fn sandbox() -> (ApiServer, Client) {
-    let server = ApiServer::new();
+    sandbox_with(ServerConfig::default()).await
+}
+
+/// Installs kiln's CRDs from `crds/` into a fresh sandbox configured with `config`.
+pub async fn sandbox_with(config: ServerConfig) -> (ApiServer, Client) {
+    let server = ApiServer::with_config(config);
     let client = server.client();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let text =
@@ -94,8 +100,13 @@ pub async fn sandbox() -> (ApiServer, Client) {
 impl Harness {
     /// A sandbox with the CRDs and the controller running.
     pub async fn start() -> Self {
+        Self::start_with(ServerConfig::default()).await
+    }
+
+    /// A sandbox configured with `config`, with the CRDs and the controller running.
+    pub async fn start_with(config: ServerConfig) -> Self {
         init_logs();
-        let (server, client) = sandbox().await;
+        let (server, client) = sandbox_with(config).await;
         let mut harness = Harness {
             server,
             client,
@@ -124,6 +135,11 @@ impl Harness {
         let client = self.server.client_with_watch_lag(lag);
         let running = kiln::controller::run(client, settings(), std::future::pending()).await;
         self.controller = Some(running);
+    }
+
+    /// The running controller.
+    pub fn running(&self) -> &kiln::controller::Running {
+        self.controller.as_ref().expect("the controller runs")
     }
 
     /// Kills the controller wherever it is, as a crash would: nothing is flushed.

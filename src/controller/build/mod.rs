@@ -16,7 +16,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
 use self::phase::{cancel_requested, next_status, reported_revision, Observed};
-use super::context::{api_error, Context, Error, Metrics};
+use super::context::{api_error, Context, Error};
 use super::image_stream::record_push;
 use super::reconcile::{await_own_writes, preamble};
 use super::status::{delete_pod, set_revision, transition};
@@ -24,8 +24,9 @@ use crate::api::{Build, BuildPhase, BuildStatus, TagRef};
 use crate::naming;
 
 /// Reconciles one Build.
+#[tracing::instrument(skip_all, fields(namespace = build.metadata.namespace.as_deref().unwrap_or_default(), name = build.metadata.name.as_deref().unwrap_or_default()))]
 pub(crate) async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Action, Error> {
-    Metrics::inc(&ctx.metrics.reconciles_build);
+    let _timer = ctx.metrics.reconcile("build");
     if let Some(action) = preamble(&*build, &ctx).or_else(|| await_own_writes(&ctx, [&*build])) {
         return Ok(action);
     }

@@ -22,7 +22,7 @@ use kube::ResourceExt;
 use self::history::{builds_to_prune, current_image, FinishedBuild};
 use self::start::apply_run_policy;
 use self::triggers::{config_change_due, due_image_changes, watched_tags};
-use super::context::{api_error, Context, Error, Metrics};
+use super::context::{api_error, Context, Error};
 use super::reconcile::{await_own_writes, preamble};
 use crate::api::build::{BuildTriggerCause, ImageChangeCause};
 use crate::api::{build_number, Build, BuildConfig, TagRef};
@@ -33,8 +33,9 @@ use crate::naming;
 pub(crate) const CONFIG_CHANGE_REQUEST: &str = "config-change";
 
 /// Reconciles one BuildConfig.
+#[tracing::instrument(skip_all, fields(namespace = bc.metadata.namespace.as_deref().unwrap_or_default(), name = bc.metadata.name.as_deref().unwrap_or_default()))]
 pub(crate) async fn reconcile(bc: Arc<BuildConfig>, ctx: Arc<Context>) -> Result<Action, Error> {
-    Metrics::inc(&ctx.metrics.reconciles_build_config);
+    let _timer = ctx.metrics.reconcile("buildconfig");
     if let Some(action) = preamble(&*bc, &ctx) {
         return Ok(action);
     }
@@ -210,7 +211,7 @@ async fn request_build(
 ) -> Result<bool, Error> {
     match instantiate(&ctx.client, namespace, name, request).await {
         Ok(_) => {
-            Metrics::inc(&ctx.metrics.builds_created);
+            ctx.metrics.build_created();
             Ok(true)
         }
         // Triggers of a paused BuildConfig, or a ConfigChange that lost a race, start nothing.

@@ -16,7 +16,7 @@ use crate::controller::build::phase::{
     cancel_requested, ended_before_start, started, waiting, CANCELLED_MESSAGE,
 };
 use crate::controller::build::pod::{build_pod, Error as PodError};
-use crate::controller::context::{api_error, Context, Error, Metrics};
+use crate::controller::context::{api_error, Context, Error};
 use crate::controller::status::{delete_pod, transition};
 use crate::naming;
 
@@ -143,7 +143,7 @@ async fn create_pod(ctx: &Context, build: &Build, resolved: &Build) -> Result<Cr
         Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());
     match pods.create(&PostParams::default(), &pod).await {
         Ok(_) => {
-            Metrics::inc(&ctx.metrics.pods_created);
+            ctx.metrics.pod_created();
             Ok(Created::Ours)
         }
         Err(kube::Error::Api(s)) if s.code == 409 => {

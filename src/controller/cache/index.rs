@@ -82,6 +82,11 @@ impl BuildIndex {
         }
     }
 
+    /// Every Build in the cache.
+    pub(crate) fn all(&self) -> Vec<Arc<Build>> {
+        self.store.state()
+    }
+
     /// The Builds of one BuildConfig, in name order, as the cache holds them now.
     pub(crate) fn builds_of(&self, namespace: &str, config: &str) -> Vec<Arc<Build>> {
         let names: Vec<String> = {

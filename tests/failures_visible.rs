@@ -1,0 +1,190 @@
+//! Failures are visible: `/metrics`, scraped over HTTP from the running controller, counts a
+//! Complete and a Failed build with their reasons and durations; a build Pod the API refuses (its
+//! ServiceAccount is missing) shows as a `warn` log line and a Warning Event carrying the API's
+//! message; `/healthz` fails once a controller task has stopped.
+
+mod controller_support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use controller_support::{bc_yaml, eventually, Harness, NS};
+use k8s_openapi::api::events::v1::Event;
+use kiln::api::BuildPhase;
+use kiln_sandbox::ServerConfig;
+use kube::api::{Api, ListParams};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Everything the controller logs in this test binary (one global subscriber, no colour).
+fn logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = LogWriter(buffer.clone());
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        buffer
+    })
+    .clone()
+}
+
+#[derive(Clone)]
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serves the controller's routes on a free port of 127.0.0.1 and returns the address.
+async fn serve(h: &Harness) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = h.running().router();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// GETs `path` over HTTP/1.0 and returns the status code and body.
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_string())
+}
+
+#[tokio::test]
+async fn metrics_count_a_complete_and_a_failed_build_with_reason_and_duration() {
+    logs();
+    let h = Harness::start().await;
+    let addr = serve(&h).await;
+    h.create_bc(&bc_yaml("good", "Serial", "")).await;
+    h.create_bc(&bc_yaml("bad", "Serial", "")).await;
+    h.start_build("good", "one").await;
+    h.start_build("bad", "one").await;
+    h.complete("good-1", &controller_support::digest(1)).await;
+    h.wait_pod("bad-1").await;
+    h.run_pod("bad-1").await;
+    h.wait_phase("bad-1", BuildPhase::Running).await;
+    h.fail_pod("bad-1").await;
+    h.wait_phase("bad-1", BuildPhase::Failed).await;
+
+    let (code, text) = get(addr, "/metrics").await;
+    assert_eq!(code, 200, "{text}");
+    for line in [
+        "kiln_builds_finished_total{phase=\"Complete\",reason=\"\"} 1",
+        "kiln_builds_finished_total{phase=\"Failed\",reason=\"DockerBuildFailed\"} 1",
+        "kiln_build_duration_seconds_count{phase=\"Complete\"} 1",
+        "kiln_build_duration_seconds_count{phase=\"Failed\"} 1",
+        "kiln_build_pods_created_total 2",
+        "kiln_tag_events_total 1",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in /metrics:\n{text}");
+    }
+    assert!(
+        text.contains("kiln_reconcile_duration_seconds_count{controller=\"build\"}"),
+        "reconciles are timed:\n{text}"
+    );
+    assert!(
+        !text.contains("phase=\"Error\""),
+        "Failed and Error are counted apart:\n{text}"
+    );
+    assert_eq!(get(addr, "/healthz").await, (200, "ok".to_string()));
+}
+
+#[tokio::test]
+async fn a_refused_build_pod_shows_as_a_warning_log_line_and_event_with_the_api_message() {
+    let logs = logs();
+    let h = Harness::start_with(ServerConfig {
+        service_account_admission: true,
+        ..ServerConfig::default()
+    })
+    .await;
+    // The build Pod runs as the `builder` ServiceAccount, which this namespace lacks.
+    h.create_bc(&bc_yaml("nosa", "Serial", "")).await;
+    h.start_build("nosa", "one").await;
+    let api_message = "serviceaccount \"builder\" not found";
+
+    let line = eventually("a warn line naming the API's message", || {
+        let text = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+        let found = text
+            .lines()
+            .find(|l| l.contains("WARN") && l.contains("nosa") && l.contains(api_message))
+            .map(str::to_string);
+        async move { found }
+    })
+    .await;
+    assert!(line.contains("reconcile failed"), "{line}");
+    assert!(line.contains("Forbidden"), "the category is named: {line}");
+
+    let events: Api<Event> = Api::namespaced(h.client.clone(), NS);
+    let event = eventually("a Warning Event on the BuildConfig", || {
+        let events = events.clone();
+        async move {
+            events
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .find(|e| {
+                    e.type_.as_deref() == Some("Warning")
+                        && e.reason.as_deref() == Some("ReconcileFailed")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("nosa")
+                })
+        }
+    })
+    .await;
+    let note = event.note.unwrap_or_default();
+    assert!(note.contains(api_message), "{note}");
+    assert_eq!(
+        event.regarding.and_then(|r| r.kind).as_deref(),
+        Some("BuildConfig")
+    );
+    // Retried every 100 ms here, yet reported once per minute.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    let warnings = text
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("nosa") && l.contains(api_message))
+        .count();
+    assert_eq!(warnings, 1, "rate-limited:\n{text}");
+    assert_eq!(h.phase("nosa-1").await, Some(BuildPhase::New));
+}
+
+#[tokio::test]
+async fn healthz_fails_once_a_controller_task_has_stopped() {
+    logs();
+    let mut h = Harness::start().await;
+    let addr = serve(&h).await;
+    assert_eq!(get(addr, "/healthz").await.0, 200);
+    // Aborting the tasks is what a panic or an early return would leave behind.
+    h.running().abort();
+    let (code, body) = eventually("an unhealthy /healthz", || async {
+        let (code, body) = get(addr, "/healthz").await;
+        (code == 503).then_some((code, body))
+    })
+    .await;
+    assert_eq!(code, 503);
+    assert!(body.contains("controller task has stopped"), "{body}");
+    h.kill_controller();
+}
