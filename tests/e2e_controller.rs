@@ -2,6 +2,7 @@
 //! with a real `docker-registry`, `git daemon`, buildah and kubectl. Applying `examples/go-server/`
 //! builds the seed's image; ImageStream `go-server:latest` records the registry's digest; a second
 //! build started with `kiln start-build` prepends a second TagEvent; the image's server answers.
+//! A Dockerfile-only BuildConfig builds too, its image carrying OpenShift's build env and labels.
 //!
 //! `kiln-sandbox` is another package's binary: the test runs `cargo build -p kiln-sandbox` into the
 //! directory holding the `kiln` binary under test (a no-op when it is up to date).
@@ -616,7 +617,65 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
         lines[1].len() == 32 && lines[1].bytes().all(|b| b.is_ascii_hexdigit()),
         "a 32-hex id: {body:?}"
     );
-    eprintln!("e2e_controller: two builds in {:?}", started.elapsed());
+
+    // A Dockerfile-only source (what `oc new-build --dockerfile` makes) builds in the cluster, and
+    // the image carries OpenShift's build env and labels beside kiln's. (They are set at the end of
+    // the Dockerfile, as kiln's own: RUN steps do not see them, so the layer cache survives.)
+    let dockerfile_only = serde_json::json!({
+        "apiVersion": "build.kiln.dev/v1alpha1", "kind": "BuildConfig",
+        "metadata": {"name": "inline", "namespace": NAMESPACE},
+        "spec": {
+            "source": {"type": "Dockerfile", "dockerfile": format!(
+                "FROM {}/library/busybox:latest\nRUN echo inline > /built-by\n",
+                registry.addr()
+            )},
+            "strategy": {"type": "Docker"},
+            "output": {"to": {"kind": "ImageStreamTag", "name": "inline:latest"}},
+            "triggers": [{"type": "ConfigChange"}]
+        }
+    });
+    let dockerfile_only = serde_norway::to_string(&dockerfile_only).unwrap();
+    let manifest = cluster.work.path().join("inline.yaml");
+    std::fs::write(&manifest, dockerfile_only).unwrap();
+    cluster.kubectl_ok(&["apply", "-f", &manifest.display().to_string()]);
+    let inline = cluster.wait_build("inline-1");
+    assert_complete(&inline);
+    let digest = registry
+        .manifest_digest(&format!("{NAMESPACE}/inline"), "latest", None)
+        .expect("the registry has demo/inline:latest");
+    let storage = &cluster.storage;
+    let ctr = storage.buildah(&[
+        "from",
+        "--quiet",
+        "--tls-verify=false",
+        &format!("docker://{}/{NAMESPACE}/inline@{digest}", registry.addr()),
+    ]);
+    let label = |name: &str| {
+        storage.buildah(&[
+            "inspect",
+            "--format",
+            &format!("{{{{index .OCIv1.Config.Labels \"{name}\"}}}}"),
+            &ctr,
+        ])
+    };
+    assert_eq!(label("io.openshift.build.name"), "inline-1");
+    assert_eq!(label("io.openshift.build.namespace"), NAMESPACE);
+    assert_eq!(label("io.kiln.build.name"), "inline-1");
+    let env = storage.buildah(&["inspect", "--format", "{{.OCIv1.Config.Env}}", &ctr]);
+    assert!(env.contains("OPENSHIFT_BUILD_NAME=inline-1"), "{env}");
+    assert!(
+        env.contains(&format!("OPENSHIFT_BUILD_NAMESPACE={NAMESPACE}")),
+        "{env}"
+    );
+    let mount = PathBuf::from(storage.buildah(&["mount", &ctr]));
+    let built_by = std::fs::read_to_string(mount.join("built-by")).unwrap();
+    assert_eq!(
+        built_by.trim(),
+        "inline",
+        "the inline Dockerfile's RUN step ran"
+    );
+    storage.buildah(&["rm", &ctr]);
+    eprintln!("e2e_controller: three builds in {:?}", started.elapsed());
     if enforcing() {
         let refused = refusals(cluster);
         assert!(

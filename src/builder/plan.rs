@@ -124,6 +124,9 @@ pub(crate) fn plan(build: &Build, source: Option<&SourceInfo>) -> Result<Plan, F
     }
     labels.push(("io.kiln.build.name".to_string(), name.clone()));
     labels.push(("io.kiln.build.namespace".to_string(), namespace.clone()));
+    // OpenShift's names beside kiln's, so applications that read them keep working.
+    provenance.extend(renamed(&provenance, "KILN_BUILD_", "OPENSHIFT_BUILD_"));
+    labels.extend(renamed(&labels, "io.kiln.build.", "io.openshift.build."));
     let output = spec.output.clone().unwrap_or_default();
     for l in &output.image_labels {
         labels.push((l.name.clone(), l.value.clone().unwrap_or_default()));
@@ -234,6 +237,14 @@ pub(crate) fn volume_mounts(plan: &Plan, volumes_dir: &Path) -> Vec<(PathBuf, St
         .collect()
 }
 
+/// The pairs whose name starts with `from`, renamed to start with `to`.
+fn renamed(pairs: &[(String, String)], from: &str, to: &str) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .filter_map(|(k, v)| Some((format!("{to}{}", k.strip_prefix(from)?), v.clone())))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +304,35 @@ mod tests {
             .edits
             .labels
             .contains(&("io.kiln.build.commit.message".into(), "fix".into())));
+        for (name, value) in [
+            ("OPENSHIFT_BUILD_NAME", "app-3"),
+            ("OPENSHIFT_BUILD_NAMESPACE", "demo"),
+            ("OPENSHIFT_BUILD_SOURCE", "git://h/app.git"),
+            ("OPENSHIFT_BUILD_REFERENCE", "main"),
+            ("OPENSHIFT_BUILD_COMMIT", "abc"),
+        ] {
+            assert!(
+                p.edits.provenance.contains(&(name.into(), value.into())),
+                "{name}: {:?}",
+                p.edits.provenance
+            );
+        }
+        for (name, value) in [
+            ("io.openshift.build.name", "app-3"),
+            ("io.openshift.build.namespace", "demo"),
+            ("io.openshift.build.commit.id", "abc"),
+            ("io.openshift.build.commit.author", "A <a@x>"),
+            ("io.openshift.build.commit.message", "fix"),
+            ("io.openshift.build.commit.ref", "main"),
+            ("io.openshift.build.source-location", "git://h/app.git"),
+            ("io.openshift.build.source-context-dir", "sub"),
+        ] {
+            assert!(
+                p.edits.labels.contains(&(name.into(), value.into())),
+                "{name}: {:?}",
+                p.edits.labels
+            );
+        }
         assert_eq!(
             p.edits.labels.last(),
             Some(&("io.kiln.build.name".to_string(), "mine".to_string()))

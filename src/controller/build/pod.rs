@@ -86,12 +86,9 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
     let workspace_mount = mount("workspace", contract::WORKSPACE_DIR, false);
     let mut volumes = vec![empty_dir("workspace"), empty_dir("buildah-storage")];
 
-    let needs_clone = source.git.is_some()
-        || source.binary.is_some()
-        || matches!(
-            source.type_,
-            Some(BuildSourceType::Git | BuildSourceType::Binary)
-        );
+    // Every source but none gets the `clone` step: it clones git, unpacks a binary, or (for a
+    // Dockerfile-only source) creates the empty source directory the inline Dockerfile goes to.
+    let needs_clone = source.inferred_type() != BuildSourceType::None;
     let mut init_containers = Vec::new();
     if needs_clone {
         let mut mounts = vec![workspace_mount.clone()];
@@ -99,7 +96,7 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
             volumes.push(secret_volume("source-secret", &secret.name));
             mounts.push(mount("source-secret", contract::SOURCE_SECRET_DIR, true));
         }
-        let binary = source.binary.is_some() || source.type_ == Some(BuildSourceType::Binary);
+        let binary = source.inferred_type() == BuildSourceType::Binary;
         let mut args = vec!["builder".to_string(), "clone".to_string()];
         if binary {
             args.extend(["--from-archive".to_string(), "-".to_string()]);

@@ -143,10 +143,27 @@ fn secrets_are_mounted_only_where_used() {
 #[test]
 fn defaults_and_source_kinds_table() {
     let cases = [
+        // A Dockerfile-only source gets the clone step too: it creates the source directory.
         (
             json!({"source": {"type": "Dockerfile", "dockerfile": "FROM x"}, "strategy": {"type": "Docker"}}),
+            1,
+            false,
+        ),
+        (
+            json!({"source": {"dockerfile": "FROM x"}, "strategy": {"type": "Docker"}}),
+            1,
+            false,
+        ),
+        (json!({"strategy": {"type": "Docker"}}), 0, false),
+        (
+            json!({"source": {"type": "Git"}, "strategy": {"type": "Docker"}}),
             0,
             false,
+        ),
+        (
+            json!({"source": {"type": "binary"}, "strategy": {"type": "Docker"}}),
+            1,
+            true,
         ),
         (
             json!({"source": {"git": {"uri": "https://x"}}, "strategy": {"type": "Docker"}}),
