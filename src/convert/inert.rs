@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-const WEBHOOK: &str = "webhook triggers do nothing yet: kiln serves no webhook endpoint, so no call can start a build; start builds with `kiln start-build`";
+const SECRET_BESIDE_REFERENCE: &str = "ignored while secretReference is set: kiln checks webhook calls against the referenced Secret only (OpenShift accepts either); drop one of the two";
 const VALUE_FROM: &str = "valueFrom is not resolved: the build fails with UnresolvableEnvironmentVariable; set value instead";
 const BUILD_ARG_VALUE_FROM: &str = "valueFrom is not resolved in build arguments (OpenShift ignores it there too): the build fails with UnresolvableEnvironmentVariable; set value instead";
 const TRUSTED_CA: &str = "kiln mounts no cluster trust bundle; mount CA certificates into RUN steps with spec.strategy.dockerStrategy.volumes";
@@ -38,12 +38,17 @@ pub(crate) fn fields(kind: &str, doc: &Value) -> Vec<(String, String)> {
                 }
             }
             for (i, trigger) in array(spec.get("triggers")).iter().enumerate() {
-                let ty = trigger
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                if matches!(ty, "GitHub" | "Generic" | "GitLab" | "Bitbucket") {
-                    note(format!("spec.triggers[{i}]"), WEBHOOK);
+                for hook in ["github", "generic", "gitlab", "bitbucket"] {
+                    let Some(settings) = trigger.get(hook) else {
+                        continue;
+                    };
+                    let has = |f: &str| settings.get(f).is_some_and(|v| !v.is_null());
+                    if has("secret") && has("secretReference") {
+                        note(
+                            format!("spec.triggers[{i}].{hook}.secret"),
+                            SECRET_BESIDE_REFERENCE,
+                        );
+                    }
                 }
             }
         }
@@ -129,13 +134,13 @@ mod tests {
                            "env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
                            "buildArgs": [{"name": "C", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]}},
                        "triggers": [{"type": "ConfigChange"}, {"type": "GitHub", "github": {"secret": "s"}},
-                                    {"type": "ImageChange", "imageChange": {}}, {"type": "Generic", "generic": {"secret": "s"}}]}}),
+                                    {"type": "ImageChange", "imageChange": {}},
+                                    {"type": "Generic", "generic": {"secret": "s", "secretReference": {"name": "n"}}}]}}),
                 vec![
                     "spec.mountTrustedCA",
                     "spec.strategy.dockerStrategy.env[1].valueFrom",
                     "spec.strategy.dockerStrategy.buildArgs[0].valueFrom",
-                    "spec.triggers[1]",
-                    "spec.triggers[3]",
+                    "spec.triggers[3].generic.secret",
                 ],
             ),
             (
