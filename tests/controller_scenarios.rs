@@ -419,3 +419,54 @@ async fn a_build_volume_on_a_host_path_errors_the_build_without_a_pod() {
     assert!(message.contains("\"/dev\""), "{message}");
     assert!(h.active_pods().await.is_empty());
 }
+
+#[tokio::test]
+async fn an_out_of_range_buildconfig_in_one_namespace_stops_no_other_builds() {
+    // A CRD from before the int32 bounds lets a tenant store 3000000000 as a history limit; the
+    // controller's list of every BuildConfig must still decode, so other namespaces build on.
+    let mut h = Harness::start_with_crds(kiln_sandbox::ServerConfig::default(), |text| {
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with("maximum: 2147483647"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+    .await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
+    namespaces
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "tenant-a"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let configs: Api<kiln::api::BuildConfig> = Api::namespaced(h.client.clone(), "tenant-a");
+    let raw = json!({
+        "apiVersion": "build.kiln.dev/v1alpha1", "kind": "BuildConfig",
+        "metadata": {"name": "bad", "namespace": "tenant-a"},
+        "spec": {"strategy": {"type": "Docker"}, "successfulBuildsHistoryLimit": 3_000_000_000u64}
+    });
+    let dynamic: Api<kube::core::DynamicObject> = Api::namespaced_with(
+        h.client.clone(),
+        "tenant-a",
+        &kube::core::ApiResource::erase::<kiln::api::BuildConfig>(&()),
+    );
+    dynamic
+        .create(&Default::default(), &serde_json::from_value(raw).unwrap())
+        .await
+        .expect("the old schema stores the out-of-range value");
+    assert_eq!(
+        configs
+            .get("bad")
+            .await
+            .unwrap()
+            .spec
+            .successful_builds_history_limit,
+        Some(i32::MAX)
+    );
+    // A (re)started controller lists every BuildConfig at once: the list must decode.
+    h.start_controller().await;
+    h.create_bc(&bc_yaml("app", "Serial", "")).await;
+    h.start_build("app", "m1").await;
+    h.wait_pod("app-1").await;
+    h.complete("app-1", &digest(1)).await;
+}

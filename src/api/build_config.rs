@@ -43,6 +43,7 @@ pub struct BuildConfigSpec {
     /// How many Complete builds to keep (default 5).
     #[serde(
         default = "default_history_limit",
+        deserialize_with = "clamped_count",
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(range(min = 0, max = i32::MAX))]
@@ -50,10 +51,27 @@ pub struct BuildConfigSpec {
     /// How many Failed, Error or Cancelled builds to keep (default 5).
     #[serde(
         default = "default_history_limit",
+        deserialize_with = "clamped_count",
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(range(min = 0, max = i32::MAX))]
     pub failed_builds_history_limit: Option<i32>,
+}
+
+/// Decodes a count as any JSON number clamped into `0..=i32::MAX`. The CRD bounds the field, but
+/// an object stored before the bound (or past an API server that skips it) must not fail to
+/// decode: in a list, one such object would stop the watch of every BuildConfig.
+fn clamped_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let wide = match (n.as_i64(), n.as_u64(), n.as_f64()) {
+        (Some(i), _, _) => i,
+        (None, Some(_), _) => i64::MAX,
+        (None, None, Some(f)) => f as i64, // saturating
+        (None, None, None) => 0,
+    };
+    Ok(Some(i32::try_from(wide.max(0)).unwrap_or(i32::MAX)))
 }
 
 fn default_history_limit() -> Option<i32> {
@@ -301,5 +319,44 @@ impl BuildConfig {
         [PAUSED_ANNOTATION, OPENSHIFT_PAUSED_ANNOTATION]
             .into_iter()
             .find(|k| annotations.get(*k).is_some_and(|v| v == "true"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(limit: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "build.kiln.dev/v1alpha1", "kind": "BuildConfig",
+            "metadata": {"name": "x", "namespace": "ns"},
+            "spec": {"strategy": {"type": "Docker"}, "successfulBuildsHistoryLimit": limit}
+        })
+    }
+
+    #[test]
+    fn out_of_range_counts_decode_clamped_and_never_fail_a_list() {
+        for (raw, want) in [
+            (serde_json::json!(7), Some(7)),
+            (serde_json::json!(3_000_000_000u64), Some(i32::MAX)),
+            (
+                serde_json::json!(18_446_744_073_709_551_615u64),
+                Some(i32::MAX),
+            ),
+            (serde_json::json!(-5), Some(0)),
+            (serde_json::json!(1e30), Some(i32::MAX)),
+            (serde_json::Value::Null, None),
+        ] {
+            let bc: BuildConfig = serde_json::from_value(config(raw.clone())).unwrap();
+            assert_eq!(bc.spec.successful_builds_history_limit, want, "{raw}");
+        }
+        assert!(serde_json::from_value::<BuildConfig>(config(serde_json::json!("five"))).is_err());
+        // What a watch's initial list decodes: one poisoned object among good ones.
+        let list = serde_json::json!({
+            "apiVersion": "build.kiln.dev/v1alpha1", "kind": "BuildConfigList", "metadata": {},
+            "items": [config(serde_json::json!(3_000_000_000u64)), config(serde_json::json!(2))]
+        });
+        let list: kube::core::ObjectList<BuildConfig> = serde_json::from_value(list).unwrap();
+        assert_eq!(list.items.len(), 2);
     }
 }

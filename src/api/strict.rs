@@ -136,7 +136,7 @@ mod tests {
                 bc(json!({"successfulBuildsHistoryLimit": "five"})),
                 Err(Error::Invalid {
                     path: "spec.successfulBuildsHistoryLimit".into(),
-                    message: "invalid type: string \"five\", expected i32".into(),
+                    message: "invalid type: string \"five\", expected a JSON number".into(),
                 }),
             ),
             (

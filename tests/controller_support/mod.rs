@@ -85,11 +85,20 @@ pub async fn sandbox() -> (ApiServer, Client) {
 
 /// Installs kiln's CRDs from `crds/` into a fresh sandbox configured with `config`.
 pub async fn sandbox_with(config: ServerConfig) -> (ApiServer, Client) {
+    sandbox_with_crds(config, |text| text.to_string()).await
+}
+
+/// Like [`sandbox_with`], with the committed CRDs as `edit` changes them (an older schema, say).
+pub async fn sandbox_with_crds(
+    config: ServerConfig,
+    edit: impl Fn(&str) -> String,
+) -> (ApiServer, Client) {
     let server = ApiServer::with_config(config);
     let client = server.client();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let text =
-        std::fs::read_to_string(format!("{}/crds/kiln.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text = edit(
+        &std::fs::read_to_string(format!("{}/crds/kiln.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap(),
+    );
     for doc in kiln::yaml::read_documents(&text).unwrap() {
         let crd: CustomResourceDefinition = serde_json::from_value(doc).unwrap();
         crds.create(&PostParams::default(), &crd).await.unwrap();
@@ -105,8 +114,13 @@ impl Harness {
 
     /// A sandbox configured with `config`, with the CRDs and the controller running.
     pub async fn start_with(config: ServerConfig) -> Self {
+        Self::start_with_crds(config, |text| text.to_string()).await
+    }
+
+    /// Like [`Harness::start_with`], with the CRDs as `edit` changes them.
+    pub async fn start_with_crds(config: ServerConfig, edit: impl Fn(&str) -> String) -> Self {
         init_logs();
-        let (server, client) = sandbox_with(config).await;
+        let (server, client) = sandbox_with_crds(config, edit).await;
         let mut harness = Harness {
             server,
             client,
