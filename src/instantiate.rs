@@ -1,5 +1,5 @@
-//! instantiate: the one path from a BuildConfig to a new numbered Build, used by every trigger
-//! and by `kiln start-build`.
+//! instantiate: the one path from a BuildConfig to a new numbered Build, used by every trigger,
+//! `kiln start-build` and the webhook receiver; its pure `new_build` also makes `kiln build`'s.
 //!
 //! The Build `<bc>-<N>` is created first (its deterministic name makes concurrent requests
 //! collide instead of duplicating), then `status.lastVersion` is raised to N with a
