@@ -133,6 +133,33 @@ impl Cluster {
         }
     }
 
+    /// The tenant's kubeconfig: the admin's, or (enforcing) the tenant ServiceAccount's token.
+    fn tenant_kubeconfig(&self) -> PathBuf {
+        if enforcing() {
+            self.work.path().join("kubeconfig-tenant")
+        } else {
+            self.kubeconfig()
+        }
+    }
+
+    /// Runs kubectl as the tenant; returns (success, stdout, stderr).
+    fn tenant_kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        let mut all = vec![
+            "--kubeconfig".to_string(),
+            self.tenant_kubeconfig().display().to_string(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        self.kubectl(&all)
+    }
+
+    /// kubectl as the tenant, which must succeed; returns stdout.
+    fn tenant_kubectl_ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.tenant_kubectl(args);
+        assert!(ok, "kubectl (as the tenant) {args:?} failed:\n{out}{err}");
+        out
+    }
+
     fn log(&self, name: &str) -> PathBuf {
         self.work.path().join(name)
     }
@@ -156,9 +183,9 @@ impl Cluster {
         out
     }
 
-    /// `kubectl -n demo get KIND NAME -o json`, None when it is not there (yet).
+    /// `kubectl -n demo get KIND NAME -o json` as the tenant, None when it is not there (yet).
     fn get(&self, kind: &str, name: &str) -> Option<Value> {
-        let (ok, out, _) = self.kubectl(&["-n", NAMESPACE, "get", kind, name, "-o", "json"]);
+        let (ok, out, _) = self.tenant_kubectl(&["-n", NAMESPACE, "get", kind, name, "-o", "json"]);
         ok.then(|| serde_json::from_str(&out).ok()).flatten()
     }
 
@@ -294,18 +321,23 @@ fn start_cluster() -> Cluster {
     cluster
 }
 
-/// `KILN_E2E_ENFORCE=1` (or `=rbac`): the sandbox enforces RBAC and Pod Security, and the
-/// controller authenticates as the chart's ServiceAccount with the chart's ClusterRole (rendered
-/// by `helm template`); with `1` namespace `demo` enforces Pod Security `baseline`, with `rbac`
-/// it stays unlabelled (`privileged`). Every request the sandbox refuses is logged as a
-/// `forbidden:` line of sandbox.log, which the test prints at the end.
+/// The sandbox enforces RBAC (and authenticates every request) unless `KILN_E2E_ENFORCE=off`:
+/// the controller authenticates as the chart's ServiceAccount with the chart's ClusterRole
+/// (rendered by `helm template`), and the tenant applies its manifests and starts builds with its
+/// own token, bound only to the aggregated `edit` role in its namespace. With
+/// `KILN_E2E_ENFORCE=baseline` namespace `demo` also enforces Pod Security `baseline`, which the
+/// default build profile (`privileged`) does not pass yet. Every request the sandbox refuses is
+/// logged as a `forbidden:` line of sandbox.log; the test fails on any.
 fn enforcing() -> bool {
-    std::env::var("KILN_E2E_ENFORCE").is_ok_and(|v| v == "1" || v == "rbac")
+    std::env::var("KILN_E2E_ENFORCE").map_or(true, |v| v != "off")
 }
 
 fn enforcing_baseline() -> bool {
-    std::env::var("KILN_E2E_ENFORCE").is_ok_and(|v| v == "1")
+    std::env::var("KILN_E2E_ENFORCE").is_ok_and(|v| v == "baseline")
 }
+
+/// The tenant's ServiceAccount in namespace `demo` (bound to `edit` there, nothing else).
+const TENANT: &str = "developer";
 
 const CONTROLLER_NAMESPACE: &str = "kiln-system";
 
@@ -349,18 +381,12 @@ fn install_controller_identity(cluster: &Cluster) {
         std::fs::write(rendered.join(format!("{i:02}.json")), document.to_string()).unwrap();
     }
     cluster.kubectl_ok(&["apply", "-f", &rendered.display().to_string()]);
-    let token = cluster.kubectl_ok(&[
-        "create",
-        "token",
+    write_token_kubeconfig(
+        cluster,
         &account,
-        "-n",
         CONTROLLER_NAMESPACE,
-        "--duration=24h",
-    ]);
-    let admin = std::fs::read_to_string(cluster.kubeconfig()).unwrap();
-    assert!(admin.contains("token: sandbox"), "{admin}");
-    let controller = admin.replace("token: sandbox", &format!("token: {}", token.trim()));
-    std::fs::write(cluster.controller_kubeconfig(), controller).unwrap();
+        &cluster.controller_kubeconfig(),
+    );
     // The controller's kubeconfig is the ServiceAccount's, and it holds only the chart's rights.
     let as_controller = |args: &[&str]| {
         let mut all = vec![
@@ -383,17 +409,49 @@ fn install_controller_identity(cluster: &Cluster) {
     );
     let (allowed, _, _) = as_controller(&["auth", "can-i", "delete", "namespaces"]);
     assert!(!allowed, "the chart's role does not delete namespaces");
-    if !enforcing_baseline() {
-        return;
-    }
-    // Tenants' namespace at the Pod Security level the issue asks builds to be admitted under.
-    cluster.kubectl_ok(&["create", "namespace", NAMESPACE]);
-    cluster.kubectl_ok(&[
-        "label",
-        "namespace",
-        NAMESPACE,
-        "pod-security.kubernetes.io/enforce=baseline",
+}
+
+/// Writes a kubeconfig carrying a token of ServiceAccount `account` in `namespace`.
+fn write_token_kubeconfig(cluster: &Cluster, account: &str, namespace: &str, path: &Path) {
+    let token = cluster.kubectl_ok(&[
+        "create",
+        "token",
+        account,
+        "-n",
+        namespace,
+        "--duration=24h",
     ]);
+    let admin = std::fs::read_to_string(cluster.kubeconfig()).unwrap();
+    assert!(admin.contains("token: sandbox"), "{admin}");
+    let scoped = admin.replace("token: sandbox", &format!("token: {}", token.trim()));
+    std::fs::write(path, scoped).unwrap();
+}
+
+/// The tenant: ServiceAccount `developer` in `demo`, bound to the aggregated `edit` role there
+/// and to nothing else, with its own kubeconfig. With `baseline`, the namespace enforces it.
+fn admit_tenant(cluster: &Cluster) {
+    cluster.kubectl_ok(&["-n", NAMESPACE, "create", "serviceaccount", TENANT]);
+    cluster.kubectl_ok(&[
+        "-n",
+        NAMESPACE,
+        "create",
+        "rolebinding",
+        "developer-edit",
+        "--clusterrole=edit",
+        &format!("--serviceaccount={NAMESPACE}:{TENANT}"),
+    ]);
+    write_token_kubeconfig(cluster, TENANT, NAMESPACE, &cluster.tenant_kubeconfig());
+    let (may_create_roles, _, _) = cluster.tenant_kubectl(&["auth", "can-i", "create", "roles"]);
+    assert!(!may_create_roles, "the tenant holds only edit");
+    if enforcing_baseline() {
+        cluster.kubectl_ok(&[
+            "label",
+            "--overwrite",
+            "namespace",
+            NAMESPACE,
+            "pod-security.kubernetes.io/enforce=baseline",
+        ]);
+    }
 }
 
 /// The `forbidden:` lines of sandbox.log (requests the sandbox refused).
@@ -545,7 +603,17 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
 
     let manifests = cluster.work.path().join("manifests");
     patched_example(cluster, &manifests);
-    cluster.kubectl_ok(&["apply", "-f", &manifests.display().to_string()]);
+    // The platform team makes the namespace and its `builder` ServiceAccount; the tenant, with its
+    // own token, declares the ImageStream and the BuildConfig and starts builds.
+    let namespace_manifest = manifests.join("00-namespace.yaml");
+    cluster.kubectl_ok(&["apply", "-f", &namespace_manifest.display().to_string()]);
+    if enforcing() {
+        admit_tenant(cluster);
+    }
+    for name in ["imagestream.yaml", "buildconfig.yaml"] {
+        let manifest = manifests.join(name);
+        cluster.tenant_kubectl_ok(&["apply", "-f", &manifest.display().to_string()]);
+    }
 
     // The ConfigChange trigger starts build 1.
     let first = cluster.wait_build("go-server-1");
@@ -580,7 +648,7 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
     let mut start = kiln();
     start
         .args(["start-build", "go-server", "-n", NAMESPACE])
-        .env("KUBECONFIG", cluster.kubeconfig());
+        .env("KUBECONFIG", cluster.tenant_kubeconfig());
     let out = run_bounded(start, Duration::from_secs(60));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -637,7 +705,7 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
     let dockerfile_only = serde_norway::to_string(&dockerfile_only).unwrap();
     let manifest = cluster.work.path().join("inline.yaml");
     std::fs::write(&manifest, dockerfile_only).unwrap();
-    cluster.kubectl_ok(&["apply", "-f", &manifest.display().to_string()]);
+    cluster.tenant_kubectl_ok(&["apply", "-f", &manifest.display().to_string()]);
     let inline = cluster.wait_build("inline-1");
     assert_complete(&inline);
     let digest = registry
