@@ -3,10 +3,15 @@
 #
 #   docker-registry        the internal registry (base images and build output), 127.0.0.1
 #   git daemon             serves a repository holding examples/go-server, 127.0.0.1
-#   kiln-sandbox serve     a stand-in kube-apiserver + a local kubelet running build Pods as
-#                          host processes (the builder image maps to target/debug/kiln)
-#   kiln controller        the operator, reading the sandbox through KUBECONFIG
-#   kubectl                applies crds/ and examples/go-server/, follows the build, shows the result
+#   kiln-sandbox serve     a stand-in kube-apiserver enforcing authentication and RBAC, + a local
+#                          kubelet running build Pods as host processes (the builder image maps
+#                          to target/debug/kiln)
+#   helm template          renders the chart's RBAC: the controller's ServiceAccount, ClusterRole
+#                          and binding, and the aggregated tenant roles
+#   kiln controller        the operator, on its ServiceAccount's token (exactly the chart's rights)
+#   kubectl                the admin applies crds/ and the namespace; the tenant `developer`,
+#                          bound only to `edit` in namespace demo, applies examples/go-server/ and
+#                          starts and follows the builds with its own token
 #
 # Then the produced image's /app/server is run and asked for its page.
 # Everything it starts is stopped by PID and its temporary directory removed on exit.
@@ -29,7 +34,7 @@ if [ "$(id -u)" = 0 ]; then
 else
   echo "not root: skipping scripts/install-deps.sh (run 'sudo scripts/install-deps.sh' if tools are missing)"
 fi
-for tool in cargo kubectl docker-registry buildah skopeo git go busybox curl; do
+for tool in cargo kubectl helm docker-registry buildah skopeo git go busybox curl; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 
@@ -147,9 +152,9 @@ wait_for "git daemon" 30 listening "$git_port"
 git_url=git://127.0.0.1:$git_port/go-server.git
 echo "git: $git_url"
 
-say "kiln-sandbox serve --kubelet (API server + local kubelet)"
+say "kiln-sandbox serve --authorization rbac --kubelet (API server + local kubelet)"
 "$sandbox" serve --listen 127.0.0.1:0 --kubeconfig "$work/kubeconfig" --service-account-admission \
-  --kubelet --kubelet-root "$work/kubelet" \
+  --authorization rbac --kubelet --kubelet-root "$work/kubelet" \
   --image-map "$builder_image=$kiln" > "$work/sandbox.out" 2> "$work/sandbox.log" &
 pids+=($!)
 wait_for "the sandbox" 30 grep -q '^listening on' "$work/sandbox.out"
@@ -160,9 +165,27 @@ say "kubectl apply -f crds/"
 kubectl apply -f crds/
 kubectl wait --for=condition=established --timeout=30s crd --all
 
-say "kiln controller --registry $registry --insecure-registry-internal"
+# token_kubeconfig SA NAMESPACE FILE: the admin's kubeconfig with a token of that ServiceAccount.
+token_kubeconfig() {
+  local token
+  token=$(kubectl create token "$1" -n "$2" --duration=24h)
+  sed "s|token: sandbox|token: $token|" "$work/kubeconfig" > "$3"
+}
+
+say "helm template charts/kiln: the controller's ServiceAccount and RBAC, the tenant roles"
+kubectl create namespace kiln-system
+helm template kiln charts/kiln --namespace kiln-system > "$work/chart.yaml"
+# Only the identity and the roles: the controller itself runs here as a process.
+awk 'BEGIN { RS = "\n---\n"; ORS = "\n---\n" }
+  /\nkind: (ServiceAccount|ClusterRole|ClusterRoleBinding)\n/' "$work/chart.yaml" > "$work/chart-rbac.yaml"
+kubectl apply -f "$work/chart-rbac.yaml"
+controller_account=$(kubectl get clusterrolebindings -o jsonpath='{.items[?(@.metadata.labels.app\.kubernetes\.io/instance=="kiln")].subjects[0].name}')
+token_kubeconfig "$controller_account" kiln-system "$work/kubeconfig-controller"
+echo "controller: $(KUBECONFIG=$work/kubeconfig-controller kubectl auth whoami -o jsonpath='{.status.userInfo.username}')"
+
+say "kiln controller --registry $registry --insecure-registry-internal (as its ServiceAccount)"
 controller_port=$(free_port)
-"$kiln" controller --listen "127.0.0.1:$controller_port" --registry "$registry" \
+KUBECONFIG=$work/kubeconfig-controller "$kiln" controller --listen "127.0.0.1:$controller_port" --registry "$registry" \
   --insecure-registry-internal --builder-image "$builder_image" > "$work/controller.log" 2>&1 &
 pids+=($!)
 wait_for "the controller to be ready" 60 curl -fsS "http://127.0.0.1:$controller_port/readyz"
@@ -176,7 +199,15 @@ for f in examples/go-server/*.yaml; do
     "$f" > "$work/manifests/$(basename "$f")"
 done
 diff -u examples/go-server/buildconfig.yaml "$work/manifests/buildconfig.yaml" | sed -n '3,$p' || true
-kubectl apply -f "$work/manifests/"
+# The platform team: the namespace, its builder ServiceAccount, and a tenant bound to edit there.
+kubectl apply -f "$work/manifests/00-namespace.yaml"
+kubectl -n demo create serviceaccount developer
+kubectl -n demo create rolebinding developer-edit --clusterrole=edit --serviceaccount=demo:developer
+token_kubeconfig developer demo "$work/kubeconfig-tenant"
+# From here on, everything is the tenant's own doing, with its own token.
+export KUBECONFIG=$work/kubeconfig-tenant
+echo "tenant: $(kubectl auth whoami -o jsonpath='{.status.userInfo.username}')"
+kubectl apply -f "$work/manifests/imagestream.yaml" -f "$work/manifests/buildconfig.yaml"
 
 # follow_build NAME: streams the build Pod's clone and build logs, then waits for Complete.
 follow_build() {
@@ -233,5 +264,12 @@ kill "$server_pid"
 buildah "${storage[@]}" umount "$ctr" >/dev/null
 echo "$answer" | grep -q '^Welcome to my website!$'
 echo "$answer" | grep -Eq '^[0-9a-f]{32}$'
+
+say "the build Pod, and what RBAC refused"
+kubectl -n demo get pod go-server-2-build \
+  -o jsonpath='{range .spec.containers[*]}container {.name}: image {.image}, securityContext {.securityContext}{"\n"}{end}'
+refused=$(grep -c 'forbidden:' "$work/sandbox.log" || true)
+echo "requests refused by the API server's RBAC: $refused"
+[ "$refused" = 0 ] || { grep 'forbidden:' "$work/sandbox.log" >&2; false; }
 
 say "done in $(elapsed)"
