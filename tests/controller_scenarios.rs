@@ -1,13 +1,15 @@
 //! Scenarios with the real controller on the in-process sandbox: run policies, cancellation, a
-//! deleted Pod, pruning, ConfigChange, ImageStream history and chained ImageChange builds.
+//! deleted Pod, an impostor Pod, pruning, ConfigChange, ImageStream history and chained ImageChange builds.
 
 mod controller_support;
 
 use std::time::Duration;
 
 use controller_support::{bc_yaml, digest, eventually, Harness, NS, REGISTRY};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kiln::api::{Build, BuildPhase, StatusReason};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
 use serde_json::json;
 
@@ -469,4 +471,41 @@ async fn an_out_of_range_buildconfig_in_one_namespace_stops_no_other_builds() {
     h.start_build("app", "m1").await;
     h.wait_pod("app-1").await;
     h.complete("app-1", &digest(1)).await;
+}
+
+#[tokio::test]
+async fn an_impostor_pod_with_a_forged_report_changes_nothing() {
+    let mut h = Harness::start().await;
+    h.create_bc(&bc_yaml("app", "Serial", "")).await;
+    h.start_build("app", "m1").await;
+    let real = h.wait_pod("app-1").await;
+    h.run_pod("app-1").await;
+    h.wait_phase("app-1", BuildPhase::Running).await;
+    // While no controller watches, the build's Pod is swapped for one of the same name that the
+    // Build does not own, and that Pod "succeeds" with a forged digest.
+    h.kill_controller();
+    h.delete_pod("app-1").await;
+    let impostor = Pod {
+        metadata: ObjectMeta {
+            name: real.metadata.name.clone(),
+            namespace: real.metadata.namespace.clone(),
+            ..ObjectMeta::default()
+        },
+        spec: real.spec.clone(),
+        status: None,
+    };
+    Api::<Pod>::namespaced(h.client.clone(), NS)
+        .create(&PostParams::default(), &impostor)
+        .await
+        .unwrap();
+    h.succeed_pod("app-1", &digest(9)).await;
+    h.start_controller().await;
+    let b = h.wait_phase("app-1", BuildPhase::Error).await;
+    let status = b.status.unwrap();
+    assert_eq!(status.reason, Some(StatusReason::BuildPodDeleted));
+    assert_eq!(status.output, None, "no digest was recorded: {status:?}");
+    assert!(
+        h.tag_images("app", "latest").await.is_empty(),
+        "no TagEvent from the impostor"
+    );
 }

@@ -330,6 +330,16 @@ fn secret_volume(name: &str, secret: &str) -> Volume {
     }
 }
 
+/// Whether `pod` is `build`'s own: an owner reference carries the Build's uid. Only such a Pod
+/// may move the Build (anyone who can create Pods could otherwise complete it with any digest).
+pub(crate) fn owned_by(pod: &Pod, build: &Build) -> bool {
+    build
+        .metadata
+        .uid
+        .as_ref()
+        .is_some_and(|uid| pod.owner_references().iter().any(|o| &o.uid == uid))
+}
+
 #[cfg(test)]
 #[path = "pod_tests.rs"]
 mod tests;

@@ -234,3 +234,35 @@ fn a_build_without_uid_cannot_own_a_pod() {
         Err(Error::MissingMetadata("uid"))
     );
 }
+
+#[test]
+fn only_a_pod_carrying_the_builds_uid_is_its_own() {
+    let b = full();
+    let own = build_pod(&b, &settings(SecurityProfile::Privileged)).unwrap();
+    assert!(owned_by(&own, &b));
+    let owner = |uid: &str| {
+        let mut pod = own.clone();
+        if let Some(refs) = pod.metadata.owner_references.as_mut() {
+            refs[0].uid = uid.into();
+        }
+        pod
+    };
+    let mut no_owner = own.clone();
+    no_owner.metadata.owner_references = None;
+    let mut no_uid = b.clone();
+    no_uid.metadata.uid = None;
+    for (what, pod, build, want) in [
+        ("the build's own Pod", own.clone(), &b, true),
+        ("another object's uid", owner("u-2"), &b, false),
+        ("an empty uid", owner(""), &b, false),
+        ("no owner references", no_owner, &b, false),
+        (
+            "a Build without uid owns nothing",
+            own.clone(),
+            &no_uid,
+            false,
+        ),
+    ] {
+        assert_eq!(owned_by(&pod, build), want, "{what}");
+    }
+}

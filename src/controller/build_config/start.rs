@@ -15,7 +15,7 @@ use crate::api::{build_number, Build, BuildPhase, RunPolicy, StatusReason, TagRe
 use crate::controller::build::phase::{
     cancel_requested, ended_before_start, started, waiting, CANCELLED_MESSAGE,
 };
-use crate::controller::build::pod::{build_pod, Error as PodError};
+use crate::controller::build::pod::{build_pod, owned_by, Error as PodError};
 use crate::controller::context::{api_error, Context, Error};
 use crate::controller::status::{delete_pod, transition};
 use crate::naming;
@@ -152,11 +152,7 @@ async fn create_pod(ctx: &Context, build: &Build, resolved: &Build) -> Result<Cr
                 .get(&pod_name)
                 .await
                 .map_err(api_error(format!("reading Pod {pod_name}")))?;
-            let ours = existing
-                .owner_references()
-                .iter()
-                .any(|o| Some(&o.uid) == build.metadata.uid.as_ref());
-            Ok(if ours {
+            Ok(if owned_by(&existing, build) {
                 Created::Ours
             } else {
                 Created::Foreign(pod_name)
