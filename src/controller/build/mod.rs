@@ -16,6 +16,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
 use self::phase::{cancel_requested, next_status, reported_revision, Observed};
+use self::pod::owned_by;
 use super::context::{api_error, Context, Error};
 use super::image_stream::record_push;
 use super::reconcile::{await_own_writes, preamble};
@@ -39,7 +40,7 @@ pub(crate) async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Ac
     let pod = if phase == BuildPhase::New {
         None
     } else {
-        find_pod(&ctx, &namespace, &name).await?
+        find_pod(&ctx, &build).await?
     };
     let observed = Observed {
         now: Timestamp::now(),
@@ -68,17 +69,21 @@ pub(crate) async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Ac
     Ok(Action::await_change())
 }
 
-/// The build's Pod from the cache, confirmed with the API server when the cache lacks it (a Pod
-/// created moments ago may not have reached the cache yet; a missing Pod fails the build).
-async fn find_pod(ctx: &Context, namespace: &str, build: &str) -> Result<Option<Pod>, Error> {
-    let pod_name = naming::pod_name(build);
-    if let Some(pod) = ctx.pods.get(&ObjectRef::new(&pod_name).within(namespace)) {
-        return Ok(Some(pod.to_pod()));
-    }
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    api.get_opt(&pod_name)
-        .await
-        .map_err(api_error(format!("reading Pod {pod_name}")))
+/// The build's own Pod from the cache, confirmed with the API server when the cache lacks it (a
+/// Pod created moments ago may not have reached the cache yet; a missing Pod fails the build). A
+/// Pod of that name that the Build does not own counts as missing: its status and termination
+/// message are never read.
+async fn find_pod(ctx: &Context, build: &Build) -> Result<Option<Pod>, Error> {
+    let namespace = build.namespace().unwrap_or_default();
+    let pod_name = naming::pod_name(&build.name_any());
+    let pod = match ctx.pods.get(&ObjectRef::new(&pod_name).within(&namespace)) {
+        Some(pod) => Some(pod.to_pod()),
+        None => Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
+            .get_opt(&pod_name)
+            .await
+            .map_err(api_error(format!("reading Pod {pod_name}")))?,
+    };
+    Ok(pod.filter(|p| owned_by(p, build)))
 }
 
 async fn push_secret_missing(
