@@ -63,15 +63,20 @@ pub(crate) fn next_status(
     (next != current).then_some(next)
 }
 
+/// The outcome of a build whose Pod is gone (or not the build's own) before it finished.
+fn pod_deleted(next: &mut BuildStatus) {
+    set_outcome(
+        next,
+        BuildPhase::Error,
+        Some(StatusReason::BuildPodDeleted),
+        Some("The pod for this build was deleted before the build completed.".into()),
+    );
+}
+
 /// The rows for a Pending or Running build.
 fn active_transition(next: &mut BuildStatus, pod: Option<&Pod>, observed: &Observed) {
     let Some(pod) = pod else {
-        set_outcome(
-            next,
-            BuildPhase::Error,
-            Some(StatusReason::BuildPodDeleted),
-            Some("The pod for this build was deleted before the build completed.".into()),
-        );
+        pod_deleted(next);
         return;
     };
     let status = pod.status.clone().unwrap_or_default();
@@ -81,12 +86,7 @@ fn active_transition(next: &mut BuildStatus, pod: Option<&Pod>, observed: &Obser
     match pod_phase {
         "Succeeded" | "Failed" => {}
         _ if deleting => {
-            set_outcome(
-                next,
-                BuildPhase::Error,
-                Some(StatusReason::BuildPodDeleted),
-                Some("The pod for this build was deleted before the build completed.".into()),
-            );
+            pod_deleted(next);
             return;
         }
         _ => {}
@@ -217,12 +217,7 @@ fn failed(next: &mut BuildStatus, pod: &Pod, status: &k8s_openapi::api::core::v1
             Some(message),
         );
     } else if pod.metadata.deletion_timestamp.is_some() {
-        set_outcome(
-            next,
-            BuildPhase::Error,
-            Some(StatusReason::BuildPodDeleted),
-            Some("The pod for this build was deleted before the build completed.".into()),
-        );
+        pod_deleted(next);
     } else if let Some(r) = report.as_ref().filter(|r| r.reason.is_some()) {
         set_outcome(next, BuildPhase::Failed, r.reason, r.message.clone());
     } else if pod_reason == "DeadlineExceeded" {
