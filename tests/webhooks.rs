@@ -793,3 +793,134 @@ async fn concurrent_redeliveries_create_one_build_across_a_restart() {
     );
     assert!(names.iter().all(|n| *n == all[0].name_any()), "{names:?}");
 }
+
+/// Sends one request over HTTP/1.0 to `addr` and returns the status code and body.
+async fn over_http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_string())
+}
+
+/// The controller's own HTTP server serves the webhooks from its BuildConfig cache: a generic
+/// webhook sent over HTTP starts a build, and `/metrics` scraped from the same server counts it
+/// in the webhook family after the controller's families, in one OpenMetrics exposition. The real
+/// `kiln start-build --list-webhooks` prints the same BuildConfig's URLs with the secret hidden.
+#[tokio::test]
+async fn the_controller_serves_webhooks_and_their_counters_over_http() {
+    let harness = Harness::start().await;
+    setup(&harness.client).await;
+    let webhooks = Arc::new(Webhooks::on_store(
+        harness.client.clone(),
+        harness.running().build_configs(),
+    ));
+    let w = webhooks.clone();
+    eventually("the controller's BuildConfig cache to sync", || async {
+        w.is_ready().then_some(())
+    })
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = kiln::cli::controller_routes(harness.running(), webhooks.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // The controller's cache may not hold the BuildConfigs yet: retry until the build starts.
+    let url = openshift_url("app", SECRET, "generic");
+    let body = fixture("generic.json");
+    let headers = [("content-type", "application/json".to_string())];
+    let answer = eventually("the webhook to start a build", || async {
+        let (code, text) = over_http(addr, "POST", &url, &headers, &body).await;
+        (code == 200).then_some(text)
+    })
+    .await;
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    let name = answer["build"].as_str().unwrap().to_string();
+    assert_eq!(build(&harness.client, &name).await.name_any(), name);
+    let (code, _) = over_http(
+        addr,
+        "POST",
+        &openshift_url("app", "wrong", "generic"),
+        &headers,
+        &body,
+    )
+    .await;
+    assert_eq!(code, 401);
+
+    let (code, metrics) = over_http(addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(code, 200);
+    for line in [
+        "kiln_webhook_requests_total{provider=\"generic\",outcome=\"accepted\",reason=\"build\"} 1\n",
+        "kiln_webhook_requests_total{provider=\"generic\",outcome=\"refused\",reason=\"wrong_secret\"} 1\n",
+        "# TYPE kiln_webhook_requests counter\n",
+        "# TYPE kiln_reconciles counter\n",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    assert_eq!(metrics.matches("# EOF").count(), 1, "{metrics}");
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+    assert!(!metrics.contains(SECRET), "{metrics}");
+
+    // `kiln start-build --list-webhooks`, the real binary, against the same API server over TCP.
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_addr = api.local_addr().unwrap();
+    tokio::spawn(kiln_sandbox::serve::run(harness.server.clone(), api));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    kiln_sandbox::serve::write_kubeconfig(&kubeconfig, api_addr).unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["start-build", "app", "-n", NS, "--list-webhooks"])
+        .args(["--webhook-url", "https://hooks.example.com"])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !stdout.contains(SECRET) && !stdout.contains(GITLAB_TOKEN),
+        "{stdout}"
+    );
+    for provider in ["github", "gitlab", "bitbucket", "generic"] {
+        let shown = format!(
+            "\tURL:\thttps://hooks.example.com/apis/build.kiln.dev/v1alpha1/namespaces/{NS}/buildconfigs/app/webhooks/<secret>/{provider}\n"
+        );
+        assert!(stdout.contains(&shown), "missing {shown:?} in\n{stdout}");
+    }
+    // The URL it printed, with the real secret put back, is the one the server answers.
+    let printed = stdout
+        .lines()
+        .find(|l| l.contains("/generic") && l.contains("<secret>"))
+        .and_then(|l| l.split('\t').next_back())
+        .unwrap()
+        .replace("https://hooks.example.com", "")
+        .replace("<secret>", SECRET);
+    let (code, _) = over_http(addr, "POST", &printed, &headers, &body).await;
+    assert_eq!(code, 200);
+}

@@ -86,6 +86,23 @@ impl ControllerArgs {
     }
 }
 
+/// The controller's HTTP routes: `/healthz`, `/readyz`, `/metrics` (the controller's families,
+/// then the webhook receiver's) and the webhook endpoints, the receiver reading the controller's
+/// own BuildConfig cache.
+pub fn routes(
+    running: &crate::controller::Running,
+    webhooks: std::sync::Arc<crate::webhook::Webhooks>,
+) -> axum::Router {
+    let counters = webhooks.clone();
+    crate::controller::server::router(
+        running.context.clone(),
+        Some(std::sync::Arc::new(move |out: &mut String| {
+            counters.metrics().encode_families(out)
+        })),
+    )
+    .merge(webhooks.router())
+}
+
 /// Runs the controller until SIGINT or SIGTERM.
 pub(crate) fn run(args: &ControllerArgs) -> Result<ExitCode, Error> {
     let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
@@ -120,13 +137,11 @@ pub(crate) fn run(args: &ControllerArgs) -> Result<ExitCode, Error> {
                 source,
             })?;
         tracing::info!(listen = %args.listen, "kiln controller started");
-        let webhooks = std::sync::Arc::new(crate::webhook::Webhooks::start(client.clone()));
-        let counters = webhooks.clone();
-        let app = crate::controller::server::router(
-            running.context.clone(),
-            Some(std::sync::Arc::new(move || counters.metrics().render())),
-        )
-        .merge(webhooks.router());
+        let webhooks = std::sync::Arc::new(crate::webhook::Webhooks::on_store(
+            client.clone(),
+            running.build_configs(),
+        ));
+        let app = routes(&running, webhooks);
         let mut server_stop = stop_rx;
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = server_stop.changed().await;

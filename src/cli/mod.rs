@@ -11,6 +11,8 @@ pub(crate) mod convert;
 pub(crate) mod start_build;
 pub(crate) mod webhooks;
 
+pub use controller::routes as controller_routes;
+
 /// Errors any `kiln` verb can end with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -217,9 +217,10 @@ impl Metrics {
         }
     }
 
-    /// The metrics in the OpenMetrics text format, with `waiting` (New builds per run policy,
-    /// counted from the cache at scrape time) as the waiting gauge.
-    pub(crate) fn render(&self, waiting: &[(RunPolicy, i64)]) -> String {
+    /// The metrics' families in the OpenMetrics text format, without the closing `# EOF`, with
+    /// `waiting` (New builds per run policy, counted from the cache at scrape time) as the
+    /// waiting gauge.
+    pub(crate) fn encode_families(&self, waiting: &[(RunPolicy, i64)], out: &mut String) {
         for policy in [
             RunPolicy::Serial,
             RunPolicy::SerialLatestOnly,
@@ -236,10 +237,8 @@ impl Metrics {
                 })
                 .set(count);
         }
-        let mut out = String::new();
         // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        let _ = prometheus_client::encoding::text::encode_registry(out, &self.registry);
     }
 }
 
@@ -307,7 +306,8 @@ mod tests {
             (BuildPhase::Running, RunPolicy::Serial),
             (BuildPhase::New, RunPolicy::Parallel),
         ]);
-        let text = metrics.render(&waiting);
+        let mut text = String::new();
+        metrics.encode_families(&waiting, &mut text);
         for line in [
             "kiln_builds_finished_total{phase=\"Complete\",reason=\"\"} 1",
             "kiln_builds_finished_total{phase=\"Failed\",reason=\"DockerBuildFailed\"} 1",
@@ -329,7 +329,8 @@ mod tests {
         drop(metrics.reconcile("build"));
         metrics.reconcile_failed("buildconfig", "Forbidden");
         metrics.watch_restarted("pods");
-        let text = metrics.render(&[]);
+        let mut text = String::new();
+        metrics.encode_families(&[], &mut text);
         for line in [
             "kiln_reconciles_total{controller=\"build\"} 1",
             "kiln_reconcile_duration_seconds_count{controller=\"build\"} 1",

@@ -25,6 +25,7 @@ use crate::naming;
 pub struct Running {
     /// The reconcilers' shared state.
     pub(crate) context: Arc<Context>,
+    configs: reflector::Store<BuildConfig>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -32,6 +33,11 @@ impl Running {
     /// The HTTP server's routes: `/healthz`, `/readyz` and `/metrics`.
     pub fn router(&self) -> axum::Router {
         super::server::router(self.context.clone(), None)
+    }
+
+    /// The controller's BuildConfig cache (the webhook receiver in the same process reads it).
+    pub fn build_configs(&self) -> reflector::Store<BuildConfig> {
+        self.configs.clone()
     }
 
     /// Stops every task at once, wherever it is, as a crash would (tests use this).
@@ -158,7 +164,7 @@ pub async fn run(
         .modify(|bc| bc.metadata.managed_fields = None)
         .reflect(config_writer)
         .touched_objects();
-    let config_controller = Controller::for_stream(config_stream, config_reader)
+    let config_controller = Controller::for_stream(config_stream, config_reader.clone())
         .reconcile_on(tokio_stream_from(config_rx))
         .graceful_shutdown_on(async move {
             let _ = config_shutdown.recv().await;
@@ -179,7 +185,11 @@ pub async fn run(
             config_controller.await;
         }),
     ];
-    Running { context, tasks }
+    Running {
+        context,
+        configs: config_reader,
+        tasks,
+    }
 }
 
 /// The caches the reconcilers decide from.

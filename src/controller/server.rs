@@ -16,17 +16,18 @@ use super::metrics::waiting_per_policy;
 use crate::api::RunPolicy;
 use crate::naming;
 
-/// Renders more counters after the controller's on `/metrics` (the webhook receiver's).
-pub(crate) type MoreMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+/// Writes more metric families after the controller's on `/metrics` (the webhook receiver's),
+/// in the OpenMetrics text format without `# EOF`.
+pub(crate) type MoreMetrics = Arc<dyn Fn(&mut String) + Send + Sync>;
 
-/// The router serving health, readiness and metrics (the controller's, then `more`'s).
+/// The router serving health, readiness and metrics (the controller's families, then `more`'s).
 pub(crate) fn router(context: Arc<Context>, more: Option<MoreMetrics>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(
             "/metrics",
-            get(move |state| async move { metrics(state, more.map(|more| more())).await }),
+            get(move |state| async move { metrics(state, more).await }),
         )
         .with_state(context)
 }
@@ -48,7 +49,7 @@ async fn readyz(State(ctx): State<Arc<Context>>) -> (StatusCode, &'static str) {
     }
 }
 
-async fn metrics(State(ctx): State<Arc<Context>>, more: Option<String>) -> impl IntoResponse {
+async fn metrics(State(ctx): State<Arc<Context>>, more: Option<MoreMetrics>) -> impl IntoResponse {
     let builds = ctx.builds.all();
     let waiting = waiting_per_policy(builds.iter().map(|b| {
         let phase = b.status.as_ref().map(|s| s.phase).unwrap_or_default();
@@ -61,55 +62,18 @@ async fn metrics(State(ctx): State<Arc<Context>>, more: Option<String>) -> impl 
         );
         (phase, policy)
     }));
+    let mut text = String::new();
+    ctx.metrics.encode_families(&waiting, &mut text);
+    if let Some(more) = more {
+        more(&mut text);
+    }
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode_eof(&mut text);
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        with_more(ctx.metrics.render(&waiting), more.as_deref()),
+        text,
     )
-}
-
-/// The controller's OpenMetrics text with `more` (counters in Prometheus' classic text format)
-/// placed before its `# EOF`, their metadata naming the family without `_total` as OpenMetrics
-/// wants.
-fn with_more(openmetrics: String, more: Option<&str>) -> String {
-    let Some(more) = more.filter(|m| !m.is_empty()) else {
-        return openmetrics;
-    };
-    let mut out = openmetrics
-        .strip_suffix("# EOF\n")
-        .unwrap_or(&openmetrics)
-        .to_string();
-    for line in more.lines() {
-        let metadata = line.starts_with("# HELP ") || line.starts_with("# TYPE ");
-        match line.split_whitespace().nth(2) {
-            Some(name) if metadata && name.ends_with("_total") => {
-                out.push_str(&line.replacen(name, name.trim_end_matches("_total"), 1));
-            }
-            _ => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    out.push_str("# EOF\n");
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn more_counters_go_before_eof_in_openmetrics_form() {
-        let mine = "# TYPE kiln_tag_events counter\nkiln_tag_events_total 1\n# EOF\n".to_string();
-        let more = "# HELP kiln_webhook_requests_total Webhook requests.\n# TYPE kiln_webhook_requests_total counter\nkiln_webhook_requests_total{provider=\"github\"} 2\n";
-        assert_eq!(
-            with_more(mine.clone(), Some(more)),
-            "# TYPE kiln_tag_events counter\nkiln_tag_events_total 1\n\
-             # HELP kiln_webhook_requests Webhook requests.\n\
-             # TYPE kiln_webhook_requests counter\n\
-             kiln_webhook_requests_total{provider=\"github\"} 2\n# EOF\n"
-        );
-        assert_eq!(with_more(mine.clone(), None), mine);
-    }
 }

@@ -39,6 +39,19 @@ struct Shared {
     sequence: AtomicU64,
 }
 
+impl Shared {
+    fn new(client: kube::Client, configs: Store<BuildConfig>) -> Arc<Self> {
+        Arc::new(Shared {
+            secrets: SecretCache::new(client.clone()),
+            client,
+            configs,
+            synced: AtomicBool::new(false),
+            metrics: WebhookMetrics::default(),
+            sequence: AtomicU64::new(0),
+        })
+    }
+}
+
 /// The webhook receiver: a BuildConfig cache, a secret cache and the routes. Dropping it stops
 /// its watch.
 pub struct Webhooks {
@@ -53,17 +66,10 @@ impl Drop for Webhooks {
 }
 
 impl Webhooks {
-    /// Starts the BuildConfig watch the receiver looks triggers up in.
+    /// Starts the receiver with its own BuildConfig watch (`kiln webhooks`).
     pub fn start(client: kube::Client) -> Self {
         let (reader, writer) = reflector::store::<BuildConfig>();
-        let shared = Arc::new(Shared {
-            client: client.clone(),
-            configs: reader,
-            synced: AtomicBool::new(false),
-            secrets: SecretCache::new(client.clone()),
-            metrics: WebhookMetrics::default(),
-            sequence: AtomicU64::new(0),
-        });
+        let shared = Shared::new(client.clone(), reader);
         let marker = shared.clone();
         let stream = watcher(Api::<BuildConfig>::all(client), watcher::Config::default())
             .default_backoff()
@@ -82,6 +88,19 @@ impl Webhooks {
                         tracing::warn!(%err, "webhooks: buildconfig watch failed; retrying")
                     }
                 }
+            }
+        });
+        Webhooks { shared, watch }
+    }
+
+    /// Starts the receiver on a BuildConfig cache someone else keeps (the controller's own), so
+    /// one process watches BuildConfigs once.
+    pub fn on_store(client: kube::Client, configs: Store<BuildConfig>) -> Self {
+        let shared = Shared::new(client, configs.clone());
+        let marker = shared.clone();
+        let watch = tokio::spawn(async move {
+            if configs.wait_until_ready().await.is_ok() {
+                marker.synced.store(true, Ordering::Relaxed);
             }
         });
         Webhooks { shared, watch }
