@@ -134,3 +134,5 @@ mod rbac;
 mod render;
 #[path = "chart/sandbox.rs"]
 mod sandbox;
+#[path = "chart/tenants.rs"]
+mod tenants;

@@ -40,6 +40,9 @@ const CONTROLLER_REQUESTS: &[(&str, &str, &str)] = &[
     ("image.kiln.dev", "imagestreams/status", "update"),
     // controller/events.rs.
     ("events.k8s.io", "events", "create"),
+    // controller/build_config/start.rs: may the build's ServiceAccount push to or pull from
+    // another namespace's ImageStream.
+    ("authorization.k8s.io", "subjectaccessreviews", "create"),
 ];
 
 /// (group, resource, verb) triples a role's rules grant.
@@ -150,6 +153,11 @@ async fn every_request_the_controller_makes_is_granted_by_the_rendered_cluster_r
         .await
         .unwrap();
     h.wait_phase("app-3", BuildPhase::Cancelled).await;
+    // A build pushing to another namespace's ImageStream is authorized first.
+    h.create_bc(&bc_yaml("shared", "Serial", "      namespace: other\n"))
+        .await;
+    h.start_build("shared", "cross").await;
+    h.wait_pod("shared-1").await;
     controller.abort();
 
     let done = h.builds().await;
@@ -178,6 +186,7 @@ async fn every_request_the_controller_makes_is_granted_by_the_rendered_cluster_r
         ("imagestreams", "create"),
         ("imagestreams/status", "update"),
         ("events", "create"),
+        ("subjectaccessreviews", "create"),
     ] {
         assert!(
             made.contains(&(needed.0.to_string(), needed.1.to_string())),
@@ -196,33 +205,11 @@ async fn every_request_the_controller_makes_is_granted_by_the_rendered_cluster_r
     );
 }
 
-/// Creates every rendered object in the sandbox as its admin (what `helm install` would do).
-fn create_rendered(server: &kiln_sandbox::ApiServer, docs: &[Value], namespace: &str) {
-    for doc in docs {
-        let api_version = str_at(doc, "/apiVersion");
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let plural = server
-            .plural_of(group, version, kind_of(doc))
-            .unwrap_or_else(|| panic!("the sandbox serves no {api_version} {}", kind_of(doc)));
-        server
-            .create_object(group, version, &plural, namespace, doc.clone())
-            .unwrap_or_else(|e| panic!("creating {} {}: {e:?}", kind_of(doc), name_of(doc)));
-    }
-}
-
-/// With the sandbox enforcing RBAC: the controller, authenticated as the chart's ServiceAccount
-/// with nothing but the rendered ClusterRole, takes a git build started by a tenant through to
-/// Complete (Pod, status, recorded commit, TagEvent) and cancels another; a tenant holding
-/// the built-in `edit` role (which the chart's roles aggregate into) creates a BuildConfig,
-/// starts and cancels builds; one holding `view` can read them and nothing more.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_rbac_the_controller_needs_only_its_role_and_tenants_use_the_aggregated_roles() {
-    use controller_support::{bc_yaml, commit_of, digest, eventually, terminated, NS};
-    use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
-    use k8s_openapi::api::rbac::v1::RoleBinding;
-    use kiln::api::{Build, BuildConfig, BuildPhase, ImageStream};
-    use kiln::instantiate::{instantiate, BuildRequest};
-    use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+/// A sandbox enforcing RBAC with kiln's CRDs and the chart rendered by `helm` for release
+/// `kiln` in `kiln-system` (what `helm install` would create).
+pub(super) async fn installed_under_rbac() -> kiln_sandbox::ApiServer {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, PostParams};
 
     let server = kiln_sandbox::ApiServer::with_config(kiln_sandbox::ServerConfig {
         authorization: kiln_sandbox::Authorization::Rbac,
@@ -250,6 +237,39 @@ async fn under_rbac_the_controller_needs_only_its_role_and_tenants_use_the_aggre
         .await
         .unwrap();
     create_rendered(&server, &render("kiln", "kiln-system", &[]), "kiln-system");
+    server
+}
+
+/// Creates every rendered object in the sandbox as its admin (what `helm install` would do).
+fn create_rendered(server: &kiln_sandbox::ApiServer, docs: &[Value], namespace: &str) {
+    for doc in docs {
+        let api_version = str_at(doc, "/apiVersion");
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let plural = server
+            .plural_of(group, version, kind_of(doc))
+            .unwrap_or_else(|| panic!("the sandbox serves no {api_version} {}", kind_of(doc)));
+        server
+            .create_object(group, version, &plural, namespace, doc.clone())
+            .unwrap_or_else(|e| panic!("creating {} {}: {e:?}", kind_of(doc), name_of(doc)));
+    }
+}
+
+/// With the sandbox enforcing RBAC: the controller, authenticated as the chart's ServiceAccount
+/// with nothing but the rendered ClusterRole, takes a git build started by a tenant through to
+/// Complete (Pod, status, recorded commit, TagEvent) and cancels another; a tenant holding
+/// the built-in `edit` role (which the chart's roles aggregate into) creates a BuildConfig,
+/// starts and cancels builds; one holding `view` can read them and nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_rbac_the_controller_needs_only_its_role_and_tenants_use_the_aggregated_roles() {
+    use controller_support::{bc_yaml, commit_of, digest, eventually, terminated, NS};
+    use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    use kiln::api::{Build, BuildConfig, BuildPhase, ImageStream};
+    use kiln::instantiate::{instantiate, BuildRequest};
+    use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+
+    let server = installed_under_rbac().await;
+    let admin = server.client();
 
     // Tenants: ServiceAccounts bound to the built-in edit and view roles in the build namespace.
     let mut tokens = BTreeMap::new();

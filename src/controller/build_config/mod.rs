@@ -4,6 +4,7 @@
 //!
 //! `policy`, `triggers` and `history` are the pure decisions.
 
+pub(crate) mod access;
 pub(crate) mod history;
 pub(crate) mod policy;
 pub(crate) mod start;

@@ -3,15 +3,19 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
+use super::access::{cross_namespace_checks, service_account};
 use super::current_reference;
 use super::policy::{decide, BuildView};
-use crate::api::{build_number, Build, BuildPhase, RunPolicy, StatusReason, TagRef};
+use crate::api::{build_number, Build, BuildPhase, RunPolicy, StatusReason, TagRef, IMAGE_GROUP};
 use crate::controller::build::phase::{
     cancel_requested, ended_before_start, started, waiting, CANCELLED_MESSAGE,
 };
@@ -83,13 +87,26 @@ pub(super) async fn apply_run_policy(ctx: &Context, builds: &[Arc<Build>]) -> Re
     Ok(())
 }
 
-/// Starts a New build: resolves its images, creates its Pod, and writes the one status that
-/// follows (Pending; still New with the reason it waits; or Error when a foreign Pod holds the
-/// name).
+/// Starts a New build: checks its access to other namespaces' images, resolves its images,
+/// creates its Pod, and writes the one status that follows (Pending; still New with the reason it
+/// waits; Failed when another namespace refuses it; or Error when a foreign Pod holds the name).
 async fn start_build(ctx: &Context, build: &Build) -> Result<(), Error> {
     let now = Timestamp::now();
-    let status = match resolve(ctx, build) {
-        Err((reason, message)) => waiting(build, reason, message, now),
+    // Another namespace's images are checked before anything of theirs is read.
+    let resolved = match refused_access(ctx, build).await? {
+        Some((reason, message)) => Err(ended_before_start(
+            build,
+            BuildPhase::Failed,
+            reason,
+            &message,
+            now,
+        )),
+        None => {
+            resolve(ctx, build).map_err(|(reason, message)| waiting(build, reason, message, now))
+        }
+    };
+    let status = match resolved {
+        Err(status) => status,
         Ok(resolved) => match create_pod(ctx, build, &resolved).await? {
             Created::Ours => {
                 let output = resolved
@@ -120,6 +137,52 @@ async fn start_build(ctx: &Context, build: &Build) -> Result<(), Error> {
         return Ok(());
     }
     transition(ctx, build, status).await
+}
+
+/// The first cross-namespace access the build's ServiceAccount is refused, as the Build's reason
+/// and message; each is asked of the API server with a SubjectAccessReview.
+async fn refused_access(
+    ctx: &Context,
+    build: &Build,
+) -> Result<Option<(StatusReason, String)>, Error> {
+    let namespace = build.namespace().unwrap_or_default();
+    let account = service_account(build);
+    let reviews: Api<SubjectAccessReview> = Api::all(ctx.client.clone());
+    for check in cross_namespace_checks(build, ctx.settings.registry.as_deref()) {
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(format!("system:serviceaccount:{namespace}:{account}")),
+                groups: Some(vec![
+                    "system:serviceaccounts".into(),
+                    format!("system:serviceaccounts:{namespace}"),
+                    "system:authenticated".into(),
+                ]),
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(check.namespace.clone()),
+                    verb: Some(check.access.verb().into()),
+                    group: Some(IMAGE_GROUP.into()),
+                    resource: Some("imagestreams".into()),
+                    subresource: Some("layers".into()),
+                    name: Some(check.stream.clone()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SubjectAccessReviewSpec::default()
+            },
+            ..SubjectAccessReview::default()
+        };
+        let answer = reviews
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(api_error(format!(
+                "asking whether {namespace}/{account} may {} imagestreams/layers in {}",
+                check.access.verb(),
+                check.namespace
+            )))?;
+        if !answer.status.is_some_and(|s| s.allowed) {
+            return Ok(Some(check.refusal(&namespace, &account)));
+        }
+    }
+    Ok(None)
 }
 
 /// Whose Pod holds the build Pod's name after [`create_pod`].
