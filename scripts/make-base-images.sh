@@ -5,6 +5,7 @@
 #   packages (golang-go, busybox-static):
 #     <registry>/library/golang:1.19   Go toolchain + busybox shell + the glibc the `go` driver needs
 #     <registry>/library/busybox:latest  a static busybox, the example's runtime base
+#   (--busybox: the busybox image alone, a few seconds; the runc runtime's tests run it)
 #
 # kiln (--kiln): the bases kiln's own Dockerfile takes as build arguments, as Debian 12 root
 #   filesystems made by mmdebstrap from Debian's package archive (minbase variant, documentation
@@ -19,14 +20,14 @@
 #   packages, mirror, options), so only the first run downloads packages (about a minute each);
 #   delete the directory to pick up newer Debian packages.
 #
-# usage: scripts/make-base-images.sh REGISTRY_HOST:PORT [--kiln] [--cache=DIR] [--no-push]
+# usage: scripts/make-base-images.sh REGISTRY_HOST:PORT [--kiln|--busybox] [--cache=DIR] [--no-push]
 #                                    [--tls-verify=true]
 # environment: BUILDAH_ROOT / BUILDAH_RUNROOT select a buildah storage (default: the system's),
 #              STORAGE_DRIVER (default overlay, falls back to vfs when overlay cannot mount),
 #              DEBIAN_MIRROR (default: mmdebstrap's, deb.debian.org with updates and security).
 set -euo pipefail
 
-usage="usage: make-base-images.sh REGISTRY_HOST:PORT [--kiln] [--cache=DIR] [--no-push] [--tls-verify=true]"
+usage="usage: make-base-images.sh REGISTRY_HOST:PORT [--kiln|--busybox] [--cache=DIR] [--no-push] [--tls-verify=true]"
 registry=${1:?$usage}
 shift
 push=1
@@ -37,6 +38,7 @@ for arg in "$@"; do
   case "$arg" in
     --no-push) push=0 ;;
     --kiln) set_name=kiln ;;
+    --busybox) set_name=busybox ;;
     --cache=*) cache=${arg#--cache=} ;;
     --tls-verify=*) tls_verify=${arg#--tls-verify=} ;;
     *) echo "unknown argument: $arg ($usage)" >&2; exit 2 ;;
@@ -149,6 +151,11 @@ install_busybox "$mnt"
 bah umount "$ctr" >/dev/null
 bah config --env PATH=/bin --cmd /bin/sh --label io.kiln.base=busybox "$ctr"
 bah commit --quiet --rm "$ctr" "$registry/library/busybox:latest" >/dev/null
+if [ "$set_name" = busybox ]; then
+  push_all library/busybox:latest
+  echo "base images ready: $registry/library/busybox:latest"
+  exit 0
+fi
 
 echo "== golang (GOROOT $goroot)"
 ctr=$(bah from scratch)

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use clap::Args;
 use kiln_sandbox::kubelet::config::parse_image_mapping;
-use kiln_sandbox::kubelet::{ImageMapping, InstantMode, Kubelet, KubeletConfig, KubeletHandle};
+use kiln_sandbox::kubelet::runc::{RuncConfig, RuncRuntime};
+use kiln_sandbox::kubelet::{
+    ImageMapping, InstantMode, Kubelet, KubeletConfig, KubeletHandle, Runtime,
+};
 use kiln_sandbox::{serve, ApiServer};
 
 /// The `User-Agent` of the kubelet's requests (`GET /sandbox/metrics` counts them apart).
@@ -32,6 +35,26 @@ pub struct KubeletArgs {
     /// `{{uid-digest}}` in the message becomes `sha256:<64 hex>` derived from the Pod's uid.
     #[arg(long, requires = "kubelet")]
     instant: Option<String>,
+    /// The container runtime: `host` (host processes, images not pulled) or `runc` (images
+    /// pulled from their registries and run by runc).
+    #[arg(long, value_enum, default_value = "host", requires = "kubelet")]
+    runtime: RuntimeKind,
+    /// A registry the runc runtime pulls from over plain HTTP (loopback ones always are);
+    /// repeatable.
+    #[arg(long = "insecure-registry", requires = "kubelet")]
+    insecure_registries: Vec<String>,
+    /// The directory of `Localhost` seccomp profiles (default: `<kubelet-root>/seccomp`).
+    #[arg(long, requires = "kubelet")]
+    seccomp_root: Option<PathBuf>,
+}
+
+/// `--runtime`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum RuntimeKind {
+    /// Host processes in private namespaces.
+    Host,
+    /// runc.
+    Runc,
 }
 
 fn image_mapping(text: &str) -> Result<ImageMapping, String> {
@@ -77,6 +100,14 @@ pub fn start(args: &KubeletArgs, server: &ApiServer) -> Result<Option<Running>, 
     config.node_name = args.node_name.clone();
     for row in &args.image_map {
         config.image_map.prepend(row.clone());
+    }
+    if args.runtime == RuntimeKind::Runc {
+        let mut runc = RuncConfig::under(&root);
+        runc.insecure_registries = args.insecure_registries.clone();
+        if let Some(dir) = &args.seccomp_root {
+            runc.seccomp_root = dir.clone();
+        }
+        config.runtime = Runtime::Runc(Arc::new(RuncRuntime::new(runc)));
     }
     config.instant = args
         .instant

@@ -1,9 +1,11 @@
 //! Configuration of the local kubelet, including the image → host command table.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::{Error, Result};
+use super::runc::RuncRuntime;
 
 /// Annotation holding the termination message an instant-mode Pod completes with.
 pub const INSTANT_MESSAGE_ANNOTATION: &str = "sandbox.kiln.dev/termination-message";
@@ -25,6 +27,18 @@ pub struct KubeletConfig {
     pub max_grace: Duration,
     /// Field manager name recorded on status writes.
     pub field_manager: String,
+    /// What runs containers.
+    pub runtime: Runtime,
+}
+
+/// The container runtime of the local kubelet.
+#[derive(Debug, Clone, Default)]
+pub enum Runtime {
+    /// Host processes in private namespaces (fast; images are not pulled).
+    #[default]
+    Host,
+    /// runc, with images pulled from their registries.
+    Runc(Arc<RuncRuntime>),
 }
 
 impl KubeletConfig {
@@ -37,6 +51,7 @@ impl KubeletConfig {
             instant: None,
             max_grace: Duration::from_secs(2),
             field_manager: "kubelet".to_string(),
+            runtime: Runtime::Host,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod logs;
 pub mod patch;
 pub mod plan;
+pub mod runc;
 pub mod runtime;
 pub mod script;
 pub mod status;
@@ -29,7 +30,7 @@ use kube::{Api, Client};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{ImageMap, ImageMapping, InstantMode, KubeletConfig};
+pub use config::{ImageMap, ImageMapping, InstantMode, KubeletConfig, Runtime};
 pub use error::{Error, Result};
 pub use logs::{ContainerKey, LogSink, MemoryLogSink};
 

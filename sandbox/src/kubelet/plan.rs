@@ -125,6 +125,30 @@ pub fn container_plan(
     let pod_name = pod.metadata.name.as_deref().unwrap_or("pod");
     let env = runtime_env(env, pod_name);
     let argv = argv(container, &env, images)?;
+    let mounts = volume_mounts(container, &env, volumes)?;
+    Ok(ContainerPlan {
+        name: container.name.clone(),
+        image: container.image.clone().unwrap_or_default(),
+        argv,
+        env,
+        working_dir: container
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| "/".to_string()),
+        mounts,
+        termination_path: termination_path(container),
+        fallback_to_logs: container.termination_message_policy.as_deref()
+            == Some("FallbackToLogsOnError"),
+    })
+}
+
+/// The container's volume mounts on the host's volume directories (`subPath`s joined),
+/// parents before children.
+pub fn volume_mounts(
+    container: &Container,
+    env: &[(String, String)],
+    volumes: &BTreeMap<String, HostVolume>,
+) -> Result<Vec<Mount>> {
     let mut mounts = Vec::new();
     for m in container.volume_mounts.iter().flatten() {
         let volume = volumes.get(&m.name).ok_or_else(|| {
@@ -139,7 +163,7 @@ pub fn container_plan(
         let sub_path = m
             .sub_path_expr
             .as_deref()
-            .map(|e| expand(e, &env))
+            .map(|e| expand(e, env))
             .or_else(|| m.sub_path.clone())
             .filter(|s| !s.is_empty());
         let source = match sub_path {
@@ -156,25 +180,16 @@ pub fn container_plan(
         });
     }
     mounts.sort_by_key(|m| m.target.split('/').filter(|c| !c.is_empty()).count());
-    let termination_path = container
+    Ok(mounts)
+}
+
+/// `terminationMessagePath`, or the default when unset or not absolute.
+pub fn termination_path(container: &Container) -> String {
+    container
         .termination_message_path
         .clone()
         .filter(|p| p.starts_with('/'))
-        .unwrap_or_else(|| DEFAULT_TERMINATION_PATH.to_string());
-    Ok(ContainerPlan {
-        name: container.name.clone(),
-        image: container.image.clone().unwrap_or_default(),
-        argv,
-        env,
-        working_dir: container
-            .working_dir
-            .clone()
-            .unwrap_or_else(|| "/".to_string()),
-        mounts,
-        termination_path,
-        fallback_to_logs: container.termination_message_policy.as_deref()
-            == Some("FallbackToLogsOnError"),
-    })
+        .unwrap_or_else(|| DEFAULT_TERMINATION_PATH.to_string())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use super::error::{Error, Result};
 use super::logs::{ContainerKey, LogSink, TailBuffer};
 use super::plan::ContainerPlan;
+use super::runc::process::RuncContainer;
 use super::script::{command_line, ContainerDirs, SETUP_PATH};
 use super::status::{signal_exit_code, FALLBACK_BYTES};
 
@@ -59,6 +60,16 @@ pub struct Running {
     termination_file: PathBuf,
     started_file: PathBuf,
     started: bool,
+    killer: Killer,
+}
+
+/// How a container is stopped and cleaned up.
+#[derive(Debug)]
+pub enum Killer {
+    /// A host process group: signals go to the group.
+    Group,
+    /// A runc container: `runc kill`, then `runc delete` and its root removed.
+    Runc(RuncContainer),
 }
 
 /// Starts a container: `unshare` as a new process group, output piped to the log sink.
@@ -79,10 +90,21 @@ pub fn start(
     }
     let argv = command_line(plan, dirs, hostname);
     let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]).env_clear().env("PATH", SETUP_PATH);
+    spawn(command, &plan.name, dirs, sink, key, Killer::Group)
+}
+
+/// Spawns a container's host command in its own process group, stdout and stderr piped to the
+/// log sink; `killer` says how it is stopped.
+pub fn spawn(
+    mut command: Command,
+    name: &str,
+    dirs: &ContainerDirs,
+    sink: Arc<dyn LogSink>,
+    key: ContainerKey,
+    killer: Killer,
+) -> Result<Running> {
     command
-        .args(&argv[1..])
-        .env_clear()
-        .env("PATH", SETUP_PATH)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -91,7 +113,7 @@ pub fn start(
     sink.start(&key);
     let mut child = command
         .spawn()
-        .map_err(|e| Error::io(format!("starting container {}", plan.name), e))?;
+        .map_err(|e| Error::io(format!("starting container {name}"), e))?;
     let pgid = child.id().unwrap_or(0);
     let tail = Arc::new(Mutex::new(TailBuffer::new(FALLBACK_BYTES * 2)));
     let mut readers = Vec::new();
@@ -111,6 +133,7 @@ pub fn start(
         termination_file: dirs.termination_file.clone(),
         started_file: dirs.started_file.clone(),
         started: false,
+        killer,
     })
 }
 
@@ -194,6 +217,9 @@ impl Running {
             let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
         }
         self.sink.finish(&self.key);
+        if let Killer::Runc(container) = &self.killer {
+            container.delete().await;
+        }
         let (exit_code, signal) = match &status {
             Ok(s) => match (s.code(), s.signal()) {
                 (Some(code), _) => (code, None),
@@ -221,12 +247,29 @@ impl Running {
 
     async fn kill(&mut self, grace: Duration) -> std::io::Result<std::process::ExitStatus> {
         if !grace.is_zero() {
-            signal_group(self.pgid, "TERM").await;
+            self.signal("TERM").await;
             if let Ok(status) = tokio::time::timeout(grace, self.child.wait()).await {
                 return status;
             }
         }
-        signal_group(self.pgid, "KILL").await;
+        self.signal("KILL").await;
+        if let Killer::Runc(_) = &self.killer {
+            // runc exits once the container's init is gone; if it was never created, runc
+            // itself is the only process.
+            if let Ok(status) =
+                tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await
+            {
+                return status;
+            }
+            signal_group(self.pgid, "KILL").await;
+        }
         self.child.wait().await
+    }
+
+    async fn signal(&self, signal: &str) {
+        match &self.killer {
+            Killer::Group => signal_group(self.pgid, signal).await,
+            Killer::Runc(container) => container.kill(signal).await,
+        }
     }
 }

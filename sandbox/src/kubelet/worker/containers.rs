@@ -12,11 +12,10 @@ use super::{waiting, Worker, CONFIG_RETRY};
 use crate::kubelet::config::{
     InstantMode, INSTANT_EXIT_CODE_ANNOTATION, INSTANT_MESSAGE_ANNOTATION,
 };
-use crate::kubelet::env::{resolve_env, Objects};
-use crate::kubelet::error::Error;
+use crate::kubelet::env::Objects;
 use crate::kubelet::logs::ContainerKey;
-use crate::kubelet::plan::{container_plan, HostVolume};
-use crate::kubelet::runtime::start;
+use crate::kubelet::plan::HostVolume;
+use crate::kubelet::runc::NotReady;
 use crate::kubelet::script::ContainerDirs;
 use crate::kubelet::status::{termination_message, ContainerRecord, State, Termination};
 
@@ -73,23 +72,23 @@ impl Worker {
     ) -> bool {
         let policy = self.record.lock().await.restart_policy.clone();
         let mut backoff = Duration::from_secs(1);
+        let mut pull_backoff = Duration::from_secs(1);
         let mut objects = objects.clone();
         loop {
             if self.stopped() {
                 return false;
             }
-            let plan = resolve_env(&self.pod, container, &objects).and_then(|env| {
-                container_plan(
-                    &self.pod,
-                    container,
-                    env,
-                    volumes,
-                    &self.shared.config.image_map,
-                )
-            });
-            let plan = match plan {
-                Ok(plan) => plan,
-                Err(Error::Config(message)) => {
+            let kind = if init { "init" } else { "app" };
+            let dirs = ContainerDirs::new(&self.pod_dir, kind, &container.name);
+            let prepared = self
+                .prepare_container(kind, container, &objects, volumes, &dirs)
+                .await;
+            let launch = match prepared {
+                Ok(launch) => {
+                    pull_backoff = Duration::from_secs(1);
+                    launch
+                }
+                Err(NotReady::Config(message)) => {
                     let state = waiting("CreateContainerConfigError", message);
                     self.set_state(init, index, state).await;
                     self.publish().await;
@@ -100,17 +99,27 @@ impl Worker {
                     }
                     continue;
                 }
-                Err(e) => {
-                    self.record_end(init, index, cannot_run(e.to_string()))
+                Err(NotReady::Pull(e)) => {
+                    self.set_state(init, index, waiting(e.reason(), e.to_string()))
                         .await;
+                    self.publish().await;
+                    self.pause(pull_backoff).await;
+                    let image = container.image.clone().unwrap_or_default();
+                    let message = format!("Back-off pulling image {image:?}");
+                    let state = waiting("ImagePullBackOff", message);
+                    self.set_state(init, index, state).await;
+                    self.publish().await;
+                    pull_backoff = (pull_backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+                Err(NotReady::Fatal(message)) => {
+                    self.record_end(init, index, cannot_run(message)).await;
                     return false;
                 }
             };
-            let kind = if init { "init" } else { "app" };
-            let dirs = ContainerDirs::new(&self.pod_dir, kind, &plan.name);
-            let key = ContainerKey::new(&self.namespace, &self.name, &plan.name);
-            let sink = self.shared.sink.clone();
-            let end = match start(&plan, &dirs, &self.name, sink, key) {
+            let fallback_to_logs = launch.plan().fallback_to_logs;
+            let key = ContainerKey::new(&self.namespace, &self.name, &container.name);
+            let end = match self.start_container(launch, &dirs, key) {
                 Err(e) => cannot_run(e.to_string()),
                 Ok(mut running) => {
                     let stop = self.control.stop_signal();
@@ -122,10 +131,15 @@ impl Worker {
                     let out = running.wait(stop).await;
                     let message = termination_message(
                         &out.termination_file,
-                        plan.fallback_to_logs,
+                        fallback_to_logs,
                         out.exit_code,
                         &out.log_tail,
                     );
+                    // A runtime that failed to start the container says why on stderr.
+                    let message = message.or_else(|| {
+                        let tail = String::from_utf8_lossy(&out.log_tail).trim().to_string();
+                        (!out.started && !tail.is_empty()).then_some(tail)
+                    });
                     let reason = match (out.started, out.exit_code) {
                         (false, _) => "ContainerCannotRun",
                         (true, 0) => "Completed",

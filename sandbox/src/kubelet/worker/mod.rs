@@ -19,6 +19,7 @@ use super::patch::merge_diff;
 use super::status::{pod_status, ContainerRecord, PodRecord, State, DEADLINE_MESSAGE};
 
 mod containers;
+mod launch;
 mod prepare;
 
 /// Everything a worker shares with the kubelet.
@@ -275,6 +276,9 @@ impl Worker {
         }
         if self.control.reason() != Some(StopReason::Shutdown) {
             self.shared.sink.remove_pod(&self.namespace, &self.name);
+        }
+        if let super::config::Runtime::Runc(runtime) = &self.shared.config.runtime {
+            runtime.release_pod(&self.uid);
         }
         if let Err(e) = std::fs::remove_dir_all(&self.pod_dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
