@@ -7,202 +7,16 @@
 //! Runs as root (runc, mounts).
 
 mod kubelet_support;
+mod runc_support;
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
-use kiln_sandbox::kubelet::runc::{RuncConfig, RuncRuntime};
-use kiln_sandbox::kubelet::Runtime;
 use kube::api::DeleteParams;
 use kubelet_support::*;
+use runc_support::*;
 use serde_json::{json, Value};
-
-/// A `docker-registry` holding the test images, for the whole test binary.
-struct Images {
-    _registry: Child,
-    _dir: tempfile::TempDir,
-    /// `127.0.0.1:<port>/library/busybox:latest` (made by make-base-images.sh; runs as root).
-    busybox: String,
-    /// Built on busybox: `ENTRYPOINT ["/bin/sh","-c"]`, `CMD`, `ENV GREETING=image`,
-    /// `WORKDIR /home/app`, `USER 1000:1000`.
-    app: String,
-    port: u16,
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn images() -> &'static Images {
-    static IMAGES: OnceLock<Images> = OnceLock::new();
-    IMAGES.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.path().join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let registry = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry (scripts/install-deps.sh installs it)");
-        // Killed with the test process.
-        let _ = Command::new("sh")
-            .args([
-                "-c",
-                &format!(
-                    "while kill -0 {} 2>/dev/null; do sleep 1; done; kill {}",
-                    std::process::id(),
-                    registry.id()
-                ),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < LIMIT, "docker-registry did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let registry_addr = format!("127.0.0.1:{port}");
-        let storage = dir.path().join("buildah");
-        let storage_args = [
-            "--root".to_string(),
-            storage.join("root").display().to_string(),
-            "--runroot".to_string(),
-            storage.join("run").display().to_string(),
-            "--storage-driver".to_string(),
-            "vfs".to_string(),
-        ];
-        run(Command::new("bash")
-            .arg(repo_root().join("scripts/make-base-images.sh"))
-            .arg(&registry_addr)
-            .arg("--busybox")
-            .env("BUILDAH_ROOT", storage.join("root"))
-            .env("BUILDAH_RUNROOT", storage.join("run"))
-            .env("STORAGE_DRIVER", "vfs"));
-        let busybox = format!("{registry_addr}/library/busybox:latest");
-        let app = format!("{registry_addr}/test/app:1");
-        let buildah = || {
-            let mut c = Command::new("buildah");
-            c.args(&storage_args);
-            c
-        };
-        let ctr = run(buildah().args(["from", "--pull-never", &busybox]));
-        run(buildah().args([
-            "config",
-            "--entrypoint",
-            r#"["/bin/sh","-c"]"#,
-            "--cmd",
-            r#"["echo from-image-cmd > /dev/termination-log"]"#,
-            "--env",
-            "GREETING=image",
-            "--workingdir",
-            "/home/app",
-            "--user",
-            "1000:1000",
-            &ctr,
-        ]));
-        run(buildah().args(["commit", "--quiet", "--rm", &ctr, &app]));
-        run(buildah().args(["push", "--quiet", "--tls-verify=false", &app, &format!("docker://{app}")]));
-        Images {
-            _registry: registry,
-            _dir: dir,
-            busybox,
-            app,
-            port,
-        }
-    })
-}
-
-fn runc_setup() -> Setup {
-    Setup::with_config(|c| {
-        let runc = RuncConfig::under(&c.root_dir);
-        c.runtime = Runtime::Runc(Arc::new(RuncRuntime::new(runc)));
-    })
-}
-
-fn pod(name: &str, spec: Value) -> Value {
-    let mut spec = spec;
-    spec["restartPolicy"] = json!("Never");
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
-}
-
-/// A one-container Pod running `script` in busybox with `security` as its securityContext.
-fn shell_pod(name: &str, script: &str, security: Value) -> Value {
-    pod(
-        name,
-        json!({
-            "containers": [{
-                "name": "c",
-                "image": images().busybox,
-                "command": ["sh", "-c", script],
-                "securityContext": security,
-                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-            }],
-            "volumes": [{"name": "data", "emptyDir": {}}],
-        }),
-    )
-}
-
-fn message(pod: &Pod) -> String {
-    terminated(pod, "c")
-        .and_then(|t| t.message)
-        .unwrap_or_default()
-}
-
-fn exit_code(pod: &Pod) -> i32 {
-    terminated(pod, "c").map_or(-1, |t| t.exit_code)
-}
-
-fn waiting(pod: &Pod) -> Option<(String, String)> {
-    let status = pod.status.as_ref()?.container_statuses.as_ref()?.first()?;
-    let w = status.state.as_ref()?.waiting.as_ref()?;
-    Some((w.reason.clone()?, w.message.clone().unwrap_or_default()))
-}
-
-async fn run_all(s: &Setup, pods: Vec<Value>) -> Vec<Pod> {
-    let mut names = Vec::new();
-    for p in pods {
-        names.push(p["metadata"]["name"].as_str().unwrap().to_string());
-        s.create(p).await;
-    }
-    let mut out = Vec::new();
-    for name in names {
-        out.push(s.wait_for(&name, finished).await);
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_fidelity_from_inside_containers() {
@@ -487,4 +301,233 @@ async fn deletion_stops_the_container_and_leaves_nothing() {
         .collect();
     assert_eq!(mounts, Vec::<String>::new());
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_secrets_volumes_and_localhost_seccomp() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use kube::api::{Api, PostParams};
+    let private = PrivateRegistry::start("puller", "s3cret");
+    let imgs = images();
+    let s = runc_setup();
+    let create = |kind: &str, value: Value| {
+        let client = s.client.clone();
+        let kind = kind.to_string();
+        async move {
+            if kind == "Secret" {
+                let secret: Secret = serde_json::from_value(value).unwrap();
+                let api: Api<Secret> = Api::namespaced(client, "default");
+                api.create(&PostParams::default(), &secret).await.unwrap();
+            } else {
+                let map: ConfigMap = serde_json::from_value(value).unwrap();
+                let api: Api<ConfigMap> = Api::namespaced(client, "default");
+                api.create(&PostParams::default(), &map).await.unwrap();
+            }
+        }
+    };
+    let docker_config =
+        json!({"auths": {(private.addr.clone()): {"username": "puller", "password": "s3cret"}}});
+    create(
+        "Secret",
+        json!({"metadata": {"name": "pull"}, "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": docker_config.to_string()}}),
+    )
+    .await;
+    create(
+        "Secret",
+        json!({"metadata": {"name": "creds"}, "stringData": {"key": "k", "other": "o"}}),
+    )
+    .await;
+    create(
+        "ConfigMap",
+        json!({"metadata": {"name": "cfg"}, "data": {"one.txt": "one", "two.txt": "two"}}),
+    )
+    .await;
+    // A Localhost profile refusing mkdir with EACCES.
+    let profiles = s.root.path().join("seccomp/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("deny-mkdir.json"),
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#,
+    )
+    .unwrap();
+    let script = [
+        "stat -c %a /secret/key /secret/..data 2>&1",
+        "echo $(cat /cfg-one)",
+        "echo $(cat /proj/name)",
+        // 0600 and root's: unreadable for the image's user 1000 (no fsGroup).
+        "cat /proj/two 2>&1",
+        "echo written > /sub/f && echo sub-writable",
+        "id -u",
+    ]
+    .join("; ");
+    let pods = vec![
+        pod(
+            "private",
+            json!({"imagePullSecrets": [{"name": "pull"}], "containers": [{"name": "c", "image": private.image,
+            "args": [format!("({script}) > /dev/termination-log")],
+            "volumeMounts": [
+                {"name": "secret", "mountPath": "/secret"},
+                {"name": "cfg", "mountPath": "/cfg-one", "subPath": "one.txt"},
+                {"name": "proj", "mountPath": "/proj"},
+                {"name": "scratch", "mountPath": "/sub", "subPath": "deeper/dir"},
+            ]}],
+            "volumes": [
+                {"name": "secret", "secret": {"secretName": "creds", "defaultMode": 0o400, "items": [{"key": "key", "path": "key"}]}},
+                {"name": "cfg", "configMap": {"name": "cfg"}},
+                {"name": "proj", "projected": {"sources": [
+                    {"downwardAPI": {"items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+                    {"configMap": {"name": "cfg", "items": [{"key": "two.txt", "path": "two", "mode": 0o600}]}},
+                ]}},
+                {"name": "scratch", "emptyDir": {}},
+            ]}),
+        ),
+        shell_pod(
+            "localhost-profile",
+            "(mkdir /tmp/x 2>&1; echo rc=$?) > /dev/termination-log",
+            json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/deny-mkdir.json"}}),
+        ),
+    ];
+    // Without the Secret the private image is refused.
+    s.create(pod(
+        "anonymous",
+        json!({"containers": [{"name": "c", "image": private.image}]}),
+    ))
+    .await;
+    let done = run_all(&s, pods).await;
+    let private_pod = &done[0];
+    assert_eq!(
+        message(private_pod),
+        "400\nstat: can't stat '/secret/..data': No such file or directory\none\nprivate\n\
+         cat: can't open '/proj/two': Permission denied\nsub-writable\n1000\n",
+        "{:?}",
+        terminated(private_pod, "c")
+    );
+    let uid = private_pod.metadata.uid.clone().unwrap();
+    let sub = s
+        .root
+        .path()
+        .join(format!("pods/{uid}/volumes/scratch/deeper/dir/f"));
+    assert_eq!(std::fs::read_to_string(sub).unwrap(), "written\n");
+    let filtered = message(&done[1]);
+    assert!(
+        filtered.contains("Permission denied") && filtered.contains("rc=1"),
+        "{filtered}"
+    );
+    let anonymous = s
+        .wait_for("anonymous", |p| {
+            waiting(p).is_some_and(|w| w.0 == "ErrImagePull" || w.0 == "ImagePullBackOff")
+        })
+        .await;
+    assert_eq!(phase(&anonymous), "Pending");
+    // A Localhost profile that does not exist: the container cannot be configured.
+    s.create(shell_pod(
+        "no-profile",
+        "true",
+        json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/none.json"}}),
+    ))
+    .await;
+    let missing = s
+        .wait_for("no-profile", |p| {
+            waiting(p).is_some_and(|w| w.0 == "CreateContainerConfigError")
+        })
+        .await;
+    assert!(waiting(&missing).unwrap().1.contains("none.json"));
+    let _ = imgs;
+    s.stop().await;
+}
+
+/// `kiln-sandbox serve --kubelet --runtime runc` over TCP, driven by the real kubectl.
+#[test]
+fn serve_with_the_runc_runtime_and_kubectl() {
+    use std::io::BufRead;
+    let imgs = images();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln-sandbox"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--kubelet",
+            "--runtime",
+            "runc",
+            "--kubelet-root",
+        ])
+        .arg(dir.path().join("kubelet"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
+    let kubectl = |args: &[&str], stdin: Option<&str>| -> String {
+        let mut c = Command::new("kubectl");
+        c.args(args)
+            .arg("--request-timeout=30s")
+            .env("KUBECONFIG", &kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST");
+        let out = match stdin {
+            Some(text) => {
+                let mut c = c
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                std::io::Write::write_all(&mut c.stdin.take().unwrap(), text.as_bytes()).unwrap();
+                c.wait_with_output().unwrap()
+            }
+            None => c.output().unwrap(),
+        };
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let manifest = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hello"},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": imgs.busybox,
+            "command": ["sh", "-c", "echo hello from $(hostname); cat /etc/hostname > /dev/termination-log"],
+            "securityContext": {"runAsNonRoot": false, "seccompProfile": {"type": "RuntimeDefault"}}}]}});
+    kubectl(&["apply", "-f", "-"], Some(&manifest.to_string()));
+    kubectl(
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Succeeded",
+            "pod/hello",
+            "--timeout=30s",
+        ],
+        None,
+    );
+    assert_eq!(kubectl(&["logs", "hello"], None), "hello from hello\n");
+    let message = kubectl(
+        &[
+            "get",
+            "pod",
+            "hello",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.terminated.message}",
+        ],
+        None,
+    );
+    assert_eq!(message, "hello\n");
+    kubectl(&["delete", "pod", "hello", "--wait=true"], None);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let start = Instant::now();
+    while matches!(child.try_wait(), Ok(None)) {
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -217,9 +217,7 @@ impl RuncRuntime {
         writable_by_container(&req.dirs.termination_file, host_root)?;
         for m in &plan.mounts {
             if !m.source.exists() {
-                // A missing subPath is created in its volume, as the kubelet does.
-                std::fs::create_dir_all(&m.source)
-                    .map_err(|e| Error::io(format!("creating {}", m.source.display()), e))?;
+                create_sub_path(&m.source, req.volumes)?;
             }
         }
         let bundle = req.dirs.ns_dir.clone();
@@ -268,6 +266,27 @@ impl RuncRuntime {
             image_id: image.image_id,
         })
     }
+}
+
+/// Creates a missing `subPath` in its volume with the volume's own permissions, as the
+/// kubelet does (so a subPath of an emptyDir is as writable as the emptyDir).
+fn create_sub_path(path: &Path, volumes: &BTreeMap<String, HostVolume>) -> Result<(), Error> {
+    let volume = volumes.values().find(|v| path.starts_with(&v.path));
+    let mode = volume
+        .and_then(|v| std::fs::metadata(&v.path).ok())
+        .map_or(0o755, |m| m.permissions().mode() & 0o7777);
+    let mut at = volume.map_or_else(PathBuf::new, |v| v.path.clone());
+    let rest = path.strip_prefix(&at).unwrap_or(path).to_path_buf();
+    for part in rest.components() {
+        at.push(part);
+        if !at.exists() {
+            std::fs::create_dir(&at)
+                .map_err(|e| Error::io(format!("creating {}", at.display()), e))?;
+            std::fs::set_permissions(&at, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io(format!("chmod {}", at.display()), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// The kubelet's own bounding set (`/proc/self/status`), all capabilities if unreadable.
