@@ -1,7 +1,8 @@
 //! Failures are visible: `/metrics`, scraped over HTTP from the running controller, counts a
 //! Complete and a Failed build with their reasons and durations; a build Pod the API refuses (its
-//! ServiceAccount is missing) shows as a `warn` log line and a Warning Event carrying the API's
-//! message; `/healthz` fails once a controller task has stopped.
+//! ServiceAccount is missing) shows as a `warn` log line, a Warning Event and the Build's reason
+//! (`CannotRetrieveServiceAccount`), each carrying the API's message, and ends the build `Error`
+//! once the refusal has lasted the retry window; `/healthz` fails once a controller task has stopped.
 
 mod controller_support;
 
@@ -10,7 +11,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use controller_support::{bc_yaml, eventually, Harness, NS};
 use k8s_openapi::api::events::v1::Event;
-use kiln::api::BuildPhase;
+use kiln::api::{BuildPhase, StatusReason};
+use kiln::controller::Settings;
 use kiln_sandbox::ServerConfig;
 use kube::api::{Api, ListParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -168,7 +170,43 @@ async fn a_refused_build_pod_shows_as_a_warning_log_line_and_event_with_the_api_
         .filter(|l| l.contains("WARN") && l.contains("nosa") && l.contains(api_message))
         .count();
     assert_eq!(warnings, 1, "rate-limited:\n{text}");
-    assert_eq!(h.phase("nosa-1").await, Some(BuildPhase::New));
+    // The Build waits with the refusal as its reason and the API's message.
+    let status = eventually("nosa-1 to carry the refusal", || async {
+        let build = h
+            .builds()
+            .await
+            .into_iter()
+            .find(|b| b.metadata.name.as_deref() == Some("nosa-1"))?;
+        build.status.filter(|s| s.reason.is_some())
+    })
+    .await;
+    assert_eq!(status.phase, BuildPhase::New);
+    assert_eq!(
+        status.reason,
+        Some(StatusReason::CannotRetrieveServiceAccount)
+    );
+    assert!(
+        status.message.unwrap_or_default().contains(api_message),
+        "the API's message is the Build's"
+    );
+
+    // A refusal that lasts the whole retry window ends the build with that reason.
+    let mut h = h;
+    h.start_controller_with(Settings {
+        pod_create_retry_window: std::time::Duration::from_secs(1),
+        ..controller_support::settings()
+    })
+    .await;
+    let ended = h.wait_phase("nosa-1", BuildPhase::Error).await;
+    let status = ended.status.unwrap_or_default();
+    assert_eq!(
+        status.reason,
+        Some(StatusReason::CannotRetrieveServiceAccount)
+    );
+    assert!(
+        status.message.unwrap_or_default().contains(api_message),
+        "the API's message stays in the Build's"
+    );
 }
 
 #[tokio::test]
@@ -187,4 +225,75 @@ async fn healthz_fails_once_a_controller_task_has_stopped() {
     assert_eq!(code, 503);
     assert!(body.contains("controller task has stopped"), "{body}");
     h.kill_controller();
+}
+
+#[tokio::test]
+async fn a_build_pod_pending_too_long_gives_the_pods_reason_a_warn_line_and_an_event() {
+    use kube::api::{Patch, PatchParams};
+    let logs = logs();
+    let mut h = Harness::start().await;
+    h.start_controller_with(Settings {
+        pod_pending_timeout: std::time::Duration::from_secs(1),
+        ..controller_support::settings()
+    })
+    .await;
+    h.create_bc(&bc_yaml("stuck", "Serial", "")).await;
+    h.start_build("stuck", "one").await;
+    h.wait_pod("stuck-1").await;
+    // What kube-scheduler writes when no node fits.
+    let scheduler_says =
+        "0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}.";
+    Api::<k8s_openapi::api::core::v1::Pod>::namespaced(h.client.clone(), NS)
+        .patch_status(
+            "stuck-1-build",
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"status": {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                 "message": scheduler_says}]}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let message = eventually("stuck-1 to say why it waits", || async {
+        let build = h
+            .builds()
+            .await
+            .into_iter()
+            .find(|b| b.metadata.name.as_deref() == Some("stuck-1"))?;
+        let status = build.status?;
+        status
+            .message
+            .filter(|m| status.phase == BuildPhase::Pending && m.contains("Unschedulable"))
+    })
+    .await;
+    assert_eq!(
+        message,
+        format!("The build Pod has been Pending for more than 1s: Unschedulable: {scheduler_says}")
+    );
+    let events: Api<Event> = Api::namespaced(h.client.clone(), NS);
+    let event = eventually("a Warning Event on the Build", || {
+        let events = events.clone();
+        async move {
+            events
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("BuildPodPending")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("stuck-1")
+                })
+        }
+    })
+    .await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert!(event.note.unwrap_or_default().contains(scheduler_says));
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("WARN") && l.contains("stuck-1") && l.contains("Unschedulable")),
+        "{text}"
+    );
 }

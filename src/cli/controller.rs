@@ -7,7 +7,9 @@ use clap::Args;
 
 use super::Error;
 use crate::controller::build_config::history::DEFAULT_TAG_HISTORY_LIMIT;
-use crate::controller::context::DEFAULT_WATCH_FAILURE_TIMEOUT;
+use crate::controller::context::{
+    DEFAULT_POD_CREATE_RETRY_WINDOW, DEFAULT_POD_PENDING_TIMEOUT, DEFAULT_WATCH_FAILURE_TIMEOUT,
+};
 use crate::controller::{PodSettings, SecurityProfile, Settings};
 
 /// Arguments of `kiln controller`; each also reads an environment variable.
@@ -51,6 +53,12 @@ pub(crate) struct ControllerArgs {
     /// Seconds a watch may fail without a break before /healthz fails.
     #[arg(long, env = "KILN_WATCH_FAILURE_TIMEOUT", default_value_t = DEFAULT_WATCH_FAILURE_TIMEOUT.as_secs())]
     pub(crate) watch_failure_timeout: u64,
+    /// Seconds a build whose Pod the API server refuses is retried before it ends `Error`.
+    #[arg(long, env = "KILN_POD_CREATE_RETRY_WINDOW", default_value_t = DEFAULT_POD_CREATE_RETRY_WINDOW.as_secs())]
+    pub(crate) pod_create_retry_window: u64,
+    /// Seconds a build Pod may stay Pending before the Build, a `warn` line and an Event say why.
+    #[arg(long, env = "KILN_POD_PENDING_TIMEOUT", default_value_t = DEFAULT_POD_PENDING_TIMEOUT.as_secs())]
+    pub(crate) pod_pending_timeout: u64,
     /// Log lines as human-readable text or as JSON objects (colour only on a terminal).
     #[arg(long, env = "KILN_LOG_FORMAT", value_enum, default_value = "text")]
     pub(crate) log_format: LogFormat,
@@ -82,6 +90,8 @@ impl ControllerArgs {
             tag_history_limit: self.tag_history_limit.max(1),
             retry_after: std::time::Duration::from_secs(2),
             watch_failure_timeout: std::time::Duration::from_secs(self.watch_failure_timeout),
+            pod_create_retry_window: std::time::Duration::from_secs(self.pod_create_retry_window),
+            pod_pending_timeout: std::time::Duration::from_secs(self.pod_pending_timeout.max(1)),
         }
     }
 }

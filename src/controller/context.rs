@@ -34,7 +34,19 @@ pub struct Settings {
     /// How long a watch may fail without a break before `/healthz` reports the controller
     /// unhealthy.
     pub watch_failure_timeout: Duration,
+    /// How long a build whose Pod the API server refuses keeps being retried (New, with the
+    /// refusal as its reason) before it ends `Error`.
+    pub pod_create_retry_window: Duration,
+    /// How long a build Pod may stay Pending before the Build's message, a `warn` line and a
+    /// Warning Event say why (from the Pod's own conditions).
+    pub pod_pending_timeout: Duration,
 }
+
+/// How long a refused build Pod is retried, unless configured.
+pub(crate) const DEFAULT_POD_CREATE_RETRY_WINDOW: Duration = Duration::from_secs(300);
+
+/// How long a build Pod may stay Pending before the Build says why, unless configured.
+pub(crate) const DEFAULT_POD_PENDING_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How long a watch may fail without a break before `/healthz` fails, unless configured.
 pub(crate) const DEFAULT_WATCH_FAILURE_TIMEOUT: Duration = Duration::from_secs(300);

@@ -65,6 +65,8 @@ pub fn settings() -> Settings {
         tag_history_limit: 10,
         retry_after: Duration::from_millis(100),
         watch_failure_timeout: Duration::from_secs(300),
+        pod_create_retry_window: Duration::from_secs(300),
+        pod_pending_timeout: Duration::from_secs(300),
     }
 }
 

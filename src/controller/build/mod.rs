@@ -5,6 +5,7 @@
 
 pub(crate) mod phase;
 pub(crate) mod pod;
+pub(crate) mod stall;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use kube::ResourceExt;
 use self::phase::{cancel_requested, next_status, reported_revision, Observed};
 use self::pod::owned_by;
 use super::context::{api_error, Context, Error};
+use super::events::EventType;
 use super::image_stream::record_push;
 use super::reconcile::{await_own_writes, preamble};
 use super::status::{delete_pod, set_revision, transition};
@@ -45,9 +47,15 @@ pub(crate) async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Ac
     let observed = Observed {
         now: Timestamp::now(),
         push_secret_missing: push_secret_missing(&ctx, &build, pod.as_ref()).await?,
+        pending_timeout: Some(ctx.settings.pod_pending_timeout),
+    };
+    // A Pending build is looked at again once its Pod may have been Pending too long.
+    let wait = match phase {
+        BuildPhase::Pending => Action::requeue(ctx.settings.pod_pending_timeout),
+        _ => Action::await_change(),
     };
     let Some(next) = next_status(&build, pod.as_ref(), &observed) else {
-        return Ok(Action::await_change());
+        return Ok(wait);
     };
     if next.phase == BuildPhase::Cancelled && pod.is_some() {
         delete_pod(&ctx, &namespace, &name).await?;
@@ -65,7 +73,17 @@ pub(crate) async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Ac
         Some(revision) => Arc::new(set_revision(&ctx, &build, revision).await?),
         None => build,
     };
+    let stalled = next.phase == BuildPhase::Pending
+        && next.reason.is_none()
+        && next.message.is_some()
+        && build.status.as_ref().and_then(|s| s.message.as_ref()) != next.message.as_ref();
+    let message = next.message.clone().unwrap_or_default();
     transition(&ctx, &build, next).await?;
+    if stalled {
+        tracing::warn!(build = %name, namespace, %message, "build Pod pending too long");
+        ctx.event(&build, EventType::Warning, "BuildPodPending", message)
+            .await;
+    }
     Ok(Action::await_change())
 }
 

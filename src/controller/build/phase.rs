@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
+use super::stall::pending_message;
 use crate::api::build::{BuildCondition, BuildStatusOutput, BuildStatusOutputTo};
 use crate::api::contract::{BuildReport, BUILD_CONTAINER, CLONE_CONTAINER};
 use crate::api::{Build, BuildPhase, BuildStatus, StatusReason};
@@ -23,6 +24,8 @@ pub(crate) struct Observed {
     pub(crate) now: Timestamp,
     /// The Build's push secret is named but does not exist.
     pub(crate) push_secret_missing: bool,
+    /// How long the build Pod may stay Pending before the Build says why (`None`: no limit).
+    pub(crate) pending_timeout: Option<std::time::Duration>,
 }
 
 /// Whether cancellation was requested, through `status.cancelled` or the declarative `spec.cancel`.
@@ -109,7 +112,9 @@ fn active_transition(next: &mut BuildStatus, pod: Option<&Pod>, observed: &Obser
             } else {
                 next.phase = BuildPhase::Pending;
                 next.reason = None;
-                next.message = None;
+                next.message = observed
+                    .pending_timeout
+                    .and_then(|timeout| pending_message(pod, observed.now, timeout));
             }
         }
         "Running" => set_running(next, started, observed.now),
@@ -339,7 +344,11 @@ fn sync_conditions(status: &mut BuildStatus, now: Timestamp) {
         let want = if c.type_ == phase { "True" } else { "False" };
         if c.type_ == phase {
             found = true;
-            c.reason = status.reason.map(|r| r.as_str().to_string());
+            let reason = status.reason.map(|r| r.as_str().to_string());
+            if c.reason != reason || c.message != status.message {
+                c.last_update_time = Some(Time(now));
+            }
+            c.reason = reason;
             c.message = status.message.clone();
         }
         if c.status != want {
@@ -431,6 +440,7 @@ pub(crate) fn ended_before_start(
     let observed = Observed {
         now,
         push_secret_missing: false,
+        pending_timeout: None,
     };
     complete_terminal(build, status.clone(), &observed).unwrap_or(status)
 }
@@ -464,6 +474,7 @@ pub(crate) fn finished(build: &Build, report: &BuildReport, now: Timestamp) -> B
     let observed = Observed {
         now,
         push_secret_missing: false,
+        pending_timeout: None,
     };
     next = complete_terminal(build, next.clone(), &observed).unwrap_or(next);
     sync_conditions(&mut next, now);

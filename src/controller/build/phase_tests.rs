@@ -254,6 +254,7 @@ fn phase_machine_table() {
         let observed = Observed {
             now: now(),
             push_secret_missing: row.push_secret_missing,
+            pending_timeout: None,
         };
         let got = next_status(&row.build, row.pod.as_ref(), &observed);
         let before = row.build.status.clone().unwrap_or_default();
@@ -304,6 +305,7 @@ fn completion_fills_digest_stages_timestamps() {
         &Observed {
             now: now(),
             push_secret_missing: false,
+            pending_timeout: None,
         },
     )
     .unwrap();
@@ -333,6 +335,7 @@ fn failures_carry_a_log_snippet_of_the_last_five_lines() {
         &Observed {
             now: now(),
             push_secret_missing: false,
+            pending_timeout: None,
         },
     )
     .unwrap();
@@ -349,7 +352,8 @@ fn failures_carry_a_log_snippet_of_the_last_five_lines() {
         Some(&p),
         &Observed {
             now: now(),
-            push_secret_missing: false
+            push_secret_missing: false,
+            pending_timeout: None,
         }
     )
     .is_none());

@@ -7,6 +7,7 @@
 pub(crate) mod access;
 pub(crate) mod history;
 pub(crate) mod policy;
+pub(crate) mod refused;
 pub(crate) mod start;
 pub(crate) mod triggers;
 

@@ -15,6 +15,7 @@ use kube::ResourceExt;
 use super::access::{cross_namespace_checks, service_account};
 use super::current_reference;
 use super::policy::{decide, BuildView};
+use super::refused::{after_refusal, refusal_reason};
 use crate::api::{build_number, Build, BuildPhase, RunPolicy, StatusReason, TagRef, IMAGE_GROUP};
 use crate::controller::build::phase::{
     cancel_requested, ended_before_start, started, waiting, CANCELLED_MESSAGE,
@@ -122,6 +123,31 @@ async fn start_build(ctx: &Context, build: &Build) -> Result<(), Error> {
                 &message,
                 now,
             ),
+            Created::Refused(reason, error) => {
+                let message = match &error {
+                    kube::Error::Api(status) => status.message.clone(),
+                    other => other.to_string(),
+                };
+                let status = after_refusal(
+                    build,
+                    reason,
+                    &message,
+                    now,
+                    ctx.settings.pod_create_retry_window,
+                );
+                let still_new = status.phase == BuildPhase::New;
+                if build.status.as_ref() != Some(&status) {
+                    transition(ctx, build, status).await?;
+                }
+                // While it waits, the refusal is retried, logged and published as an Event.
+                return if still_new {
+                    Err(api_error(format!("creating Pod for {}", build.name_any()))(
+                        error,
+                    ))
+                } else {
+                    Ok(())
+                };
+            }
             Created::Foreign(pod_name) => ended_before_start(
                 build,
                 BuildPhase::Error,
@@ -193,6 +219,8 @@ enum Created {
     Foreign(String),
     /// No Pod: the Build asks for one that must not exist (the message says why).
     Invalid(String),
+    /// No Pod: the API server refused it, with this reason for the Build.
+    Refused(StatusReason, kube::Error),
 }
 
 /// Creates the build Pod of `resolved` (an existing Pod owned by the build counts as created).
@@ -220,6 +248,13 @@ async fn create_pod(ctx: &Context, build: &Build, resolved: &Build) -> Result<Cr
             } else {
                 Created::Foreign(pod_name)
             })
+        }
+        Err(kube::Error::Api(s)) if refusal_reason(s.code, &s.message).is_some() => {
+            let reason = refusal_reason(s.code, &s.message);
+            Ok(Created::Refused(
+                reason.unwrap_or(StatusReason::CannotCreateBuildPod),
+                kube::Error::Api(s),
+            ))
         }
         Err(e) => Err(api_error(format!("creating Pod for {}", build.name_any()))(
             e,

@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use k8s_openapi::api::core::v1::{ContainerState, ContainerStatus, Pod, PodStatus};
+use k8s_openapi::api::core::v1::{ContainerState, ContainerStatus, Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::core::NamespaceResourceScope;
 use serde::Deserialize;
@@ -69,6 +69,8 @@ pub(crate) struct BuildPodStatus {
     pub(crate) init_container_statuses: Option<Vec<ContainerStateView>>,
     /// The `build` container.
     pub(crate) container_statuses: Option<Vec<ContainerStateView>>,
+    /// Only a failed `PodScheduled` condition is kept (why a Pending Pod waits).
+    pub(crate) conditions: Option<Vec<PodCondition>>,
 }
 
 /// A container's name and state (the state holds the exit code and termination message).
@@ -115,6 +117,14 @@ impl BuildPod {
         self.metadata.labels = None;
         self.metadata.annotations = None;
         self.metadata.managed_fields = None;
+        if let Some(status) = self.status.as_mut() {
+            if let Some(conditions) = status.conditions.as_mut() {
+                conditions.retain(|c| c.type_ == "PodScheduled" && c.status == "False");
+            }
+            if status.conditions.as_ref().is_some_and(Vec::is_empty) {
+                status.conditions = None;
+            }
+        }
     }
 
     /// The Pod with the cached fields, for the phase machine.
@@ -141,6 +151,7 @@ impl BuildPod {
                 start_time: s.start_time.clone(),
                 init_container_statuses: containers(&s.init_container_statuses),
                 container_statuses: containers(&s.container_statuses),
+                conditions: s.conditions.clone(),
                 ..PodStatus::default()
             }),
         }
