@@ -150,6 +150,27 @@ async fn runtime_fidelity_from_inside_containers() {
         "{open}"
     );
 
+    // The status names the pulled image by digest and the runc container.
+    let status = &by_name("writable")
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0];
+    let registry = images().busybox.split('/').next().unwrap().to_string();
+    assert!(
+        status
+            .image_id
+            .starts_with(&format!("{registry}/library/busybox@sha256:")),
+        "{}",
+        status.image_id
+    );
+    let uid = by_name("writable").metadata.uid.clone().unwrap();
+    assert_eq!(
+        status.container_id.as_deref(),
+        Some(format!("runc://{uid}-app-c").as_str())
+    );
     let custom = by_name("custom-path");
     assert_eq!((message(custom), exit_code(custom)), ("custom\n".into(), 3));
     s.stop().await;

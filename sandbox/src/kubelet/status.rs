@@ -82,6 +82,10 @@ pub struct ContainerRecord {
     pub last_state: Option<State>,
     /// How many times it was restarted.
     pub restart_count: i32,
+    /// The pulled image's `registry/repository@digest` (runtimes that pull images).
+    pub image_id: String,
+    /// `<runtime>://<id>` of the current or last run (runtimes with container ids).
+    pub container_id: Option<String>,
 }
 
 impl ContainerRecord {
@@ -93,6 +97,8 @@ impl ContainerRecord {
             state: State::waiting(reason),
             last_state: None,
             restart_count: 0,
+            image_id: String::new(),
+            container_id: None,
         }
     }
 }
@@ -210,7 +216,8 @@ fn container_status(c: &ContainerRecord) -> ContainerStatus {
     ContainerStatus {
         name: c.name.clone(),
         image: c.image.clone(),
-        image_id: String::new(),
+        image_id: c.image_id.clone(),
+        container_id: c.container_id.clone(),
         ready: running,
         started: Some(running),
         restart_count: c.restart_count,

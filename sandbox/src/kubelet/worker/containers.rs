@@ -118,6 +118,13 @@ impl Worker {
                 }
             };
             let fallback_to_logs = launch.plan().fallback_to_logs;
+            if let Some((image_id, container_id)) = launch.ids() {
+                self.update(init, index, |c| {
+                    c.image_id = image_id;
+                    c.container_id = Some(container_id);
+                })
+                .await;
+            }
             let key = ContainerKey::new(&self.namespace, &self.name, &container.name);
             let end = match self.start_container(launch, &dirs, key) {
                 Err(e) => cannot_run(e.to_string()),

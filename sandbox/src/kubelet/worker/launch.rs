@@ -23,15 +23,23 @@ use crate::kubelet::script::ContainerDirs;
 pub(super) enum Launch {
     /// A host-process container.
     Host(ContainerPlan),
-    /// A runc container.
-    Runc(ContainerPlan, RuncContainer),
+    /// A runc container, and its image's id.
+    Runc(ContainerPlan, RuncContainer, String),
 }
 
 impl Launch {
+    /// The image id and container id the status reports (runc only).
+    pub(super) fn ids(&self) -> Option<(String, String)> {
+        match self {
+            Launch::Host(_) => None,
+            Launch::Runc(_, c, image_id) => Some((image_id.clone(), format!("runc://{}", c.id))),
+        }
+    }
+
     /// What runs.
     pub(super) fn plan(&self) -> &ContainerPlan {
         match self {
-            Launch::Host(plan) | Launch::Runc(plan, _) => plan,
+            Launch::Host(plan) | Launch::Runc(plan, _, _) => plan,
         }
     }
 }
@@ -66,7 +74,11 @@ impl Worker {
                         kind,
                     })
                     .await?;
-                Ok(Launch::Runc(prepared.plan, prepared.container))
+                Ok(Launch::Runc(
+                    prepared.plan,
+                    prepared.container,
+                    prepared.image_id,
+                ))
             }
         }
     }
@@ -81,7 +93,7 @@ impl Worker {
         let sink = self.shared.sink.clone();
         match launch {
             Launch::Host(plan) => start(&plan, dirs, &self.name, sink, key),
-            Launch::Runc(plan, container) => {
+            Launch::Runc(plan, container, _) => {
                 let command = container.run_command();
                 let root = container.root.clone();
                 let running = spawn(
