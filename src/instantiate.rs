@@ -45,6 +45,16 @@ pub enum Error {
         /// The version found.
         actual: i64,
     },
+    /// An image change whose image already started (or was recorded by) a build.
+    #[error("BuildConfig {name}: image {image} of {tag} already started a build")]
+    AlreadyTriggered {
+        /// The BuildConfig.
+        name: String,
+        /// The ImageStreamTag, `<stream>:<tag>`.
+        tag: String,
+        /// The image pull spec.
+        image: String,
+    },
     /// The BuildConfig lacks metadata the Build needs.
     #[error("BuildConfig has no {0}")]
     MissingMetadata(&'static str),
@@ -104,10 +114,23 @@ pub struct BuildRequest {
     pub no_cache: Option<bool>,
     /// The image change that triggered the build: the tag and its new image pull spec.
     pub triggered_by_image: Option<(TagRef, String)>,
+    /// The current image of every other ImageChange trigger's tag: each is recorded as that
+    /// trigger's `lastTriggeredImageID`, as OpenShift does on every instantiate, so a build
+    /// started for one cause does not start another for an image it already used.
+    pub trigger_images: Vec<(TagRef, String)>,
     /// Only start the build if the BuildConfig is at exactly this version.
     pub last_version: Option<i64>,
     /// The git ref to build instead of `source.git.ref` (a webhook's branch or tag glob match).
     pub git_ref: Option<String>,
+}
+
+impl BuildRequest {
+    /// The images the request records: the triggering one first, then the other triggers'.
+    fn images(&self) -> impl Iterator<Item = &(TagRef, String)> {
+        self.triggered_by_image
+            .iter()
+            .chain(self.trigger_images.iter())
+    }
 }
 
 /// The Build number `number` of `bc` for `request` (pure).
@@ -201,18 +224,19 @@ pub(crate) fn new_build(
     if request.no_cache.is_some() {
         docker.no_cache = request.no_cache;
     }
-    if let Some((tag, image)) = &request.triggered_by_image {
-        let strategy_tag = docker
-            .from
-            .as_ref()
-            .and_then(|f| TagRef::from_object_reference(f, &namespace));
-        if strategy_tag.as_ref() == Some(tag) {
-            docker.from = Some(ObjectReference {
-                kind: Some("DockerImage".into()),
-                name: Some(image.clone()),
-                ..ObjectReference::default()
-            });
-        }
+    let strategy_tag = docker
+        .from
+        .as_ref()
+        .and_then(|f| TagRef::from_object_reference(f, &namespace));
+    if let Some((_, image)) = request
+        .images()
+        .find(|(tag, _)| strategy_tag.as_ref() == Some(tag))
+    {
+        docker.from = Some(ObjectReference {
+            kind: Some("DockerImage".into()),
+            name: Some(image.clone()),
+            ..ObjectReference::default()
+        });
     }
     if docker == &Default::default() {
         common.strategy.docker_strategy = None;
@@ -235,8 +259,8 @@ pub(crate) fn new_build(
     })
 }
 
-/// The BuildConfig status after starting build `number` for `request` (pure): `lastVersion` and,
-/// for an image change, the trigger's `lastTriggeredImageID`.
+/// The BuildConfig status after starting build `number` for `request` (pure): `lastVersion` and
+/// the `lastTriggeredImageID` of each trigger whose image the request records.
 pub(crate) fn status_after(
     bc: &BuildConfig,
     number: i64,
@@ -245,19 +269,28 @@ pub(crate) fn status_after(
 ) -> BuildConfigStatus {
     let mut status = bc.status.clone().unwrap_or_default();
     status.last_version = status.last_version.max(number);
-    if let Some((tag, image)) = &request.triggered_by_image {
-        let namespace = bc.metadata.namespace.clone().unwrap_or_default();
+    let namespace = bc.metadata.namespace.clone().unwrap_or_default();
+    let mut seen = Vec::new();
+    for (tag, image) in request.images() {
+        if seen.contains(&tag) {
+            continue;
+        }
+        seen.push(tag);
         let reference = tag.status_reference(&namespace);
         let entry = ImageChangeTriggerStatus {
             last_triggered_image_id: Some(image.clone()),
             from: Some(reference.clone()),
             last_trigger_time: Some(Time(now)),
         };
+        let causing = request.triggered_by_image.as_ref().map(|(t, _)| t) == Some(tag);
         match status
             .image_change_triggers
             .iter_mut()
             .find(|s| s.from.as_ref() == Some(&reference))
         {
+            // An image already recorded keeps its time unless it is this build's cause.
+            Some(existing)
+                if !causing && existing.last_triggered_image_id.as_ref() == Some(image) => {}
             Some(existing) => *existing = entry,
             None => status.image_change_triggers.push(entry),
         }
@@ -298,6 +331,17 @@ pub async fn instantiate(
             let number = build_number(&existing).unwrap_or_default();
             raise_last_version(&configs, bc, number, request).await?;
             return Ok(existing);
+        }
+        // An image change whose image an earlier build already recorded (the ConfigChange build
+        // of a new BuildConfig, say, read from a cache that had not seen that record yet).
+        if let Some((tag, image)) = &request.triggered_by_image {
+            if bc.last_triggered_image(tag).as_ref() == Some(image) {
+                return Err(Error::AlreadyTriggered {
+                    name: name.into(),
+                    tag: tag.name(),
+                    image: image.clone(),
+                });
+            }
         }
         if let Some(annotation) = bc.paused_by() {
             return Err(Error::Paused {

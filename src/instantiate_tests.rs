@@ -71,3 +71,111 @@ fn the_commit_must_be_a_hex_object_name() {
         }
     }
 }
+
+fn tag(stream: &str, tag: &str) -> TagRef {
+    TagRef {
+        namespace: "ns".into(),
+        stream: stream.into(),
+        tag: tag.into(),
+    }
+}
+
+/// A BuildConfig building from `base:1`.
+fn from_base() -> BuildConfig {
+    let mut bc = config("https://git.example/app.git");
+    bc.spec.common.strategy.docker_strategy = Some(crate::api::common::DockerBuildStrategy {
+        from: Some(ObjectReference {
+            kind: Some("ImageStreamTag".into()),
+            name: Some("base:1".into()),
+            ..ObjectReference::default()
+        }),
+        ..Default::default()
+    });
+    bc
+}
+
+#[test]
+fn every_recorded_trigger_image_is_written_and_the_strategy_image_pinned() {
+    let bc = from_base();
+    let now = Timestamp::UNIX_EPOCH;
+    // (triggered_by_image, trigger_images) → (recorded (tag, image), the build's from)
+    type Case<'a> = (
+        Option<(TagRef, &'a str)>,
+        Vec<(TagRef, &'a str)>,
+        Vec<(&'a str, &'a str)>,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        // A ConfigChange build records the base's current image and builds from it.
+        (
+            None,
+            vec![(tag("base", "1"), "reg/ns/base@sha256:1")],
+            vec![("base:1", "reg/ns/base@sha256:1")],
+            "reg/ns/base@sha256:1",
+        ),
+        // An image change of another tag records both and builds from the base's image.
+        (
+            Some((tag("tools", "latest"), "reg/ns/tools@sha256:7")),
+            vec![(tag("base", "1"), "reg/ns/base@sha256:1")],
+            vec![
+                ("tools:latest", "reg/ns/tools@sha256:7"),
+                ("base:1", "reg/ns/base@sha256:1"),
+            ],
+            "reg/ns/base@sha256:1",
+        ),
+        // Nothing recorded: the build keeps the tag (resolved when it starts).
+        (None, vec![], vec![], "base:1"),
+    ];
+    for (by, others, want, from) in cases {
+        let request = BuildRequest {
+            request_id: "r".into(),
+            triggered_by_image: by.map(|(t, i)| (t, i.to_string())),
+            trigger_images: others
+                .into_iter()
+                .map(|(t, i)| (t, i.to_string()))
+                .collect(),
+            ..BuildRequest::default()
+        };
+        let status = status_after(&bc, 1, &request, now);
+        let got: Vec<(&str, &str)> = status
+            .image_change_triggers
+            .iter()
+            .map(|s| {
+                (
+                    s.from.as_ref().unwrap().name.as_str(),
+                    s.last_triggered_image_id.as_deref().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(status.last_version, 1);
+        let build = new_build(&bc, 1, &request).unwrap();
+        let docker = build.spec.common.strategy.docker_strategy.unwrap();
+        assert_eq!(docker.from.unwrap().name.as_deref(), Some(from));
+    }
+}
+
+#[test]
+fn a_recorded_image_keeps_its_trigger_time_unless_it_is_the_cause() {
+    let bc = from_base();
+    let first = BuildRequest {
+        trigger_images: vec![(tag("base", "1"), "img-1".into())],
+        ..BuildRequest::default()
+    };
+    let mut later = bc.clone();
+    later.status = Some(status_after(&bc, 1, &first, Timestamp::UNIX_EPOCH));
+    let when = |s: &BuildConfigStatus| s.image_change_triggers[0].last_trigger_time.clone();
+    let then = Timestamp::from_second(60).unwrap();
+    // Recorded again by another build: unchanged.
+    let again = status_after(&later, 2, &first, then);
+    assert_eq!(when(&again), Some(Time(Timestamp::UNIX_EPOCH)));
+    // The same image as a cause (a retried image change): the time moves.
+    let caused = BuildRequest {
+        triggered_by_image: Some((tag("base", "1"), "img-1".into())),
+        ..BuildRequest::default()
+    };
+    assert_eq!(
+        when(&status_after(&later, 2, &caused, then)),
+        Some(Time(then))
+    );
+}

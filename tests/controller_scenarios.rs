@@ -404,6 +404,137 @@ async fn a_chain_builds_the_dependent_exactly_once_per_new_base_image() {
     assert_eq!(apps, 2, "one app build per base image");
 }
 
+/// The app BuildConfig of the chain scenarios with `from` and `triggers` as given.
+fn app_from(from: &str, triggers: &str) -> String {
+    bc_yaml("app", "Serial", triggers).replace(
+        "    type: Docker\n",
+        &format!("    type: Docker\n    dockerStrategy:\n      from:\n{from}"),
+    )
+}
+
+#[tokio::test]
+async fn config_change_and_image_change_on_a_base_with_an_image_build_once() {
+    let h = Harness::start().await;
+    h.create_bc(&bc_yaml("base", "Serial", "")).await;
+    h.start_build("base", "m1").await;
+    h.complete("base-1", &digest(101)).await;
+    h.create_bc(&app_from(
+        "        kind: ImageStreamTag\n        name: base:latest\n",
+        "  triggers:\n  - type: ConfigChange\n  - type: ImageChange\n    imageChange: {}\n",
+    ))
+    .await;
+    let build = h.complete("app-1", &digest(201)).await;
+    let base = format!("{REGISTRY}/{NS}/base@{}", digest(101));
+    assert_eq!(
+        build.spec.triggered_by[0].message.as_deref(),
+        Some("Build configuration change")
+    );
+    let from = build
+        .spec
+        .common
+        .strategy
+        .docker_strategy
+        .unwrap()
+        .from
+        .unwrap();
+    assert_eq!(from.name.as_deref(), Some(base.as_str()));
+    let bc = Api::<kiln::api::BuildConfig>::namespaced(h.client.clone(), NS)
+        .get("app")
+        .await
+        .unwrap();
+    let recorded = bc.status.unwrap().image_change_triggers;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(
+        recorded[0].last_triggered_image_id.as_deref(),
+        Some(base.as_str())
+    );
+    settle().await;
+    let apps: Vec<String> = h
+        .builds()
+        .await
+        .iter()
+        .map(|b| b.name_any())
+        .filter(|n| n.starts_with("app-"))
+        .collect();
+    assert_eq!(apps, ["app-1"], "one build for both causes");
+    // A new base image is a new cause: exactly one more build.
+    h.start_build("base", "m2").await;
+    h.complete("base-2", &digest(102)).await;
+    h.complete("app-2", &digest(202)).await;
+    settle().await;
+    assert_eq!(h.builds().await.len(), 4, "base-1, base-2, app-1, app-2");
+}
+
+#[tokio::test]
+async fn an_image_stream_image_from_resolves_to_that_image() {
+    let h = Harness::start().await;
+    h.create_bc(&bc_yaml("base", "Serial", "")).await;
+    h.start_build("base", "m1").await;
+    h.complete("base-1", &digest(101)).await;
+    h.start_build("base", "m2").await;
+    h.complete("base-2", &digest(102)).await;
+    // The older image, by digest; and one the stream never had, which waits.
+    h.create_bc(&app_from(
+        &format!(
+            "        kind: ImageStreamImage\n        name: base@{}\n",
+            digest(101)
+        ),
+        "",
+    ))
+    .await;
+    h.start_build("app", "m1").await;
+    // The build Pod gets the Build with its `from` resolved to the image's pull spec.
+    let pod = h.wait_pod("app-1").await;
+    let build_env = pod.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.name == "BUILD")
+        .and_then(|e| e.value)
+        .unwrap();
+    let seen: Build = serde_json::from_str(&build_env).unwrap();
+    let from = seen
+        .spec
+        .common
+        .strategy
+        .docker_strategy
+        .unwrap()
+        .from
+        .unwrap();
+    let want = format!("{REGISTRY}/{NS}/base@{}", digest(101));
+    assert_eq!(from.kind.as_deref(), Some("DockerImage"));
+    assert_eq!(from.name.as_deref(), Some(want.as_str()));
+    h.complete("app-1", &digest(201)).await;
+    let bcs: Api<kiln::api::BuildConfig> = Api::namespaced(h.client.clone(), NS);
+    bcs.patch(
+        "app",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"strategy": {"dockerStrategy": {"from": {"name": format!("base@{}", digest(999))}}}}})),
+    )
+    .await
+    .unwrap();
+    h.start_build("app", "m2").await;
+    let waiting = eventually("app-2 to wait for its image", || async {
+        let b = Api::<Build>::namespaced(h.client.clone(), NS)
+            .get("app-2")
+            .await
+            .ok()?;
+        let status = b.status?;
+        (status.reason == Some(StatusReason::InvalidImageReference)).then_some(status)
+    })
+    .await;
+    assert_eq!(waiting.phase, BuildPhase::New);
+    assert!(
+        waiting
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&format!("ImageStreamImage {NS}/base@{}", digest(999))),
+        "{waiting:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_build_volume_on_a_host_path_errors_the_build_without_a_pod() {
     // The harness's API server runs without CEL rules, as one that skips them would: the mount

@@ -320,6 +320,27 @@ impl BuildConfig {
             .into_iter()
             .find(|k| annotations.get(*k).is_some_and(|v| v == "true"))
     }
+
+    /// The pull spec that last started a build for `tag`, from `status.imageChangeTriggers`
+    /// (OpenShift's `lastTriggeredImageID`).
+    pub fn last_triggered_image(&self, tag: &super::TagRef) -> Option<String> {
+        let namespace = self.metadata.namespace.clone().unwrap_or_default();
+        self.status
+            .as_ref()?
+            .image_change_triggers
+            .iter()
+            .find_map(|s| {
+                let from = s.from.as_ref()?;
+                let ns = from
+                    .namespace
+                    .as_deref()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(&namespace);
+                (ns == tag.namespace && from.name == tag.name())
+                    .then(|| s.last_triggered_image_id.clone())
+                    .flatten()
+            })
+    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,58 @@ impl TagRef {
     }
 }
 
+/// An ImageStreamImage named in a `from`: namespace, stream and image digest (`<stream>@<digest>`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageRef {
+    /// The namespace of the ImageStream.
+    pub namespace: String,
+    /// The ImageStream's name.
+    pub stream: String,
+    /// The image's digest, `sha256:…`.
+    pub digest: String,
+}
+
+impl ImageRef {
+    /// Parses an ImageStreamImage reference (`<stream>@<digest>`), resolving an empty namespace
+    /// to `default_namespace`. Other kinds, or a name without `@`, give `None`.
+    pub fn from_object_reference(r: &ObjectReference, default_namespace: &str) -> Option<Self> {
+        if r.kind.as_deref() != Some("ImageStreamImage") {
+            return None;
+        }
+        let (stream, digest) = r.name.as_deref()?.split_once('@')?;
+        if stream.is_empty() || digest.is_empty() {
+            return None;
+        }
+        Some(Self {
+            namespace: r
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| default_namespace.to_string()),
+            stream: stream.to_string(),
+            digest: digest.to_string(),
+        })
+    }
+
+    /// The `<stream>@<digest>` name.
+    pub fn name(&self) -> String {
+        format!("{}@{}", self.stream, self.digest)
+    }
+}
+
+/// The TagEvent of image `digest` in any tag of a stream's status (newest first per tag), as
+/// OpenShift resolves an ImageStreamImage.
+pub fn find_image<'a>(
+    status: &'a super::ImageStreamStatus,
+    digest: &str,
+) -> Option<&'a super::TagEvent> {
+    status
+        .tags
+        .iter()
+        .flat_map(|t| t.items.iter())
+        .find(|e| e.image == digest)
+}
+
 /// The build number stored on a Build.
 pub fn build_number(build: &Build) -> Option<i64> {
     build
@@ -150,5 +202,79 @@ mod tests {
             tag.status_reference("elsewhere").namespace.as_deref(),
             Some("ns")
         );
+    }
+
+    #[test]
+    fn image_references() {
+        let cases = [
+            (
+                Some("ImageStreamImage"),
+                "base@sha256:ab",
+                None,
+                Some(("ns", "base", "sha256:ab")),
+            ),
+            (
+                Some("ImageStreamImage"),
+                "base@sha256:ab",
+                Some("other"),
+                Some(("other", "base", "sha256:ab")),
+            ),
+            (Some("ImageStreamImage"), "base:latest", None, None),
+            (Some("ImageStreamImage"), "@sha256:ab", None, None),
+            (Some("ImageStreamTag"), "base@sha256:ab", None, None),
+            (None, "base@sha256:ab", None, None),
+        ];
+        for (kind, name, namespace, want) in cases {
+            let r = ObjectReference {
+                kind: kind.map(Into::into),
+                name: Some(name.into()),
+                namespace: namespace.map(Into::into),
+                ..ObjectReference::default()
+            };
+            let got = ImageRef::from_object_reference(&r, "ns");
+            let got = got
+                .as_ref()
+                .map(|t| (t.namespace.as_str(), t.stream.as_str(), t.digest.as_str()));
+            assert_eq!(got, want, "{kind:?} {name} {namespace:?}");
+        }
+    }
+
+    #[test]
+    fn images_are_found_in_any_tag() {
+        use crate::api::image_stream::NamedTagEventList;
+        use crate::api::{ImageStreamStatus, TagEvent};
+        let event = |image: &str| TagEvent {
+            created: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+            docker_image_reference: format!("reg/ns/s@{image}"),
+            image: image.into(),
+            generation: 1,
+        };
+        let status = ImageStreamStatus {
+            tags: vec![
+                NamedTagEventList {
+                    tag: "a".into(),
+                    items: vec![event("sha256:2"), event("sha256:1")],
+                    conditions: vec![],
+                },
+                NamedTagEventList {
+                    tag: "b".into(),
+                    items: vec![event("sha256:3")],
+                    conditions: vec![],
+                },
+            ],
+            ..ImageStreamStatus::default()
+        };
+        for (digest, want) in [
+            ("sha256:1", Some("reg/ns/s@sha256:1")),
+            ("sha256:3", Some("reg/ns/s@sha256:3")),
+            ("sha256:4", None),
+        ] {
+            assert_eq!(
+                find_image(&status, digest).map(|e| e.docker_image_reference.as_str()),
+                want
+            );
+        }
     }
 }

@@ -27,7 +27,7 @@ use self::triggers::{config_change_due, due_image_changes, watched_tags};
 use super::context::{api_error, Context, Error};
 use super::reconcile::{await_own_writes, preamble};
 use crate::api::build::{BuildTriggerCause, ImageChangeCause};
-use crate::api::{build_number, Build, BuildConfig, TagRef};
+use crate::api::{build_number, Build, BuildConfig, ImageRef, TagRef};
 use crate::instantiate::{instantiate, BuildRequest};
 use crate::naming;
 
@@ -156,6 +156,16 @@ async fn fire_triggers(
     let namespace = bc.namespace().unwrap_or_default();
     let name = bc.name_any();
     let mut started_any = false;
+    // Every build records the current image of each ImageChange trigger (OpenShift's
+    // lastTriggeredImageID), so a ConfigChange build on a base that already has an image is the
+    // one build for both causes.
+    let current: Vec<(TagRef, String)> = watched_tags(bc)
+        .into_iter()
+        .filter_map(|tag| {
+            let image = current_reference(ctx, &tag)?;
+            Some((tag, image))
+        })
+        .collect();
     if config_change_due(bc)
         && !builds
             .iter()
@@ -168,12 +178,22 @@ async fn fire_triggers(
                 ..BuildTriggerCause::default()
             },
             last_version: Some(0),
+            trigger_images: current.clone(),
             ..BuildRequest::default()
         };
-        started_any |= request_build(ctx, &namespace, &name, &request).await?;
+        if request_build(ctx, &namespace, &name, &request).await? {
+            // The image triggers are evaluated again once the recorded images are in the cache.
+            return Ok(true);
+        }
     }
-    let due = due_image_changes(bc, |tag| current_reference(ctx, tag));
+    let due = due_image_changes(bc, |tag| {
+        current
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, image)| image.clone())
+    });
     for (tag, image) in due {
+        let others = current.iter().filter(|(t, _)| t != &tag).cloned().collect();
         let request = BuildRequest {
             request_id: format!("image-change:{}/{}@{}", tag.namespace, tag.name(), image),
             cause: BuildTriggerCause {
@@ -190,6 +210,7 @@ async fn fire_triggers(
                 ..BuildTriggerCause::default()
             },
             triggered_by_image: Some((tag, image)),
+            trigger_images: others,
             ..BuildRequest::default()
         };
         // A retry after a crash finds its own build by request id and only records the trigger.
@@ -216,10 +237,12 @@ async fn request_build(
             ctx.metrics.build_created();
             Ok(true)
         }
-        // Triggers of a paused BuildConfig, or a ConfigChange that lost a race, start nothing.
+        // Triggers of a paused BuildConfig, a ConfigChange that lost a race, or an image change
+        // an earlier build already recorded (seen from a stale cache) start nothing.
         Err(
             crate::instantiate::Error::Paused { .. }
-            | crate::instantiate::Error::VersionMismatch { .. },
+            | crate::instantiate::Error::VersionMismatch { .. }
+            | crate::instantiate::Error::AlreadyTriggered { .. },
         ) => Ok(false),
         Err(e) => Err(e.into()),
     }
@@ -235,7 +258,8 @@ async fn record_trigger(
     write_config_status(ctx, bc, status).await
 }
 
-/// The tag named by the strategy's `from`, watched so a waiting build starts once it has an image.
+/// The tag (or, for an ImageStreamImage, the stream) named by the strategy's `from`, watched so a
+/// waiting build starts once it has an image. Only the stream of a watched tag is indexed.
 fn strategy_tag(bc: &BuildConfig) -> Option<TagRef> {
     let from = bc
         .spec
@@ -245,7 +269,15 @@ fn strategy_tag(bc: &BuildConfig) -> Option<TagRef> {
         .as_ref()?
         .from
         .as_ref()?;
-    TagRef::from_object_reference(from, &bc.namespace().unwrap_or_default())
+    let namespace = bc.namespace().unwrap_or_default();
+    TagRef::from_object_reference(from, &namespace).or_else(|| {
+        let image = ImageRef::from_object_reference(from, &namespace)?;
+        Some(TagRef {
+            namespace: image.namespace,
+            stream: image.stream,
+            tag: image.digest,
+        })
+    })
 }
 
 /// The current image pull spec of an ImageStreamTag, from the cache.

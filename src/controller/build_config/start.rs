@@ -16,7 +16,10 @@ use super::access::{cross_namespace_checks, service_account};
 use super::current_reference;
 use super::policy::{decide, BuildView};
 use super::refused::{after_refusal, refusal_reason};
-use crate::api::{build_number, Build, BuildPhase, RunPolicy, StatusReason, TagRef, IMAGE_GROUP};
+use crate::api::{
+    build_number, find_image, Build, BuildPhase, ImageRef, RunPolicy, StatusReason, TagRef,
+    IMAGE_GROUP,
+};
 use crate::controller::build::phase::{
     cancel_requested, ended_before_start, started, waiting, CANCELLED_MESSAGE,
 };
@@ -299,19 +302,11 @@ fn resolve(ctx: &Context, build: &Build) -> Result<Build, (StatusReason, String)
     let mut resolved = build.clone();
     let output_ref = output_reference(build, ctx.settings.registry.as_deref())?;
     if let Some(docker) = resolved.spec.common.strategy.docker_strategy.as_mut() {
-        if let Some(tag) = docker
-            .from
-            .as_ref()
-            .and_then(|f| TagRef::from_object_reference(f, &namespace))
-        {
-            let image = current_reference(ctx, &tag).ok_or((
-                StatusReason::InvalidImageReference,
-                format!(
-                    "waiting for ImageStreamTag {}/{} to have an image",
-                    tag.namespace,
-                    tag.name()
-                ),
-            ))?;
+        let image = match docker.from.as_ref() {
+            Some(from) => strategy_image(ctx, from, &namespace)?,
+            None => None,
+        };
+        if let Some(image) = image {
             docker.from = Some(ObjectReference {
                 kind: Some("DockerImage".into()),
                 name: Some(image),
@@ -324,4 +319,41 @@ fn resolve(ctx: &Context, build: &Build) -> Result<Build, (StatusReason, String)
         .get_or_insert_with(Default::default)
         .output_docker_image_reference = output_ref;
     Ok(resolved)
+}
+
+/// The pull spec an ImageStreamTag or ImageStreamImage `from` names, from the ImageStream cache;
+/// `None` for a DockerImage. A reference without an image yet keeps the build waiting.
+fn strategy_image(
+    ctx: &Context,
+    from: &ObjectReference,
+    namespace: &str,
+) -> Result<Option<String>, (StatusReason, String)> {
+    if let Some(image) = ImageRef::from_object_reference(from, namespace) {
+        let found = ctx
+            .image_streams
+            .get(&ObjectRef::new(&image.stream).within(&image.namespace))
+            .and_then(|s| {
+                find_image(s.status.as_ref()?, &image.digest)
+                    .map(|e| e.docker_image_reference.clone())
+            });
+        return found.map(Some).ok_or((
+            StatusReason::InvalidImageReference,
+            format!(
+                "waiting for ImageStreamImage {}/{} to exist",
+                image.namespace,
+                image.name()
+            ),
+        ));
+    }
+    let Some(tag) = TagRef::from_object_reference(from, namespace) else {
+        return Ok(None);
+    };
+    current_reference(ctx, &tag).map(Some).ok_or((
+        StatusReason::InvalidImageReference,
+        format!(
+            "waiting for ImageStreamTag {}/{} to have an image",
+            tag.namespace,
+            tag.name()
+        ),
+    ))
 }

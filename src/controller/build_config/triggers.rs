@@ -43,26 +43,6 @@ pub(crate) fn watched_tags(bc: &BuildConfig) -> Vec<TagRef> {
     tags
 }
 
-/// The pull spec that last started a build for `tag`, from `status.imageChangeTriggers`.
-pub(crate) fn last_triggered_image(bc: &BuildConfig, tag: &TagRef) -> Option<String> {
-    let namespace = bc.metadata.namespace.clone().unwrap_or_default();
-    bc.status
-        .as_ref()?
-        .image_change_triggers
-        .iter()
-        .find_map(|s| {
-            let from = s.from.as_ref()?;
-            let ns = from
-                .namespace
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| namespace.clone());
-            (ns == tag.namespace && from.name == tag.name())
-                .then(|| s.last_triggered_image_id.clone())
-                .flatten()
-        })
-}
-
 /// The ImageChange triggers that should fire: the tag's current image differs from the one that
 /// last started a build. `current` resolves a tag to its current image pull spec.
 pub(crate) fn due_image_changes(
@@ -73,7 +53,7 @@ pub(crate) fn due_image_changes(
         .into_iter()
         .filter_map(|tag| {
             let image = current(&tag)?;
-            (last_triggered_image(bc, &tag).as_deref() != Some(image.as_str()))
+            (bc.last_triggered_image(&tag).as_deref() != Some(image.as_str()))
                 .then_some((tag, image))
         })
         .collect()
