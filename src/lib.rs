@@ -12,6 +12,7 @@ pub mod crdgen;
 pub mod instantiate;
 pub mod local;
 pub mod naming;
+pub(crate) mod registry;
 pub mod template;
 pub mod webhook;
 pub mod yaml;

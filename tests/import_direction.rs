@@ -43,6 +43,17 @@ const RULES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "src/registry",
+        &[
+            "builder",
+            "instantiate",
+            "controller",
+            "webhook",
+            "local",
+            "cli",
+        ],
+    ),
+    (
         "src/builder",
         &["instantiate", "controller", "webhook", "local", "cli"],
     ),
@@ -50,7 +61,7 @@ const RULES: &[(&str, &[&str])] = &[
         "src/instantiate.rs",
         &["builder", "controller", "webhook", "local", "cli"],
     ),
-    ("src/controller", &["webhook", "local", "cli"]),
+    ("src/controller", &["builder", "webhook", "local", "cli"]),
     ("src/webhook", &["builder", "controller", "local", "cli"]),
     ("src/local.rs", &["webhook", "cli"]),
 ];

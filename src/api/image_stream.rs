@@ -108,7 +108,16 @@ pub struct ImageStreamStatus {
     /// Each tag's image history, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<NamedTagEventList>,
+    /// The last value of the `image.kiln.dev/import-requested` annotation whose imports the
+    /// controller has made (kiln's own: `kiln import-image` waits for it; OpenShift imports
+    /// synchronously through an ImageStreamImport instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_import_request: Option<String>,
 }
+
+/// Set (to a new value each time) to import every imported tag of the stream again now:
+/// `kiln import-image` does, and waits until `status.observedImportRequest` equals it.
+pub const IMPORT_REQUEST_ANNOTATION: &str = "image.kiln.dev/import-requested";
 
 /// A tag's image history.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

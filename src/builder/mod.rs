@@ -9,7 +9,7 @@
 //! names and environment variables are part of that contract, in [`crate::api::contract`].
 
 pub(crate) mod archive;
-pub(crate) mod auth;
+pub(crate) use crate::registry::auth;
 pub(crate) mod buildah;
 pub(crate) mod context_dir;
 pub(crate) mod dockerfile;

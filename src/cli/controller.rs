@@ -8,7 +8,8 @@ use clap::Args;
 use super::Error;
 use crate::controller::build_config::history::DEFAULT_TAG_HISTORY_LIMIT;
 use crate::controller::context::{
-    DEFAULT_POD_CREATE_RETRY_WINDOW, DEFAULT_POD_PENDING_TIMEOUT, DEFAULT_WATCH_FAILURE_TIMEOUT,
+    DEFAULT_IMPORT_INTERVAL, DEFAULT_POD_CREATE_RETRY_WINDOW, DEFAULT_POD_PENDING_TIMEOUT,
+    DEFAULT_WATCH_FAILURE_TIMEOUT,
 };
 use crate::controller::{PodSettings, SecurityProfile, Settings};
 
@@ -50,6 +51,10 @@ pub(crate) struct ControllerArgs {
     /// How many TagEvents each ImageStream tag keeps.
     #[arg(long, env = "KILN_TAG_HISTORY_LIMIT", default_value_t = DEFAULT_TAG_HISTORY_LIMIT)]
     pub(crate) tag_history_limit: usize,
+    /// Seconds between re-imports of ImageStream tags with `importPolicy.scheduled` (OpenShift's
+    /// default is 15 minutes).
+    #[arg(long, env = "KILN_IMAGE_IMPORT_INTERVAL", default_value_t = DEFAULT_IMPORT_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) image_import_interval: u64,
     /// Seconds a watch may fail without a break before /healthz fails.
     #[arg(long, env = "KILN_WATCH_FAILURE_TIMEOUT", default_value_t = DEFAULT_WATCH_FAILURE_TIMEOUT.as_secs())]
     pub(crate) watch_failure_timeout: u64,
@@ -92,6 +97,7 @@ impl ControllerArgs {
             watch_failure_timeout: std::time::Duration::from_secs(self.watch_failure_timeout),
             pod_create_retry_window: std::time::Duration::from_secs(self.pod_create_retry_window),
             pod_pending_timeout: std::time::Duration::from_secs(self.pod_pending_timeout.max(1)),
+            import_interval: std::time::Duration::from_secs(self.image_import_interval),
         }
     }
 }

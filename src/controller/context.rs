@@ -40,6 +40,8 @@ pub struct Settings {
     /// How long a build Pod may stay Pending before the Build's message, a `warn` line and a
     /// Warning Event say why (from the Pod's own conditions).
     pub pod_pending_timeout: Duration,
+    /// How often ImageStream tags with `importPolicy.scheduled` are imported again.
+    pub import_interval: Duration,
 }
 
 /// How long a refused build Pod is retried, unless configured.
@@ -47,6 +49,9 @@ pub(crate) const DEFAULT_POD_CREATE_RETRY_WINDOW: Duration = Duration::from_secs
 
 /// How long a build Pod may stay Pending before the Build says why, unless configured.
 pub(crate) const DEFAULT_POD_PENDING_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How often scheduled imports run unless configured (OpenShift's default).
+pub(crate) const DEFAULT_IMPORT_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
 /// How long a watch may fail without a break before `/healthz` fails, unless configured.
 pub(crate) const DEFAULT_WATCH_FAILURE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -141,6 +146,8 @@ pub(crate) struct Context {
     pub(crate) failures: FailureLog,
     /// Set once every cache has synced.
     pub(crate) ready: Arc<AtomicBool>,
+    /// The last import of each ImageStream tag.
+    pub(crate) imports: super::imports::ImportLog,
 }
 
 impl Context {

@@ -10,6 +10,7 @@ pub(crate) mod context;
 pub(crate) mod events;
 pub(crate) mod health;
 pub(crate) mod image_stream;
+pub(crate) mod imports;
 pub(crate) mod metrics;
 pub(crate) mod reconcile;
 pub mod run;

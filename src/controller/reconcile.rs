@@ -49,10 +49,11 @@ pub(crate) fn await_own_writes<'a>(
         .map(Action::requeue)
 }
 
-/// The reconciler label of a kind: `build` or `buildconfig`.
+/// The reconciler label of a kind: `build`, `buildconfig` or `imagestream`.
 pub(crate) fn controller_of(kind: &str) -> &'static str {
     match kind {
         "Build" => "build",
+        "ImageStream" => "imagestream",
         _ => "buildconfig",
     }
 }

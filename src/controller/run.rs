@@ -17,7 +17,7 @@ use super::context::{event_publisher, Context, Settings};
 use super::health::Health;
 use super::metrics::Metrics;
 use super::reconcile::{error_policy, FailureLog};
-use super::{build, build_config};
+use super::{build, build_config, imports};
 use crate::api::{Build, BuildConfig, ImageStream};
 use crate::naming;
 
@@ -68,6 +68,7 @@ pub async fn run(
         settings,
         pods: pod_reader.clone(),
         image_streams: is_reader.clone(),
+        imports: imports::ImportLog::default(),
         builds: builds.clone(),
         triggers: triggers.clone(),
         events: event_publisher(client.clone()),
@@ -123,27 +124,20 @@ pub async fn run(
         .inspect(observe_watch(&context, "imagestreams"))
         .reflect(is_writer)
         .inspect_ok(synced.mark(Cache::ImageStreams))
-        .touched_objects();
-    // Watch errors are retried by the backoff; the loop only ends with the task.
-    let is_guard = context.health.task("imagestream watch");
-    let is_task = tokio::spawn(async move {
-        let _alive = is_guard;
-        let mut is_stream = std::pin::pin!(is_stream);
-        while let Some(item) = is_stream.next().await {
-            // Errors are counted and logged by the watch's observer.
-            if let Ok(stream) = item {
-                let namespace = stream.metadata.namespace.clone().unwrap_or_default();
-                let name = stream.metadata.name.clone().unwrap_or_default();
-                for config in is_triggers.configs_for(&namespace, &name) {
-                    let _ = is_tx.send(config);
-                }
+        .touched_objects()
+        .inspect_ok(move |stream| {
+            // A changed ImageStream reconciles the BuildConfigs that watch it (their triggers).
+            let namespace = stream.metadata.namespace.clone().unwrap_or_default();
+            let name = stream.metadata.name.clone().unwrap_or_default();
+            for config in is_triggers.configs_for(&namespace, &name) {
+                let _ = is_tx.send(config);
             }
-        }
-    });
+        });
 
     let (shutdown_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut build_shutdown = shutdown_tx.subscribe();
     let mut config_shutdown = shutdown_tx.subscribe();
+    let mut is_shutdown = shutdown_tx.subscribe();
     tokio::spawn(async move {
         shutdown.await;
         let _ = shutdown_tx.send(());
@@ -155,6 +149,13 @@ pub async fn run(
             let _ = build_shutdown.recv().await;
         })
         .run(build::reconcile, error_policy, context.clone())
+        .for_each(log_controller_error);
+
+    let is_controller = Controller::for_stream(is_stream, is_reader)
+        .graceful_shutdown_on(async move {
+            let _ = is_shutdown.recv().await;
+        })
+        .run(imports::reconcile, error_policy, context.clone())
         .for_each(log_controller_error);
 
     let (config_reader, config_writer) = reflector::store::<BuildConfig>();
@@ -172,10 +173,14 @@ pub async fn run(
         .run(build_config::reconcile, error_policy, context.clone())
         .for_each(log_controller_error);
 
+    let is_guard = context.health.task("imagestream controller");
     let build_guard = context.health.task("build controller");
     let config_guard = context.health.task("buildconfig controller");
     let tasks = vec![
-        is_task,
+        tokio::spawn(async move {
+            let _alive = is_guard;
+            is_controller.await;
+        }),
         tokio::spawn(async move {
             let _alive = build_guard;
             build_controller.await;

@@ -9,12 +9,8 @@ const BUILD_ARG_VALUE_FROM: &str = "valueFrom is not resolved in build arguments
 const TRUSTED_CA: &str = "kiln mounts no cluster trust bundle; mount CA certificates into RUN steps with spec.strategy.dockerStrategy.volumes";
 const LOOKUP_LOCAL: &str = "kiln does not resolve the stream's short name in Pods; use the full pull spec from status.dockerImageRepository";
 const REPOSITORY: &str = "kiln does not mirror an external repository into the stream";
-const TAG_FROM: &str =
-    "tags are not imported: the tag gets an image only when a kiln build pushes to it";
-const IMPORT_POLICY: &str =
-    "tags are not imported, so import policies (scheduled, insecure, importMode) have no effect";
-const REFERENCE_POLICY: &str = "kiln has no integrated registry to pull through; consumers pull from where the image was pushed";
-const REFERENCE: &str = "tags are not imported, so reference has no effect";
+const IMPORT_MODE_LEGACY: &str = "kiln records the digest the registry serves for the reference (a manifest list stays a manifest list, as with PreserveOriginal); no single-platform manifest is picked";
+const REFERENCE_POLICY_LOCAL: &str = "kiln has no integrated registry to pull through; consumers pull from the image's source, as with Source";
 
 /// The inert fields present in a converted document of `kind`, as (path, reason).
 pub(crate) fn fields(kind: &str, doc: &Value) -> Vec<(String, String)> {
@@ -64,26 +60,21 @@ pub(crate) fn fields(kind: &str, doc: &Value) -> Vec<(String, String)> {
                 note("spec.dockerImageRepository".into(), REPOSITORY);
             }
             for (i, tag) in array(spec.get("tags")).iter().enumerate() {
-                let present = |f: &str| tag.get(f).is_some_and(|v| !v.is_null());
-                if present("from") {
-                    note(format!("spec.tags[{i}].from"), TAG_FROM);
-                }
-                if present("importPolicy")
-                    && tag["importPolicy"]
-                        .as_object()
-                        .is_some_and(|m| m.values().any(|v| !v.is_null()))
-                {
-                    note(format!("spec.tags[{i}].importPolicy"), IMPORT_POLICY);
-                }
                 if tag
-                    .pointer("/referencePolicy/type")
+                    .pointer("/importPolicy/importMode")
                     .and_then(Value::as_str)
-                    .is_some_and(|t| !t.is_empty())
+                    == Some("Legacy")
                 {
-                    note(format!("spec.tags[{i}].referencePolicy"), REFERENCE_POLICY);
+                    note(
+                        format!("spec.tags[{i}].importPolicy.importMode"),
+                        IMPORT_MODE_LEGACY,
+                    );
                 }
-                if tag.get("reference") == Some(&Value::Bool(true)) {
-                    note(format!("spec.tags[{i}].reference"), REFERENCE);
+                if tag.pointer("/referencePolicy/type").and_then(Value::as_str) == Some("Local") {
+                    note(
+                        format!("spec.tags[{i}].referencePolicy"),
+                        REFERENCE_POLICY_LOCAL,
+                    );
                 }
             }
         }
@@ -110,15 +101,16 @@ mod tests {
                 json!({"spec": {"lookupPolicy": {"local": true}, "dockerImageRepository": "quay.io/x",
                        "tags": [{"name": "a"},
                                 {"name": "b", "from": {"kind": "DockerImage", "name": "x"},
-                                 "importPolicy": {"scheduled": true}, "referencePolicy": {"type": "Source"},
-                                 "reference": true}]}}),
+                                 "importPolicy": {"scheduled": true, "importMode": "Legacy"},
+                                 "referencePolicy": {"type": "Local"}, "reference": true},
+                                {"name": "c", "from": {"kind": "DockerImage", "name": "x"},
+                                 "importPolicy": {"scheduled": true, "insecure": true, "importMode": "PreserveOriginal"},
+                                 "referencePolicy": {"type": "Source"}}]}}),
                 vec![
                     "spec.lookupPolicy.local",
                     "spec.dockerImageRepository",
-                    "spec.tags[1].from",
-                    "spec.tags[1].importPolicy",
+                    "spec.tags[1].importPolicy.importMode",
                     "spec.tags[1].referencePolicy",
-                    "spec.tags[1].reference",
                 ],
             ),
             (

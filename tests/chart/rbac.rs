@@ -32,9 +32,12 @@ const CONTROLLER_REQUESTS: &[(&str, &str, &str)] = &[
     ("", "pods", "create"),
     ("", "pods", "get"),
     ("", "pods", "delete"),
-    // controller/build.rs: whether the push secret of a Pending build exists (metadata only).
+    // controller/build.rs: whether the push secret of a Pending build exists (metadata only);
+    // controller/imports/secrets.rs: the pull secrets the `default` ServiceAccount names.
     ("", "secrets", "get"),
+    ("", "serviceaccounts", "get"),
     // controller/image_stream.rs: TagEvents; the ImageStream is created when missing.
+    // controller/imports: imported TagEvents and ImportSuccess conditions (imagestreams/status).
     ("image.kiln.dev", "imagestreams", "get"),
     ("image.kiln.dev", "imagestreams", "create"),
     ("image.kiln.dev", "imagestreams/status", "update"),
@@ -158,6 +161,24 @@ async fn every_request_the_controller_makes_is_granted_by_the_rendered_cluster_r
         .await;
     h.start_build("shared", "cross").await;
     h.wait_pod("shared-1").await;
+    // An import reads the namespace's pull secrets (its `default` ServiceAccount) and writes the
+    // tag's condition (nothing listens on port 1).
+    let is: kiln::api::ImageStream = serde_json::from_value(serde_json::json!({
+        "apiVersion": "image.kiln.dev/v1alpha1", "kind": "ImageStream",
+        "metadata": {"name": "upstream", "namespace": NS},
+        "spec": {"tags": [{"name": "1", "from": {"kind": "DockerImage", "name": "127.0.0.1:1/up/base:1"},
+                           "importPolicy": {"insecure": true}}]}
+    }))
+    .unwrap();
+    Api::<kiln::api::ImageStream>::namespaced(h.client.clone(), NS)
+        .create(&kube::api::PostParams::default(), &is)
+        .await
+        .unwrap();
+    controller_support::eventually("the import's condition", || async {
+        let is = h.image_stream("upstream").await?;
+        is.status?.tags.first()?.conditions.first().map(drop)
+    })
+    .await;
     controller.abort();
 
     let done = h.builds().await;
@@ -183,6 +204,7 @@ async fn every_request_the_controller_makes_is_granted_by_the_rendered_cluster_r
         ("pods", "create"),
         ("pods", "delete"),
         ("secrets", "get"),
+        ("serviceaccounts", "get"),
         ("imagestreams", "create"),
         ("imagestreams/status", "update"),
         ("events", "create"),

@@ -163,6 +163,10 @@ fn full_values_reach_the_manifests() {
         Some("25")
     );
     assert_eq!(
+        env_value(deployment, "KILN_IMAGE_IMPORT_INTERVAL").as_deref(),
+        Some("60")
+    );
+    assert_eq!(
         env_value(deployment, "RUST_LOG").as_deref(),
         c["logLevel"].as_str()
     );

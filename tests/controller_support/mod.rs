@@ -67,6 +67,7 @@ pub fn settings() -> Settings {
         watch_failure_timeout: Duration::from_secs(300),
         pod_create_retry_window: Duration::from_secs(300),
         pod_pending_timeout: Duration::from_secs(300),
+        import_interval: Duration::from_secs(900),
     }
 }
 
