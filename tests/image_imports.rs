@@ -346,3 +346,87 @@ async fn reference_tags_and_tags_of_other_tags_follow_without_a_registry() {
         .iter()
         .all(|t| t.conditions.is_empty()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_namespaces_tag_is_followed_only_when_the_builder_account_may_pull_it() {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let mut h = Harness::start_with(kiln_sandbox::ServerConfig {
+        authorization: kiln_sandbox::Authorization::Rbac,
+        ..kiln_sandbox::ServerConfig::default()
+    })
+    .await;
+    let mut settings = controller_support::settings();
+    settings.import_interval = INTERVAL;
+    h.start_controller_with(settings).await;
+    create_stream(
+        &h,
+        json!({"tags": [{"name": "1", "from": {"kind": "DockerImage", "name": "quay.io/x/base:1"},
+                          "reference": true}]}),
+        "base",
+    )
+    .await;
+    let namespace: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(h.client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+    let team: Api<ImageStream> = Api::namespaced(h.client.clone(), "team");
+    let mirror: ImageStream = serde_json::from_value(json!({
+        "apiVersion": "image.kiln.dev/v1alpha1", "kind": "ImageStream",
+        "metadata": {"name": "mirror", "namespace": "team"},
+        "spec": {"tags": [{"name": "1", "from": {"kind": "ImageStreamTag", "namespace": NS, "name": "base:1"}}]}
+    }))
+    .unwrap();
+    team.create(&PostParams::default(), &mirror).await.unwrap();
+    let refused = eventually("the refusal", || async {
+        let is = team.get("mirror").await.ok()?;
+        is.status?.tags.first()?.conditions.first().cloned()
+    })
+    .await;
+    assert_eq!(refused.reason.as_deref(), Some("Forbidden"));
+    let message = refused.message.unwrap_or_default();
+    assert!(
+        message.contains("team/builder") && message.contains("kiln-image-puller"),
+        "{message}"
+    );
+
+    // Pull access for team's builder account in the source namespace: the tag follows.
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "puller", "namespace": NS},
+        "rules": [{"apiGroups": ["image.kiln.dev"], "resources": ["imagestreams/layers"], "verbs": ["get"]}]
+    }))
+    .unwrap();
+    Api::<Role>::namespaced(h.client.clone(), NS)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "team-pulls", "namespace": NS},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "puller"},
+        "subjects": [{"kind": "ServiceAccount", "name": "builder", "namespace": "team"}]
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(h.client.clone(), NS)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    team.patch(
+        "mirror",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {IMPORT_REQUEST_ANNOTATION: "after-grant"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let followed = eventually("the tag to follow", || async {
+        let is = team.get("mirror").await.ok()?;
+        let tag = is.status?.tags.into_iter().next()?;
+        (tag.conditions.is_empty())
+            .then(|| tag.items.first().map(|e| e.docker_image_reference.clone()))
+            .flatten()
+    })
+    .await;
+    assert_eq!(followed, "quay.io/x/base:1");
+}

@@ -176,42 +176,62 @@ async fn refused_access(
 ) -> Result<Option<(StatusReason, String)>, Error> {
     let namespace = build.namespace().unwrap_or_default();
     let account = service_account(build);
-    let reviews: Api<SubjectAccessReview> = Api::all(ctx.client.clone());
     for check in cross_namespace_checks(build, ctx.settings.registry.as_deref()) {
-        let review = SubjectAccessReview {
-            spec: SubjectAccessReviewSpec {
-                user: Some(format!("system:serviceaccount:{namespace}:{account}")),
-                groups: Some(vec![
-                    "system:serviceaccounts".into(),
-                    format!("system:serviceaccounts:{namespace}"),
-                    "system:authenticated".into(),
-                ]),
-                resource_attributes: Some(ResourceAttributes {
-                    namespace: Some(check.namespace.clone()),
-                    verb: Some(check.access.verb().into()),
-                    group: Some(IMAGE_GROUP.into()),
-                    resource: Some("imagestreams".into()),
-                    subresource: Some("layers".into()),
-                    name: Some(check.stream.clone()),
-                    ..ResourceAttributes::default()
-                }),
-                ..SubjectAccessReviewSpec::default()
-            },
-            ..SubjectAccessReview::default()
-        };
-        let answer = reviews
-            .create(&PostParams::default(), &review)
-            .await
-            .map_err(api_error(format!(
-                "asking whether {namespace}/{account} may {} imagestreams/layers in {}",
-                check.access.verb(),
-                check.namespace
-            )))?;
-        if !answer.status.is_some_and(|s| s.allowed) {
+        if !layers_allowed(
+            ctx,
+            &namespace,
+            &account,
+            check.access.verb(),
+            &check.namespace,
+            &check.stream,
+        )
+        .await?
+        {
             return Ok(Some(check.refusal(&namespace, &account)));
         }
     }
     Ok(None)
+}
+
+/// Whether ServiceAccount `namespace/account` may `verb` `imagestreams/layers` of `stream` in
+/// `target_namespace`, asked of the API server with a SubjectAccessReview.
+pub(crate) async fn layers_allowed(
+    ctx: &Context,
+    namespace: &str,
+    account: &str,
+    verb: &str,
+    target_namespace: &str,
+    stream: &str,
+) -> Result<bool, Error> {
+    let reviews: Api<SubjectAccessReview> = Api::all(ctx.client.clone());
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(format!("system:serviceaccount:{namespace}:{account}")),
+            groups: Some(vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{namespace}"),
+                "system:authenticated".into(),
+            ]),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(target_namespace.into()),
+                verb: Some(verb.into()),
+                group: Some(IMAGE_GROUP.into()),
+                resource: Some("imagestreams".into()),
+                subresource: Some("layers".into()),
+                name: Some(stream.into()),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    let answer = reviews
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(api_error(format!(
+        "asking whether {namespace}/{account} may {verb} imagestreams/layers in {target_namespace}"
+    )))?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
 /// Whose Pod holds the build Pod's name after [`create_pod`].

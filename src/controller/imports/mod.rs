@@ -23,7 +23,10 @@ use serde_json::Value;
 use self::decide::{
     apply, import_due, imported_reference, source_of, Attempt, Due, Outcome, Source,
 };
+use super::build::pod::DEFAULT_SERVICE_ACCOUNT;
+use super::build_config::access::{Access as LayerAccess, AccessCheck, Purpose};
 use super::build_config::history::current_image;
+use super::build_config::start::layers_allowed;
 use super::context::{api_error, Context, Error};
 use super::reconcile::preamble;
 use crate::api::image_stream::{ImageStreamStatus, IMPORT_REQUEST_ANNOTATION};
@@ -101,14 +104,19 @@ pub(crate) async fn reconcile(is: Arc<ImageStream>, ctx: Arc<Context>) -> Result
                 digest: String::new(),
             },
             Ok(Some(source @ (Source::Tag(_) | Source::Image(_)))) => {
-                let found = followed(&ctx, &name, &namespace, &status, &source);
-                if found.is_none() {
-                    soon(now + PENDING_RECHECK);
+                match refused_follow(&ctx, &namespace, &source).await? {
+                    Some(refused) => refused,
+                    None => {
+                        let found = followed(&ctx, &name, &namespace, &status, &source);
+                        if found.is_none() {
+                            soon(now + PENDING_RECHECK);
+                        }
+                        found.map_or(Outcome::Pending, |e| Outcome::Image {
+                            reference: e.docker_image_reference,
+                            digest: e.image,
+                        })
+                    }
                 }
-                found.map_or(Outcome::Pending, |e| Outcome::Image {
-                    reference: e.docker_image_reference,
-                    digest: e.image,
-                })
             }
             Ok(Some(
                 ref source @ Source::Import {
@@ -175,6 +183,47 @@ pub(crate) async fn reconcile(is: Arc<ImageStream>, ctx: Arc<Context>) -> Result
     }
     Ok(recheck.map_or_else(Action::await_change, |at| {
         Action::requeue(at.saturating_duration_since(Instant::now()))
+    }))
+}
+
+/// Another namespace's stream is followed only when the namespace's `builder` ServiceAccount (the
+/// account its builds pull with) may pull from it, as a build from that stream needs: OpenShift
+/// checks the user who writes the tag, whom a controller cannot know. `Some` is the refusal.
+async fn refused_follow(
+    ctx: &Context,
+    namespace: &str,
+    source: &Source,
+) -> Result<Option<Outcome>, Error> {
+    let (source_ns, stream) = match source {
+        Source::Tag(t) => (&t.namespace, &t.stream),
+        Source::Image(i) => (&i.namespace, &i.stream),
+        _ => return Ok(None),
+    };
+    if source_ns == namespace {
+        return Ok(None);
+    }
+    let check = AccessCheck {
+        purpose: Purpose::From,
+        access: LayerAccess::Pull,
+        namespace: source_ns.clone(),
+        stream: stream.clone(),
+    };
+    if layers_allowed(
+        ctx,
+        namespace,
+        DEFAULT_SERVICE_ACCOUNT,
+        check.access.verb(),
+        source_ns,
+        stream,
+    )
+    .await?
+    {
+        return Ok(None);
+    }
+    let (_, message) = check.refusal(namespace, DEFAULT_SERVICE_ACCOUNT);
+    Ok(Some(Outcome::Failed {
+        reason: "Forbidden".into(),
+        message,
     }))
 }
 
