@@ -170,13 +170,9 @@ pub async fn run_all(s: &Setup, pods: Vec<Value>) -> Vec<Pod> {
 }
 
 /// Starts a `docker-registry` on a free port with its storage in `dir`, requiring basic auth
-/// when `htpasswd` is given; killed when the test process exits.
+/// when `htpasswd` is given; killed when the test process exits. A port taken by another
+/// process between the probe and the start makes the registry exit: it is retried on another.
 fn start_registry(dir: &Path, htpasswd: Option<(&str, &str)>) -> (Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let mut auth = String::new();
     if let Some((user, password)) = htpasswd {
         let hash = bcrypt::hash(password, 4).unwrap();
@@ -187,40 +183,61 @@ fn start_registry(dir: &Path, htpasswd: Option<(&str, &str)>) -> (Child, u16) {
             file.display()
         );
     }
-    let config = dir.join("registry.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    let registry = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry (scripts/install-deps.sh installs it)");
-    let _ = Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "while kill -0 {} 2>/dev/null; do sleep 1; done; kill {}",
-                std::process::id(),
-                registry.id()
+    for _attempt in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                dir.join("data").display()
             ),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < LIMIT, "docker-registry did not listen");
-        std::thread::sleep(Duration::from_millis(50));
+        )
+        .unwrap();
+        let mut registry = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry (scripts/install-deps.sh installs it)");
+        let start = Instant::now();
+        let listening = loop {
+            if matches!(registry.try_wait(), Ok(Some(_))) {
+                break false;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Ours, not another process's: still running once the port answers.
+                std::thread::sleep(Duration::from_millis(100));
+                break matches!(registry.try_wait(), Ok(None));
+            }
+            assert!(start.elapsed() < LIMIT, "docker-registry did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if !listening {
+            let _ = registry.kill();
+            let _ = registry.wait();
+            continue;
+        }
+        let _ = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "while kill -0 {} 2>/dev/null; do sleep 1; done; kill {}",
+                    std::process::id(),
+                    registry.id()
+                ),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        return (registry, port);
     }
-    (registry, port)
+    panic!("docker-registry could not start on a free port");
 }
 
 /// A registry requiring basic auth, holding the app image as `<addr>/private/app:1`.
@@ -240,6 +257,16 @@ impl PrivateRegistry {
         let dir = tempfile::tempdir().unwrap();
         let (registry, port) = start_registry(dir.path(), Some((user, password)));
         let addr = format!("127.0.0.1:{port}");
+        // The registry answering on the port is this one, requiring credentials.
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        std::io::Write::write_all(
+            &mut stream,
+            format!("GET /v2/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
         let image = format!("{addr}/private/app:1");
         run(Command::new("buildah")
             .arg("--root")
