@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{EnvVar, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::{Resource, ResourceExt};
 
 use crate::api::build::BuildTriggerCause;
@@ -122,6 +122,10 @@ pub struct BuildRequest {
     pub last_version: Option<i64>,
     /// The git ref to build instead of `source.git.ref` (a webhook's branch or tag glob match).
     pub git_ref: Option<String>,
+    /// Leave `status.lastVersion` to the controller, which raises it to the highest build number
+    /// it sees: the requester needs no write to the BuildConfig's status (`kiln start-build`).
+    /// The number is then chosen above every existing Build of the BuildConfig.
+    pub leave_last_version: bool,
 }
 
 impl BuildRequest {
@@ -329,7 +333,9 @@ pub async fn instantiate(
         // (409, same request id) instead of creating a second one.
         if let Some(existing) = find_request(&builds, name, &request.request_id).await? {
             let number = build_number(&existing).unwrap_or_default();
-            raise_last_version(&configs, bc, number, request).await?;
+            if !request.leave_last_version {
+                raise_last_version(&configs, bc, number, request).await?;
+            }
             return Ok(existing);
         }
         // An image change whose image an earlier build already recorded (the ConfigChange build
@@ -358,6 +364,9 @@ pub async fn instantiate(
                 actual: last,
             });
         }
+        if request.leave_last_version && skip_past == 0 {
+            skip_past = highest_build_number(&builds, name).await?;
+        }
         let number = naming::next_build_number(last.max(skip_past))
             .ok_or_else(|| Error::NumbersExhausted(name.into(), last))?;
         let wanted = new_build(&bc, number, request)?;
@@ -385,10 +394,41 @@ pub async fn instantiate(
                 })
             }
         };
-        raise_last_version(&configs, bc, number, request).await?;
+        if !request.leave_last_version {
+            raise_last_version(&configs, bc, number, request).await?;
+        }
         return Ok(build);
     }
     Err(Error::Contended(name.into(), MAX_ATTEMPTS))
+}
+
+/// The highest number among the BuildConfig's Builds (0 when it has none), found by its label.
+async fn highest_build_number(builds: &Api<Build>, config: &str) -> Result<i64, Error> {
+    let selector = format!(
+        "{}={}",
+        naming::BUILD_CONFIG_LABEL,
+        naming::label_value(config)
+    );
+    let list = builds
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::Api {
+            action: format!("listing the Builds of {config}"),
+            source,
+        })?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|b| {
+            b.metadata
+                .annotations
+                .as_ref()?
+                .get(naming::BUILD_NUMBER_ANNOTATION)?
+                .parse::<i64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0))
 }
 
 /// The Build a request already created, found by its request label and confirmed by annotation.

@@ -80,6 +80,8 @@ pub(crate) fn request(args: &StartBuildArgs, request_id: String) -> BuildRequest
         }),
         env: args.env.clone(),
         build_args: args.build_args.clone(),
+        // A tenant starting a build needs no write to the BuildConfig's status.
+        leave_last_version: true,
         ..BuildRequest::default()
     }
 }

@@ -336,8 +336,10 @@ async fn under_rbac_the_controller_needs_only_its_role_and_tenants_use_the_aggre
         .create(&PostParams::default(), &bc)
         .await
         .unwrap();
+    // As `kiln start-build` asks: no write to the BuildConfig's status.
     let request = |id: &str| BuildRequest {
         request_id: id.into(),
+        leave_last_version: true,
         ..BuildRequest::default()
     };
     let first = instantiate(&alice, NS, "app", &request("first"))
@@ -448,5 +450,14 @@ async fn under_rbac_the_controller_needs_only_its_role_and_tenants_use_the_aggre
             .len(),
         2
     );
+    // Nobody but the controller wrote the BuildConfig's status: it raised lastVersion itself.
+    eventually("the controller to raise lastVersion to 2", || async {
+        let bc = Api::<BuildConfig>::namespaced(admin.clone(), NS)
+            .get("app")
+            .await
+            .unwrap();
+        (bc.status?.last_version == 2).then_some(())
+    })
+    .await;
     controller.abort();
 }
