@@ -430,3 +430,83 @@ async fn another_namespaces_tag_is_followed_only_when_the_builder_account_may_pu
     .await;
     assert_eq!(followed, "quay.io/x/base:1");
 }
+
+/// Runs the real `kiln import-image` with `args` against `kubeconfig`: (success, stdout, stderr).
+async fn import_image(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("import-image")
+        .args(args)
+        .args(["-n", NS, "--timeout", "20"])
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kiln_import_image_creates_imports_again_and_reports_failures_like_oc() {
+    let registry = Registry::start(None);
+    let upstream = format!("{}/up/base:1", registry.addr());
+    let first = push(&upstream, "one", None).await;
+    // The default (15 minute) schedule: every import here is a requested one.
+    let h = Harness::start().await;
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_addr = api.local_addr().unwrap();
+    tokio::spawn(kiln_sandbox::serve::run(h.server.clone(), api));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    kiln_sandbox::serve::write_kubeconfig(&kubeconfig, api_addr).unwrap();
+
+    let (ok, _, err) = import_image(&kubeconfig, &["base:1", "--from", &upstream]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("does not exist; pass --confirm to create it"),
+        "{err}"
+    );
+
+    let args = [
+        "base:1",
+        "--from",
+        &upstream,
+        "--confirm",
+        "--insecure",
+        "--scheduled",
+    ];
+    let (ok, out, err) = import_image(&kubeconfig, &args).await;
+    assert!(ok, "{out}{err}");
+    let want = format!("base:1 -> {}/up/base@{first}", registry.addr());
+    assert!(out.contains(&want), "{out}");
+    let is = h.image_stream("base").await.unwrap();
+    let policy = is.spec.tags[0].import_policy.clone().unwrap();
+    assert_eq!(
+        (policy.scheduled, policy.insecure),
+        (Some(true), Some(true))
+    );
+
+    // A new upstream image, imported when asked (the schedule is 15 minutes away).
+    let second = push(&upstream, "two", None).await;
+    let (ok, out, err) = import_image(&kubeconfig, &["base:1"]).await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains(&format!("base:1 -> {}/up/base@{second}", registry.addr())),
+        "{out}"
+    );
+    assert_eq!(h.tag_images("base", "1").await, [second, first]);
+
+    let missing = format!("{}/up/missing:1", registry.addr());
+    let (ok, out, err) = import_image(
+        &kubeconfig,
+        &["base:2", "--from", &missing, "--confirm", "--insecure"],
+    )
+    .await;
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("importing base:2 failed: NotFound:") && err.contains(&missing),
+        "{err}"
+    );
+}

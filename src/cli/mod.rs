@@ -8,6 +8,7 @@ pub(crate) mod build;
 pub(crate) mod builder;
 pub(crate) mod controller;
 pub(crate) mod convert;
+pub(crate) mod import_image;
 pub(crate) mod start_build;
 pub(crate) mod webhooks;
 
@@ -39,6 +40,9 @@ pub enum Error {
     /// `kiln start-build` could not start a build.
     #[error(transparent)]
     StartBuild(crate::instantiate::Error),
+    /// `kiln import-image` was refused, or the import failed.
+    #[error("{0}")]
+    ImportImage(String),
 }
 
 /// kiln: OpenShift-style BuildConfig builds for any Kubernetes cluster.
@@ -63,6 +67,8 @@ pub(crate) enum Command {
     Controller(controller::ControllerArgs),
     /// Start a new build of a BuildConfig.
     StartBuild(start_build::StartBuildArgs),
+    /// Import an external image into an ImageStream tag now (as `oc import-image`).
+    ImportImage(import_image::ImportImageArgs),
     /// The build Pod's steps: `clone` (fetch the source) and `build` (build, push, report).
     Builder(builder::BuilderArgs),
     /// Serve only the webhook endpoints (the controller serves them too).
@@ -80,6 +86,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Build(args) => build::run(&args),
         Command::Builder(args) => Ok(builder::run(&args)),
         Command::StartBuild(args) => start_build::run(&args),
+        Command::ImportImage(args) => import_image::run(&args),
         Command::Controller(args) => {
             init_tracing(args.log_format);
             controller::run(&args)
