@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build test deps lint crds demo bench fmt fuzz
+.PHONY: all build test deps lint crds demo bench images fmt fuzz
 
 all: build
 
@@ -40,6 +40,11 @@ demo: deps
 ## Every benchmark row, printed as one table.
 bench: deps
 	scripts/bench.sh
+
+## kiln's controller and builder images built from the Dockerfile (release kiln, local Debian
+## bases): their sizes and cold and warm build times (also a part of `make bench`).
+images: deps
+	scripts/bench.sh images
 
 ## Hostile-input property runs with a fixed budget (seeded random inputs, not coverage-guided).
 fuzz:
