@@ -128,6 +128,49 @@ pub(crate) fn base_images(
     text: &str,
     build_args: &[(String, String)],
 ) -> Result<Vec<String>, Error> {
+    let mut images = Vec::new();
+    for (image, is_stage) in froms(text, build_args)? {
+        if !is_stage && image != "scratch" && !image.contains('$') && !images.contains(&image) {
+            images.push(image);
+        }
+    }
+    Ok(images)
+}
+
+/// What the last `FROM` of a Dockerfile builds on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum LastFrom {
+    /// An image reference (global `ARG`s and build args expanded).
+    Image(String),
+    /// An earlier stage of the same Dockerfile, by its alias.
+    Stage(String),
+    /// `scratch`: no base image.
+    Scratch,
+    /// An image still naming a variable no `ARG` default or build arg sets.
+    Unresolved(String),
+}
+
+/// What the last `FROM` of `text` builds on, with global `ARG`s expanded (build args win); this
+/// is the image `dockerStrategy.from` replaces.
+pub(crate) fn last_from(text: &str, build_args: &[(String, String)]) -> Result<LastFrom, Error> {
+    froms(text, build_args)?
+        .pop()
+        .map(|(image, is_stage)| {
+            if is_stage {
+                LastFrom::Stage(image)
+            } else if image == "scratch" {
+                LastFrom::Scratch
+            } else if image.contains('$') {
+                LastFrom::Unresolved(image)
+            } else {
+                LastFrom::Image(image)
+            }
+        })
+        .ok_or(Error::NoFrom)
+}
+
+/// Every FROM's image in order, expanded, and whether it names an earlier stage.
+fn froms(text: &str, build_args: &[(String, String)]) -> Result<Vec<(String, bool)>, Error> {
     let parsed = parse(text)?;
     let mut args: BTreeMap<String, String> = BTreeMap::new();
     for arg in &parsed.global_args {
@@ -139,20 +182,18 @@ pub(crate) fn base_images(
         args.insert(k.clone(), v.clone());
     }
     let mut stages = BTreeSet::new();
-    let mut images = Vec::new();
+    let mut out = Vec::new();
     for ins in &parsed.instructions {
         if let Instruction::From(from) = ins {
             let image = expand(&from.image.content, &args);
             let is_stage = stages.contains(&image.to_ascii_lowercase());
-            if !is_stage && image != "scratch" && !image.contains('$') && !images.contains(&image) {
-                images.push(image);
-            }
             if let Some(alias) = &from.alias {
                 stages.insert(alias.content.to_ascii_lowercase());
             }
+            out.push((image, is_stage));
         }
     }
-    Ok(images)
+    Ok(out)
 }
 
 /// Parses the heredoc-masked text and checks every instruction keyword.
@@ -416,6 +457,49 @@ mod tests {
         for (input, args, want) in cases {
             assert_eq!(base_images(input, &args).unwrap(), want, "input {input:?}");
         }
+    }
+
+    #[test]
+    fn last_from_table() {
+        use LastFrom::*;
+        type Case<'a> = (&'a str, Vec<(String, String)>, Result<LastFrom, Error>);
+        let cases: Vec<Case> = vec![
+            (
+                SEED,
+                vec![],
+                Ok(Image("localhost:5000/library/busybox".into())),
+            ),
+            (
+                SEED,
+                kv(&[("REGISTRY", "127.0.0.1:5000")]),
+                Ok(Image("127.0.0.1:5000/library/busybox".into())),
+            ),
+            (
+                "FROM a AS build\nFROM build\n",
+                vec![],
+                Ok(Stage("build".into())),
+            ),
+            (
+                "FROM a AS Build\nFROM BUILD\n",
+                vec![],
+                Ok(Stage("BUILD".into())),
+            ),
+            ("FROM a\nFROM scratch\n", vec![], Ok(Scratch)),
+            ("FROM $BASE\n", vec![], Ok(Unresolved("$BASE".into()))),
+            (
+                "FROM --platform=linux/amd64 img:1 AS x\n",
+                vec![],
+                Ok(Image("img:1".into())),
+            ),
+            ("# only a comment\n", vec![], Err(Error::NoFrom)),
+        ];
+        for (input, args, want) in cases {
+            assert_eq!(last_from(input, &args), want, "input {input:?}");
+        }
+        assert!(matches!(
+            last_from("FROM a\nBOGUS x\n", &[]),
+            Err(Error::UnknownInstruction { line: 2, .. })
+        ));
     }
 
     #[test]

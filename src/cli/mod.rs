@@ -9,6 +9,7 @@ pub(crate) mod builder;
 pub(crate) mod controller;
 pub(crate) mod convert;
 pub(crate) mod import_image;
+pub(crate) mod new_build;
 pub(crate) mod start_build;
 pub(crate) mod webhooks;
 
@@ -43,6 +44,22 @@ pub enum Error {
     /// `kiln import-image` was refused, or the import failed.
     #[error("{0}")]
     ImportImage(String),
+    /// `kiln new-build` failed.
+    #[error(transparent)]
+    NewBuild(#[from] new_build::Error),
+    /// The command line asks for something impossible (exit code 2, as clap's own errors).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// The process exit code: 2 for usage errors, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// kiln: OpenShift-style BuildConfig builds for any Kubernetes cluster.
@@ -69,6 +86,9 @@ pub(crate) enum Command {
     StartBuild(start_build::StartBuildArgs),
     /// Import an external image into an ImageStream tag now (as `oc import-image`).
     ImportImage(import_image::ImportImageArgs),
+    /// Create a BuildConfig, its image streams and webhook Secrets from a repository's Dockerfile
+    /// (or print them with -o yaml|json).
+    NewBuild(new_build::NewBuildArgs),
     /// The build Pod's steps: `clone` (fetch the source) and `build` (build, push, report).
     Builder(builder::BuilderArgs),
     /// Serve only the webhook endpoints (the controller serves them too).
@@ -87,6 +107,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Builder(args) => Ok(builder::run(&args)),
         Command::StartBuild(args) => start_build::run(&args),
         Command::ImportImage(args) => import_image::run(&args),
+        Command::NewBuild(args) => new_build::run(&args),
         Command::Controller(args) => {
             init_tracing(args.log_format);
             controller::run(&args)

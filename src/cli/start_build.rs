@@ -42,7 +42,7 @@ pub(crate) struct StartBuildArgs {
 }
 
 /// Accepts an object name (DNS-1123 subdomain).
-fn object_name(text: &str) -> Result<String, String> {
+pub(crate) fn object_name(text: &str) -> Result<String, String> {
     crate::api::validate::object_name(text).map(|()| text.to_string())
 }
 
@@ -52,7 +52,7 @@ fn commit(text: &str) -> Result<String, String> {
 }
 
 /// Parses `NAME=VALUE` into an environment variable.
-fn name_value(text: &str) -> Result<EnvVar, String> {
+pub(crate) fn name_value(text: &str) -> Result<EnvVar, String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok(EnvVar {
             name: name.into(),

@@ -3,6 +3,8 @@
 //! bounded process runs, and registry checks over plain HTTP.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod sandbox;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,636 @@
+//! `kiln new-build <git-url>[#ref]`: clones the repository shallowly to read its Dockerfile's last
+//! `FROM`, generates what `oc new-build` generates ([`generate`]) and prints it (`-o yaml|json`)
+//! or creates it with server-side apply.
+
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use k8s_openapi::api::core::v1::{EnvVar, Secret};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+
+use super::start_build::{name_value, object_name};
+use crate::api::{BuildConfig, ImageStream};
+use crate::builder::{context_dir, source, url_policy};
+
+pub(crate) mod generate;
+
+use generate::{Generated, Output, Request, Source, WebhookSecrets};
+
+/// The field manager of the objects `kiln new-build` applies.
+pub(crate) const FIELD_MANAGER: &str = "kiln";
+/// How many characters a generated webhook secret has (as `oc new-build`).
+const SECRET_CHARS: usize = 20;
+
+/// The output formats of `-o`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// A multi-document YAML stream.
+    Yaml,
+    /// A `List` in JSON.
+    Json,
+}
+
+/// Arguments of `kiln new-build`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  # A BuildConfig (and image streams, webhook Secrets) for a repository's Dockerfile, on branch main
+  kiln new-build https://github.com/example/app.git#main --context-dir server
+
+  # The same objects as YAML, for a GitOps repository, instead of creating them
+  kiln new-build https://github.com/example/app.git -o yaml > app.yaml
+
+  # A Dockerfile given inline, pushing to a registry instead of an image stream
+  kiln new-build --name hello -D $'FROM busybox\\nRUN echo hi' --to-docker registry.example.com/team/hello:1
+
+  # A build that takes its source from `kiln start-build --from-dir`
+  kiln new-build --binary --name site --strategy docker")]
+pub(crate) struct NewBuildArgs {
+    /// The git repository to build, `URL[#ref]` (a branch or tag after `#`).
+    #[arg(
+        value_name = "GIT-URL[#REF]",
+        required_unless_present_any = ["dockerfile", "binary"]
+    )]
+    pub(crate) repository: Option<String>,
+    /// The name of the BuildConfig and its output image stream (default: the repository's).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Push to this image stream tag, `<stream>[:<tag>]` (default `<name>:latest`).
+    #[arg(long, value_name = "IS:TAG")]
+    pub(crate) to: Option<String>,
+    /// Push to this registry image instead of an image stream.
+    #[arg(long = "to-docker", value_name = "REF", conflicts_with = "to")]
+    pub(crate) to_docker: Option<String>,
+    /// The directory of the repository to build in (where the Dockerfile is).
+    #[arg(long = "context-dir", value_name = "DIR")]
+    pub(crate) context_dir: Option<String>,
+    /// The Dockerfile to build, replacing the repository's (`-` reads standard input).
+    #[arg(short = 'D', long, value_name = "TEXT|-")]
+    pub(crate) dockerfile: Option<String>,
+    /// The build strategy; kiln builds Dockerfiles (`docker`).
+    #[arg(long, value_parser = ["docker", "Docker"])]
+    pub(crate) strategy: Option<String>,
+    /// Build argument `NAME=VALUE` (repeatable); also expanded in `FROM`.
+    #[arg(long = "build-arg", value_parser = name_value, value_name = "NAME=VALUE")]
+    pub(crate) build_args: Vec<EnvVar>,
+    /// Environment variable `NAME=VALUE` for the build (repeatable).
+    #[arg(short = 'e', long = "env", value_parser = name_value, value_name = "NAME=VALUE")]
+    pub(crate) env: Vec<EnvVar>,
+    /// The Secret the build clones a private repository with.
+    #[arg(long = "source-secret", value_parser = object_name, value_name = "SECRET")]
+    pub(crate) source_secret: Option<String>,
+    /// The Secret the build pushes with.
+    #[arg(long = "push-secret", value_parser = object_name, value_name = "SECRET")]
+    pub(crate) push_secret: Option<String>,
+    /// Take the source from `kiln start-build --from-dir|--from-file|--from-archive` (no
+    /// repository; no ConfigChange or ImageChange trigger).
+    #[arg(long, conflicts_with = "repository")]
+    pub(crate) binary: bool,
+    /// The base image's registry is plain HTTP or has an untrusted certificate (its import is
+    /// insecure).
+    #[arg(long = "insecure-registry")]
+    pub(crate) insecure_registry: bool,
+    /// Print the objects (YAML stream or JSON List) instead of creating them.
+    #[arg(short = 'o', long, value_enum)]
+    pub(crate) output: Option<Format>,
+    /// The namespace to create them in (default: the kubeconfig context's).
+    #[arg(short = 'n', long, value_parser = object_name)]
+    pub(crate) namespace: Option<String>,
+    /// The base URL the webhooks are served at (scheme and host), for the URLs printed.
+    #[arg(long, env = "KILN_WEBHOOK_URL", default_value = crate::webhook::urls::PLACEHOLDER_BASE)]
+    pub(crate) webhook_url: String,
+}
+
+/// Why `kiln new-build` failed at run time.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The repository could not be cloned.
+    #[error("{0}")]
+    Clone(String),
+    /// The context directory is not in the repository.
+    #[error("{0}")]
+    ContextDir(String),
+    /// No Dockerfile in the context directory.
+    #[error("no Dockerfile found at context dir {dir:?} of {url} ({at}); pass --context-dir DIR for the directory holding it, or --dockerfile TEXT")]
+    NoDockerfile {
+        /// The context directory (`.` for the root).
+        dir: String,
+        /// The repository, redacted.
+        url: String,
+        /// The commit.
+        at: String,
+    },
+    /// The Dockerfile could not be read.
+    #[error("cannot read the Dockerfile of {url}: {detail}")]
+    ReadDockerfile {
+        /// The repository, redacted.
+        url: String,
+        /// Why.
+        detail: String,
+    },
+    /// The objects could not be generated.
+    #[error("{0}")]
+    Generate(String),
+    /// Applying an object failed.
+    #[error("{0}")]
+    Apply(String),
+}
+
+/// Runs `kiln new-build`.
+pub(crate) fn run(args: &NewBuildArgs) -> Result<ExitCode, super::Error> {
+    let mut req = request(args)?;
+    if req.dockerfile.as_deref() == Some("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
+            super::Error::Io {
+                context: "reading the Dockerfile from standard input".into(),
+                source,
+            }
+        })?;
+        req.dockerfile = Some(text);
+    }
+    // Bad flags are reported before anything is cloned.
+    generate::name(&req).map_err(usage)?;
+    let mut log = String::new();
+    let (repo_dockerfile, origin) = read_dockerfile(&req, &mut log)?;
+    match args.output {
+        Some(format) => {
+            let generated = generate(&req, repo_dockerfile.as_deref(), &origin, None)?;
+            eprint!("{log}");
+            for note in &generated.notes {
+                eprintln!("note: {note}");
+            }
+            super::write_stdout(&render(&generated, format)?)?;
+        }
+        None => {
+            let runtime = tokio::runtime::Runtime::new().map_err(|source| super::Error::Io {
+                context: "starting the runtime".into(),
+                source,
+            })?;
+            let text = runtime.block_on(create(args, &req, repo_dockerfile, &origin, log))?;
+            super::write_stdout(&text)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The request the arguments describe; bad combinations are usage errors.
+fn request(args: &NewBuildArgs) -> Result<Request, super::Error> {
+    let source = match &args.repository {
+        Some(url) => {
+            let (uri, ref_) = generate::split_ref(url);
+            url_policy::check(&uri, url_policy::Mode::Pod).map_err(|e| {
+                super::Error::Usage(format!(
+                    "{}: {e}; give a URL the cluster can clone",
+                    crate::api::validate::redact_url(&uri)
+                ))
+            })?;
+            Source::Git { uri, ref_ }
+        }
+        None if args.binary => Source::Binary,
+        None => Source::Dockerfile,
+    };
+    let output = match (&args.to, &args.to_docker) {
+        (_, Some(reference)) => Output::DockerImage(reference.clone()),
+        (Some(to), None) => Output::ImageStreamTag(to.clone()),
+        (None, None) => Output::Default,
+    };
+    if args.context_dir.is_some() && source != (Source::Binary) {
+        if let Some(dir) = &args.context_dir {
+            context_dir::normalize(dir)
+                .map_err(|e| super::Error::Usage(format!("--context-dir: {e}")))?;
+        }
+    }
+    Ok(Request {
+        source,
+        name: args.name.clone(),
+        output,
+        context_dir: args.context_dir.clone(),
+        dockerfile: args.dockerfile.clone(),
+        env: args.env.clone(),
+        build_args: args.build_args.clone(),
+        source_secret: args.source_secret.clone(),
+        push_secret: args.push_secret.clone(),
+        insecure_registry: args.insecure_registry,
+    })
+}
+
+/// Clones the repository (only when its Dockerfile is needed) and reads the Dockerfile of the
+/// context directory; returns it and where it came from.
+fn read_dockerfile(req: &Request, log: &mut String) -> Result<(Option<String>, String), Error> {
+    let Source::Git { uri, ref_ } = &req.source else {
+        return Ok((None, String::new()));
+    };
+    if req.dockerfile.is_some() {
+        return Ok((None, String::new()));
+    }
+    let shown = crate::api::validate::redact_url(uri);
+    let work = tempfile::tempdir()
+        .map_err(|e| Error::Clone(format!("creating a directory to clone into: {e}")))?;
+    let root = work.path().join("source");
+    let env = |name: &str| {
+        std::env::var(name)
+            .or_else(|_| std::env::var(name.to_ascii_lowercase()))
+            .ok()
+    };
+    let clone = source::CloneRequest {
+        url: uri.clone(),
+        ref_: ref_.clone(),
+        dest: root.clone(),
+        proxy: source::choose_proxy(
+            uri,
+            env("HTTP_PROXY").as_deref(),
+            env("HTTPS_PROXY").as_deref(),
+            env("NO_PROXY").as_deref(),
+        ),
+        ..source::CloneRequest::default()
+    };
+    let info = source::clone(&clone).map_err(|e| {
+        let hint = match e {
+            source::Error::Unreachable { .. } => "; check the URL and the network (a private repository cannot be read here: pass --dockerfile with its Dockerfile and --source-secret for the build)",
+            source::Error::UnknownRef { .. } => "; check the ref after '#'",
+            _ => "",
+        };
+        Error::Clone(format!(
+            "{}{hint}",
+            crate::api::validate::scrub(&e.to_string(), uri)
+        ))
+    })?;
+    let commit = info.revision.commit.clone().unwrap_or_default();
+    let short = commit.get(..12).unwrap_or(&commit).to_string();
+    let at = format!("commit {short}");
+    let dir_shown = req
+        .context_dir
+        .clone()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| ".".into());
+    let dir = context_dir::resolve(
+        &root,
+        req.context_dir.as_deref().filter(|d| !d.is_empty()),
+        &at,
+    )
+    .map_err(|e| match e {
+        context_dir::Error::Missing { dir, at } => Error::ContextDir(format!(
+            "context dir {dir:?} does not exist in {shown} at {at}; check --context-dir and the ref after '#'"
+        )),
+        other => Error::ContextDir(format!("--context-dir: {other} (repository {shown})")),
+    })?;
+    let text = match context_dir::read_file_inside(&root, &dir, "Dockerfile") {
+        Ok(text) => text,
+        Err(_) if !dir.join("Dockerfile").exists() => {
+            return Err(Error::NoDockerfile {
+                dir: dir_shown,
+                url: shown,
+                at,
+            })
+        }
+        Err(detail) => return Err(Error::ReadDockerfile { url: shown, detail }),
+    };
+    let origin = format!("the Dockerfile at {dir_shown} of {shown} ({at})");
+    log.push_str(&format!(
+        "--> Found Dockerfile in {shown} at {at} (context dir {dir_shown})\n"
+    ));
+    Ok((Some(text), origin))
+}
+
+/// Generates the objects; webhook secrets already in the cluster (`existing`) are kept.
+fn generate(
+    req: &Request,
+    repo_dockerfile: Option<&str>,
+    origin: &str,
+    existing: Option<&WebhookSecrets>,
+) -> Result<Generated, super::Error> {
+    let secrets = match existing {
+        Some(s) => s.clone(),
+        None => WebhookSecrets {
+            github: random_secret()?,
+            generic: random_secret()?,
+        },
+    };
+    generate::generate(req, repo_dockerfile, origin, &secrets).map_err(usage)
+}
+
+/// A generation error as a usage error (bad flags: exit 2) or a run-time one.
+fn usage(e: generate::Error) -> super::Error {
+    use generate::Error as G;
+    match e {
+        G::InvalidName { .. } | G::NoName(_) | G::InvalidTo { .. } | G::InvalidToDocker { .. } => {
+            super::Error::Usage(e.to_string())
+        }
+        _ => Error::Generate(e.to_string()).into(),
+    }
+}
+
+/// A random webhook secret: 20 URL-safe characters (15 bytes from the OS, base64url).
+fn random_secret() -> Result<String, super::Error> {
+    use base64::Engine;
+    let mut bytes = [0u8; SECRET_CHARS / 4 * 3];
+    getrandom::fill(&mut bytes).map_err(|e| super::Error::Io {
+        context: "reading random bytes for the webhook secrets".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The objects as a YAML stream or a JSON `List`.
+fn render(generated: &Generated, format: Format) -> Result<String, super::Error> {
+    let docs = generated.documents();
+    match format {
+        Format::Yaml => {
+            crate::yaml::write_documents(&docs).map_err(|e| Error::Generate(e.to_string()).into())
+        }
+        Format::Json => {
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": docs});
+            serde_json::to_string_pretty(&list)
+                .map(|t| t + "\n")
+                .map_err(|e| Error::Generate(e.to_string()).into())
+        }
+    }
+}
+
+/// Creates (or updates) the objects with server-side apply and says what it made.
+async fn create(
+    args: &NewBuildArgs,
+    req: &Request,
+    repo_dockerfile: Option<String>,
+    origin: &str,
+    mut out: String,
+) -> Result<String, super::Error> {
+    let client = Client::try_default().await.map_err(super::Error::Kube)?;
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let name = generate::name(req).map_err(usage)?;
+    let existing = existing_secrets(&secrets_api, &name, &namespace).await?;
+    let generated = generate(req, repo_dockerfile.as_deref(), origin, existing.as_ref())?;
+    if let Some(image) = &generated.base_image {
+        out.push_str(&format!("    base image (last FROM): {image}\n"));
+    }
+    for note in &generated.notes {
+        out.push_str(&format!("--> Note: {note}\n"));
+    }
+    out.push_str(&format!(
+        "--> Creating resources with label {}={} ...\n",
+        generate::BUILD_LABEL,
+        generated.name
+    ));
+    let params = PatchParams::apply(FIELD_MANAGER);
+    for secret in &generated.secrets {
+        out.push_str(&apply(&secrets_api, secret, "secret", &params, &namespace).await?);
+    }
+    let streams: Api<ImageStream> = Api::namespaced(client.clone(), &namespace);
+    for stream in generated.base.iter().chain(generated.output.iter()) {
+        out.push_str(
+            &apply(
+                &streams,
+                stream,
+                "imagestream.image.kiln.dev",
+                &params,
+                &namespace,
+            )
+            .await?,
+        );
+    }
+    let configs: Api<BuildConfig> = Api::namespaced(client.clone(), &namespace);
+    let bc_line = apply(
+        &configs,
+        &generated.build_config,
+        "buildconfig.build.kiln.dev",
+        &params,
+        &namespace,
+    )
+    .await?;
+    let bc_existed = bc_line.ends_with(" configured\n");
+    out.push_str(&bc_line);
+    let bc = configs
+        .get(&generated.name)
+        .await
+        .map_err(|e| Error::Apply(api_message(&e, "buildconfig", &generated.name, &namespace)))?;
+    out.push_str("--> Success\n");
+    if req.source == Source::Binary {
+        out.push_str(&format!(
+            "    Start a build with its source: kiln start-build {} -n {namespace} --from-dir DIR\n",
+            generated.name
+        ));
+    } else if bc_existed {
+        out.push_str(&format!(
+            "    BuildConfig {:?} updated; start a build with: kiln start-build {} -n {namespace}\n",
+            generated.name, generated.name
+        ));
+    } else {
+        out.push_str(&format!(
+            "    BuildConfig {:?} created; its ConfigChange trigger starts the first build.\n",
+            generated.name
+        ));
+    }
+    out.push_str(&crate::webhook::urls::describe(&bc, &args.webhook_url));
+    out.push_str(&format!(
+        "The webhook secrets (<secret> above) are key {} of Secrets {}, e.g.:\n    kubectl get secret {} -n {namespace} -o jsonpath='{{.data.{}}}' | base64 -d\n",
+        crate::webhook::secrets::SECRET_KEY,
+        generated
+            .secrets
+            .iter()
+            .filter_map(|s| s.metadata.name.clone())
+            .collect::<Vec<_>>()
+            .join(" and "),
+        generate::webhook_secret_name(&generated.name, "github"),
+        crate::webhook::secrets::SECRET_KEY,
+    ));
+    Ok(out)
+}
+
+/// The webhook secrets already stored for BuildConfig `name`, when both Secrets exist (applying
+/// again keeps them instead of changing every webhook's URL).
+async fn existing_secrets(
+    api: &Api<Secret>,
+    name: &str,
+    namespace: &str,
+) -> Result<Option<WebhookSecrets>, super::Error> {
+    let mut values = Vec::new();
+    for provider in ["github", "generic"] {
+        let secret_name = generate::webhook_secret_name(name, provider);
+        let secret = api
+            .get_opt(&secret_name)
+            .await
+            .map_err(|e| Error::Apply(api_message(&e, "secret", &secret_name, namespace)))?;
+        let value = secret
+            .and_then(|s| s.data)
+            .and_then(|d| d.get(crate::webhook::secrets::SECRET_KEY).cloned())
+            .and_then(|b| String::from_utf8(b.0).ok())
+            .filter(|v| !v.is_empty());
+        match value {
+            Some(v) => values.push(v),
+            None => return Ok(None),
+        }
+    }
+    Ok(match values.as_slice() {
+        [github, generic] => Some(WebhookSecrets {
+            github: github.clone(),
+            generic: generic.clone(),
+        }),
+        _ => None,
+    })
+}
+
+/// Applies one object; returns `<kind>/<name> created|configured`.
+async fn apply<K>(
+    api: &Api<K>,
+    object: &K,
+    kind: &str,
+    params: &PatchParams,
+    namespace: &str,
+) -> Result<String, super::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    let existed = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| Error::Apply(api_message(&e, kind, &name, namespace)))?
+        .is_some();
+    api.patch(&name, params, &Patch::Apply(object))
+        .await
+        .map_err(|e| Error::Apply(api_message(&e, kind, &name, namespace)))?;
+    Ok(format!(
+        "    {kind}/{name} {}\n",
+        if existed { "configured" } else { "created" }
+    ))
+}
+
+/// One actionable line for an API error about `kind`/`name`.
+fn api_message(err: &kube::Error, kind: &str, name: &str, namespace: &str) -> String {
+    match err {
+        kube::Error::Api(status) => {
+            let message = &status.message;
+            match status.code {
+                404 if kind != "secret" => format!(
+                    "{kind}/{name}: the API has no such resource ({message}); the kiln CRDs may not be installed: `kiln crd | kubectl apply -f -` (or install the Helm chart)"
+                ),
+                404 => format!("namespace {namespace:?} not found ({message}); create it or pass -n"),
+                403 => format!(
+                    "{kind}/{name}: forbidden ({message}); you need the edit role in namespace {namespace:?}"
+                ),
+                409 => format!(
+                    "{kind}/{name} in namespace {namespace:?} is managed by someone else ({message}); delete it or choose another --name"
+                ),
+                422 => format!("{kind}/{name} was refused as invalid: {message}"),
+                _ => format!("{kind}/{name}: {message}"),
+            }
+        }
+        other => format!("cannot reach the cluster: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: NewBuildArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<NewBuildArgs, clap::Error> {
+        let mut all = vec!["kiln"];
+        all.extend_from_slice(argv);
+        Cli::try_parse_from(all).map(|c| c.args)
+    }
+
+    #[test]
+    fn bad_flag_combinations_are_usage_errors() {
+        for argv in [
+            &["https://h/r.git", "--to", "a:b", "--to-docker", "r/x"][..],
+            &["https://h/r.git", "--binary"],
+            &[],
+            &["https://h/r.git", "--strategy", "source"],
+            &["https://h/r.git", "-o", "xml"],
+            &["https://h/r.git", "--build-arg", "novalue"],
+        ] {
+            let err = parse(argv)
+                .err()
+                .unwrap_or_else(|| panic!("{argv:?} parsed"));
+            assert_eq!(err.exit_code(), 2, "{argv:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn arguments_become_a_request() {
+        let args = parse(&[
+            "git://h/app.git#dev",
+            "--to",
+            "web:v1",
+            "--context-dir",
+            "srv",
+            "-e",
+            "A=1",
+            "--build-arg",
+            "R=r:5000",
+            "--source-secret",
+            "creds",
+            "--push-secret",
+            "push",
+        ])
+        .unwrap();
+        let req = request(&args).unwrap();
+        assert_eq!(
+            req.source,
+            Source::Git {
+                uri: "git://h/app.git".into(),
+                ref_: Some("dev".into())
+            }
+        );
+        assert_eq!(req.output, Output::ImageStreamTag("web:v1".into()));
+        assert_eq!(req.context_dir.as_deref(), Some("srv"));
+        assert_eq!(req.env[0].name, "A");
+        assert_eq!(req.build_args[0].value.as_deref(), Some("r:5000"));
+        assert_eq!(req.source_secret.as_deref(), Some("creds"));
+        assert_eq!(req.push_secret.as_deref(), Some("push"));
+        let binary = request(&parse(&["--binary", "--name", "x"]).unwrap()).unwrap();
+        assert_eq!(binary.source, Source::Binary);
+        let inline = request(&parse(&["-D", "FROM a", "--name", "x"]).unwrap()).unwrap();
+        assert_eq!(inline.source, Source::Dockerfile);
+    }
+
+    #[test]
+    fn urls_the_cluster_cannot_clone_are_refused() {
+        for url in ["/srv/repo", "ext::sh -c x", "https://user:pw@h/r.git"] {
+            let err = request(&parse(&[url]).unwrap()).unwrap_err();
+            assert!(matches!(err, super::super::Error::Usage(_)), "{url}: {err}");
+            assert!(!err.to_string().contains("pw@"), "{err}");
+        }
+        let err =
+            request(&parse(&["https://h/r.git", "--context-dir", "../x"]).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("--context-dir"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_twenty_url_safe_characters_and_differ() {
+        let a = random_secret().unwrap();
+        let b = random_secret().unwrap();
+        assert_eq!(a.len(), SECRET_CHARS);
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn json_output_is_a_list_and_yaml_a_stream() {
+        let req = request(&parse(&["-D", "FROM img:1", "--name", "app"]).unwrap()).unwrap();
+        let g = generate(&req, None, "", None).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&g, Format::Json).unwrap()).unwrap();
+        assert_eq!(json["kind"], "List");
+        assert_eq!(json["items"].as_array().map(Vec::len), Some(5));
+        let yaml_text = render(&g, Format::Yaml).unwrap();
+        let docs = crate::yaml::read_documents(&yaml_text).unwrap();
+        assert_eq!(docs, json["items"].as_array().cloned().unwrap());
+        assert_eq!(docs[0]["kind"], "Secret");
+        assert_eq!(yaml_text.matches("\n---\n").count(), 4, "{yaml_text}");
+    }
+}
