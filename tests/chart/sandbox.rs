@@ -378,7 +378,7 @@ fn the_install_guide_commands_run_against_the_sandbox() {
         // Not here: image builds and what they need (a release build, base images, a registry;
         // tests/images.rs builds the images), and waiting for a rollout (the sandbox runs no
         // Deployment controller).
-        let image_build = ["buildah ", "cargo build", "scripts/make-base-images.sh"]
+        let image_build = ["buildah ", "cargo ", "scripts/make-base-images.sh"]
             .iter()
             .any(|p| command.starts_with(p));
         if image_build || command.contains(" rollout status ") {
