@@ -257,6 +257,19 @@ fn new_build_output_applied_with_kubectl_equals_what_new_build_creates() {
         documents[0]["data"], again[0]["data"],
         "with new random secrets"
     );
+    // -o json prints the same objects as a List (kubectl apply takes it on a real cluster; the
+    // sandbox serves no /openapi/v2, which kubectl's client-side check of a List asks for).
+    let json = kiln_as(&tenant, &args(&["-o", "json"]));
+    assert_eq!(json.code, Some(0), "new-build -o json: {}", json.stderr);
+    let list: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        (&list["apiVersion"], &list["kind"]),
+        (&"v1".into(), &"List".into())
+    );
+    assert_eq!(
+        list["items"].as_array().map(|i| &i[2..]),
+        Some(&documents[2..])
+    );
     let manifest = work.path().join("go-server.yaml");
     std::fs::write(&manifest, &printed.stdout).unwrap();
     sandbox.kubectl_ok(

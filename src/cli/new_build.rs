@@ -195,11 +195,9 @@ fn request(args: &NewBuildArgs) -> Result<Request, super::Error> {
         (Some(to), None) => Output::ImageStreamTag(to.clone()),
         (None, None) => Output::Default,
     };
-    if args.context_dir.is_some() && source != (Source::Binary) {
-        if let Some(dir) = &args.context_dir {
-            context_dir::normalize(dir)
-                .map_err(|e| super::Error::Usage(format!("--context-dir: {e}")))?;
-        }
+    if let Some(dir) = &args.context_dir {
+        context_dir::normalize(dir)
+            .map_err(|e| super::Error::Usage(format!("--context-dir: {e}")))?;
     }
     Ok(Request {
         source,
