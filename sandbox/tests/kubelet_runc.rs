@@ -42,7 +42,8 @@ async fn runtime_fidelity_from_inside_containers() {
         {
             let mut p = shell_pod(
                 "user-ns",
-                "(cat /proc/self/uid_map; id -u) > /dev/termination-log; touch /data/made-inside",
+                "(cat /proc/self/uid_map; id -u; touch /etc/made && echo root-writable) > /dev/termination-log; \
+                 touch /data/made-inside",
                 json!({}),
             );
             p["spec"]["hostUsers"] = json!(false);
@@ -120,6 +121,19 @@ async fn runtime_fidelity_from_inside_containers() {
     let host: u32 = map[1].parse().unwrap();
     assert!(host >= 65536 && host.is_multiple_of(65536), "{text}");
     assert_eq!(text.lines().nth(1), Some("0"), "root inside: {text}");
+    // The image's files belong to the namespace's root: it writes where the image's root could.
+    assert_eq!(text.lines().nth(2), Some("root-writable"), "{text}");
+    let shifted: Vec<String> = std::fs::read_dir(s.root.path().join("images"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(&format!("-shift-{host}")))
+        .collect();
+    assert_eq!(
+        shifted.len(),
+        1,
+        "one shifted copy of the image for the range: {shifted:?}"
+    );
     // What root in the namespace wrote belongs to the range's first id on the host.
     let uid = userns.metadata.uid.clone().unwrap();
     let made = s
@@ -228,7 +242,7 @@ async fn image_config_user_checks_pull_errors_and_sharing() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with("sha256-"))
+        .filter(|n| n.starts_with("sha256-") && !n.contains("-shift-"))
         .collect();
     assert_eq!(unpacked.len(), 2, "{unpacked:?}");
 
