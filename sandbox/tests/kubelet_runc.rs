@@ -423,10 +423,12 @@ async fn pull_secrets_volumes_and_localhost_seccomp() {
             json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/deny-mkdir.json"}}),
         ),
     ];
-    // Without the Secret the private image is refused.
+    // Without the Secret the private image is refused (`Always`: under `IfNotPresent` a node
+    // that pulled it for another Pod runs it, as a kubelet without
+    // KubeletEnsureSecretPulledImages does).
     s.create(pod(
         "anonymous",
-        json!({"containers": [{"name": "c", "image": private.image}]}),
+        json!({"containers": [{"name": "c", "image": private.image, "imagePullPolicy": "Always"}]}),
     ))
     .await;
     let done = run_all(&s, pods).await;

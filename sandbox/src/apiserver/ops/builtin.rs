@@ -89,8 +89,7 @@ fn default_container(container: &mut Map<String, Value>) {
         .get("image")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let latest = !image.contains(':') || image.ends_with(":latest");
-    let pull = if latest { "Always" } else { "IfNotPresent" };
+    let pull = default_pull_policy(image);
     for (key, value) in [
         ("terminationMessagePath", json!("/dev/termination-log")),
         ("terminationMessagePolicy", json!("File")),
@@ -98,6 +97,19 @@ fn default_container(container: &mut Map<String, Value>) {
         ("resources", json!({})),
     ] {
         container.entry(key).or_insert(value);
+    }
+}
+
+/// The apiserver's default `imagePullPolicy`: `Always` for `:latest` or no tag (a registry's
+/// `:port` is not a tag), `IfNotPresent` for other tags and digests.
+fn default_pull_policy(image: &str) -> &'static str {
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    let name = image.rsplit('/').next().unwrap_or(image);
+    match name.split_once(':') {
+        None | Some((_, "latest")) => "Always",
+        Some(_) => "IfNotPresent",
     }
 }
 
@@ -225,6 +237,22 @@ fn validate_pod(pod: &Value, causes: &mut Vec<FieldCause>) {
 mod tests {
     use super::*;
     use crate::apiserver::resources::Registry;
+
+    #[test]
+    fn default_pull_policies() {
+        let cases = [
+            ("busybox", "Always"),
+            ("busybox:latest", "Always"),
+            ("busybox:1.36", "IfNotPresent"),
+            ("127.0.0.1:5000/team/app", "Always"),
+            ("127.0.0.1:5000/team/app:latest", "Always"),
+            ("127.0.0.1:5000/team/app:1", "IfNotPresent"),
+            ("quay.io/a/b@sha256:00", "IfNotPresent"),
+        ];
+        for (image, want) in cases {
+            assert_eq!(default_pull_policy(image), want, "{image}");
+        }
+    }
 
     #[test]
     fn pod_rules_table() {
