@@ -88,6 +88,24 @@ fn files_of(store: &Store, image: &str) -> BTreeSet<String> {
     files
 }
 
+/// The contents of files of an image (absolute paths), read from its mounted root.
+fn read_files(store: &Store, image: &str, paths: &[&str]) -> Vec<String> {
+    let ctr = store.run(&["from", "--quiet", "--pull-never", image]);
+    let ctr = ctr.trim();
+    let mnt = store.run(&["mount", ctr]);
+    let mnt = PathBuf::from(mnt.trim());
+    let texts = paths
+        .iter()
+        .map(|p| {
+            let file = mnt.join(p.trim_start_matches('/'));
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{p} in {image}: {e}"))
+        })
+        .collect();
+    store.run(&["umount", ctr]);
+    store.run(&["rm", ctr]);
+    texts
+}
+
 fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
@@ -217,16 +235,10 @@ fn controller_and_builder_images_build_from_the_dockerfile_and_do_their_jobs() {
     assert_eq!(strings(&oci["Cmd"]), ["controller"]);
 
     let files = files_of(&store, controller);
-    let passwd_ok = {
-        let ctr = store.run(&["from", "--quiet", "--pull-never", controller]);
-        let mnt = store.run(&["mount", ctr.trim()]);
-        let passwd = std::fs::read_to_string(Path::new(mnt.trim()).join("etc/passwd")).unwrap();
-        store.run(&["umount", ctr.trim()]);
-        store.run(&["rm", ctr.trim()]);
-        passwd
-            .lines()
-            .any(|l| l.starts_with("nonroot:x:65532:65532:"))
-    };
+    let passwd = read_files(&store, controller, &["/etc/passwd"]).remove(0);
+    let passwd_ok = passwd
+        .lines()
+        .any(|l| l.starts_with("nonroot:x:65532:65532:"));
     assert!(passwd_ok, "/etc/passwd names user 65532");
     // kiln alone: the binary, the shared libraries it links, CA certificates and user database.
     let allowed = |f: &str| {
@@ -283,19 +295,22 @@ fn controller_and_builder_images_build_from_the_dockerfile_and_do_their_jobs() {
     assert_eq!(text.trim(), format!("kiln {}", env!("CARGO_PKG_VERSION")));
     let (ok, text) = store.run_in(builder, &["buildah", "--version"]);
     assert!(ok && text.starts_with("buildah version "), "{text}");
-    for conf in [
+    let confs = [
         "storage.conf",
         "registries.conf",
         "policy.json",
         "containers.conf",
-    ] {
+    ];
+    let paths: Vec<String> = confs
+        .iter()
+        .map(|c| format!("/etc/containers/{c}"))
+        .collect();
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let got = read_files(&store, builder, &paths);
+    for (conf, got) in confs.iter().zip(got) {
         let want =
             std::fs::read_to_string(repo.join("images/builder/containers").join(conf)).unwrap();
-        let (ok, got) = store.run_in(builder, &["cat", &format!("/etc/containers/{conf}")]);
-        assert!(
-            ok && got == want,
-            "/etc/containers/{conf} in the builder: {got}"
-        );
+        assert_eq!(got, want, "/etc/containers/{conf} in the builder");
     }
     // buildah builds inside the builder: without CAP_SYS_ADMIN it makes itself a user namespace,
     // as in a user-namespaced Pod (vfs: the probe's storage sits on the image's own root).
