@@ -3,7 +3,8 @@
 //! `scripts/make-base-images.sh --kiln` (mmdebstrap; the root filesystems are cached under the
 //! target dir) and the kiln binary under test (`KILN_FROM=prebuilt`), pushed to a
 //! `docker-registry` on 127.0.0.1. Checks what each image is for: the controller holds kiln and
-//! only what kiln links, runs as a non-root user and answers through its entrypoint; the builder
+//! only what kiln links, runs as user 65532 (asked from inside, under runc) and answers through its
+//! entrypoint; the builder
 //! runs kiln and a buildah that builds inside the container. Sizes and build times are printed;
 //! `make images` measures them on a release binary.
 
@@ -54,10 +55,19 @@ impl Store {
     /// buildah's default capabilities; (success, stdout + stderr). (buildah 1.28's chroot
     /// isolation loses the output of a short-lived process now and then; runc does not.)
     fn run_in(&self, image: &str, argv: &[&str]) -> (bool, String) {
+        self.run_in_with(image, &[], argv)
+    }
+
+    /// `run_in` with extra `buildah run` options (volumes).
+    fn run_in_with(&self, image: &str, options: &[&str], argv: &[&str]) -> (bool, String) {
         let ctr = self.run(&["from", "--quiet", "--pull-never", image]);
         let ctr = ctr.trim();
         let mut c = self.buildah();
-        c.args(["run", "--isolation", "oci", ctr, "--"]).args(argv);
+        c.args(["run", "--isolation", "oci"])
+            .args(options)
+            .arg(ctr)
+            .arg("--")
+            .args(argv);
         let out = run_bounded(c, LIMIT);
         self.run(&["rm", ctr]);
         let text = format!(
@@ -116,6 +126,16 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
             out.insert(format!("/{}", path.strip_prefix(root).unwrap().display()));
         }
     }
+}
+
+/// A program's path on PATH (installed by scripts/install-deps.sh).
+fn which(program: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{program} is not on PATH (scripts/install-deps.sh)"))
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -279,6 +299,27 @@ fn controller_and_builder_images_build_from_the_dockerfile_and_do_their_jobs() {
     assert!(ok && text.contains("controller"), "kiln --help: {text}");
     let (ok, _) = store.run_in(controller, &["/bin/sh", "-c", "true"]);
     assert!(!ok, "a shell ran in the controller image");
+    // Who the entrypoint runs as, asked from inside by a static busybox lent for the check (the
+    // image has no shell of its own): user 65532, which cannot write to the image's own files.
+    let busybox = which("busybox");
+    let lend = format!("{}:/check/busybox:ro", busybox.display());
+    let (ok, text) = store.run_in_with(
+        controller,
+        &["--volume", &lend],
+        &[
+            "/check/busybox",
+            "sh",
+            "-c",
+            "/check/busybox id -u; /check/busybox id -g; \
+             /check/busybox touch /usr/local/bin/kiln 2>/dev/null && echo wrote || echo read-only",
+        ],
+    );
+    assert!(ok, "busybox in the controller image: {text}");
+    assert_eq!(
+        text.split_whitespace().collect::<Vec<_>>(),
+        ["65532", "65532", "read-only"],
+        "{text}"
+    );
 
     // --- builder --------------------------------------------------------------------------------
     let builder = &built[1].1;
