@@ -3,10 +3,9 @@
 //! `scripts/make-base-images.sh --kiln` (mmdebstrap; the root filesystems are cached under the
 //! target dir) and the kiln binary under test (`KILN_FROM=prebuilt`), pushed to a
 //! `docker-registry` on 127.0.0.1. Checks what each image is for: the controller holds kiln and
-//! only what kiln links, runs as user 65532 (asked from inside, under runc) and answers through its
-//! entrypoint; the builder
-//! runs kiln and a buildah that builds inside the container. Sizes and build times are printed;
-//! `make images` measures them on a release binary.
+//! only what kiln links, runs as user 65532 (asked from inside, under runc) and answers through
+//! its entrypoint; the builder runs kiln and a buildah that builds inside the container. Sizes
+//! and build times are printed; `make images` measures them on a release binary.
 
 mod support;
 
