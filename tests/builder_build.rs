@@ -203,6 +203,16 @@ fn pod_build(
     {
         build_cmd.env("KILN_BUILD_VOLUMES_DIR", v);
     }
+    // What the kubelet resolved for the build container's valueFrom variables.
+    if let Some(vars) = build
+        .pointer("/metadata/annotations/test-value-from")
+        .and_then(Value::as_str)
+    {
+        let vars: serde_json::Map<String, Value> = serde_json::from_str(vars).unwrap();
+        for (name, value) in vars {
+            build_cmd.env(name, value.as_str().unwrap());
+        }
+    }
     let out = run_bounded(build_cmd, BUILD_LIMIT);
     log += &(String::from_utf8_lossy(&out.stdout).into_owned()
         + &String::from_utf8_lossy(&out.stderr));
@@ -845,6 +855,52 @@ fn build_volumes_reach_run_steps_but_never_a_layer() {
     assert!(
         !files.iter().any(|(p, _)| p.contains("token")),
         "the secret is in no layer: {files:?}"
+    );
+}
+
+#[test]
+fn value_from_env_resolved_by_the_pod_reaches_run_steps() {
+    let f = fixture();
+    let dockerfile = busybox_dockerfile(
+        "RUN test \"$APP_TOKEN\" = from-the-secret && test \"$PLAIN\" = plain && echo saw the token > /used.txt",
+    );
+    let reference = format!("{}/demo/value-from:latest", f.registry.addr());
+    let url = f.git.url("app.git");
+    let mut b = build_json(
+        "value-from-1",
+        git_source(&url, Some("main"), None),
+        Some(&dockerfile),
+        &reference,
+        None,
+    );
+    b["spec"]["strategy"]["dockerStrategy"]["env"] = json!([
+        {"name": "PLAIN", "value": "plain"},
+        {"name": "APP_TOKEN", "valueFrom": {"secretKeyRef": {"name": "app", "key": "token"}}}
+    ]);
+    // Without the Pod's resolved value (as `kiln build` runs it): a reason, not a guess.
+    let run = pod_build(&b, None, None, &insecure_default());
+    expect_failure(
+        &run,
+        StatusReason::UnresolvableEnvironmentVariable,
+        "\"APP_TOKEN\" uses valueFrom",
+    );
+    b["metadata"]["annotations"] =
+        json!({"test-value-from": json!({"KILN_VALUE_FROM_1": "from-the-secret"}).to_string()});
+    let run = pod_build(&b, None, None, &insecure_default());
+    assert_success(&run);
+    let (_, used) = image_files(&reference, "used.txt");
+    assert_eq!(used.as_deref(), Some(&b"saw the token\n"[..]));
+    // A failing build's report (the Build's message and log snippet) carries no Secret value.
+    b["spec"]["source"]["dockerfile"] = json!(busybox_dockerfile(
+        "RUN echo \"token is $APP_TOKEN\" && false"
+    ));
+    let run = pod_build(&b, None, None, &insecure_default());
+    assert!(!run.success);
+    assert!(run.log.contains("token is from-the-secret"), "{}", run.log);
+    let report = serde_json::to_string(&run.report).unwrap();
+    assert!(
+        report.contains("token is ***") && !report.contains("from-the-secret"),
+        "{report}"
     );
 }
 

@@ -393,20 +393,26 @@ fn templates_without_needed_parameters_are_refused_naming_them() {
 
 #[test]
 fn inert_fields_are_warned_about_and_strict_refuses_them() {
-    let (ok, stdout, stderr) = run_convert(&corpus("bc-valuefrom.yaml"), &[]);
+    let (ok, stdout, stderr) = run_convert(&corpus("bc-trusted-ca.yaml"), &[]);
     assert!(ok, "{stderr}");
     assert!(!stdout.is_empty());
     assert!(
-        stderr.contains("warning: document 1 (BuildConfig/with-valuefrom): spec.strategy.dockerStrategy.env[1].valueFrom: valueFrom is not resolved"),
+        stderr.contains("warning: document 1 (BuildConfig/trusted-ca): spec.mountTrustedCA: kiln mounts no cluster trust bundle"),
         "{stderr}"
     );
-    let (ok, stdout, stderr) = run_convert(&corpus("bc-valuefrom.yaml"), &["--strict"]);
+    let (ok, stdout, stderr) = run_convert(&corpus("bc-trusted-ca.yaml"), &["--strict"]);
     assert!(!ok);
     assert!(stdout.is_empty(), "{stdout}");
     assert!(
-        stderr.contains("2 problems found; nothing was written"),
+        stderr.contains("1 problem found; nothing was written"),
         "{stderr}"
     );
+    // env valueFrom is resolved in the build Pod, and imports work: nothing inert.
+    for name in ["bc-valuefrom.yaml", "list-new-build.yaml"] {
+        let (ok, _, stderr) = run_convert(&corpus(name), &["--strict"]);
+        assert!(ok, "{name}: {stderr}");
+        assert!(stderr.is_empty(), "{name}: {stderr}");
+    }
     // Nothing inert: --strict accepts it.
     let (ok, _, stderr) = run_convert(&corpus("bc-volumes.yaml"), &["--strict"]);
     assert!(ok, "{stderr}");

@@ -32,13 +32,7 @@ const CORPUS: &[(&str, &[&str])] = &[
     ("bc-postcommit-limits.yaml", &[]),
     ("bc-strategy-from-docker-image.yaml", &[]),
     ("bc-trusted-ca.yaml", &["spec.mountTrustedCA"]),
-    (
-        "bc-valuefrom.yaml",
-        &[
-            "spec.strategy.dockerStrategy.env[1].valueFrom",
-            "spec.strategy.dockerStrategy.env[2].valueFrom",
-        ],
-    ),
+    ("bc-valuefrom.yaml", &[]),
     ("bc-volumes.yaml", &[]),
     (
         "bc-webhook-both.yaml",

@@ -31,6 +31,16 @@ pub const TERMINATION_LOG_PATH: &str = "/dev/termination-log";
 pub const BUILD_ENV: &str = "BUILD";
 /// Comma-separated registries (host[:port]) reached over plain HTTP or without TLS verification.
 pub const INSECURE_REGISTRIES_ENV: &str = "KILN_INSECURE_REGISTRIES";
+/// The prefix of the build container's variables that carry the strategy env's `valueFrom`
+/// entries, resolved by the kubelet as any container env: `<prefix><index>` holds the value of
+/// `dockerStrategy.env[index]`, so a Secret's value never passes through the controller.
+pub const VALUE_FROM_ENV_PREFIX: &str = "KILN_VALUE_FROM_";
+
+/// The build container's variable holding the value of `dockerStrategy.env[index]`'s `valueFrom`.
+pub fn value_from_env(index: usize) -> String {
+    format!("{VALUE_FROM_ENV_PREFIX}{index}")
+}
+
 /// The most bytes Kubernetes keeps of a termination message.
 pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
 

@@ -58,7 +58,43 @@ pub(crate) fn build(build: &Build, source: Option<SourceInfo>, opts: &BuildOptio
         report.fail(&f);
     }
     report.stages = clock.into_stages();
+    // The report becomes the Build's status: no Secret value the Pod resolved goes with it.
+    let secrets = secret_values(build, &|i| {
+        std::env::var(crate::api::contract::value_from_env(i)).ok()
+    });
+    for text in [&mut report.message, &mut report.log_tail]
+        .into_iter()
+        .flatten()
+    {
+        *text = redact(text, &secrets);
+    }
     report
+}
+
+/// The values the Pod resolved for strategy env entries taken from a Secret.
+fn secret_values(build: &Build, value_from: &dyn Fn(usize) -> Option<String>) -> Vec<String> {
+    let docker = build.spec.common.strategy.docker_strategy.as_ref();
+    docker
+        .map(|d| d.env.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| {
+            v.value.is_none()
+                && v.value_from
+                    .as_ref()
+                    .is_some_and(|f| f.secret_key_ref.is_some())
+        })
+        .filter_map(|(i, _)| value_from(i))
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// `text` with every occurrence of each secret replaced by `***`.
+fn redact(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
 }
 
 fn build_inner(
@@ -68,7 +104,9 @@ fn build_inner(
     clock: &mut StageClock,
     report: &mut BuildReport,
 ) -> Result<(), Failure> {
-    let plan = plan::plan(build, source)?;
+    let plan = plan::plan_with(build, source, &|i| {
+        std::env::var(crate::api::contract::value_from_env(i)).ok()
+    })?;
     let at = source
         .and_then(|s| s.revision.commit.clone())
         .unwrap_or_else(|| "the source".into());
@@ -355,6 +393,35 @@ pub(crate) fn hint(error: &str, reference: &str, action: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_values_are_redacted_from_the_report() {
+        let build: Build = serde_json::from_value(serde_json::json!({
+            "apiVersion": "build.kiln.dev/v1alpha1", "kind": "Build", "metadata": {"name": "a"},
+            "spec": {"strategy": {"type": "Docker", "dockerStrategy": {"env": [
+                {"name": "A", "value": "plain-value"},
+                {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                {"name": "C", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}},
+                {"name": "D", "valueFrom": {"secretKeyRef": {"name": "s", "key": "empty"}}}
+            ]}}}
+        }))
+        .unwrap();
+        let resolved = |i: usize| match i {
+            1 => Some("t0p-secret".to_string()),
+            2 => Some("config-value".to_string()),
+            3 => Some(String::new()),
+            _ => None,
+        };
+        let secrets = secret_values(&build, &resolved);
+        assert_eq!(secrets, ["t0p-secret"]);
+        assert_eq!(
+            redact(
+                "STEP 2/3: ENV B=t0p-secret C=config-value\nt0p-secret",
+                &secrets
+            ),
+            "STEP 2/3: ENV B=*** C=config-value\n***"
+        );
+    }
 
     #[test]
     fn hints_table() {

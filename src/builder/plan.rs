@@ -42,7 +42,19 @@ pub(crate) struct Plan {
 }
 
 /// Plans a Build. `source` is what the clone container found (None for builds without source).
+/// A strategy env `valueFrom` fails the plan; see [`plan_with`].
+#[cfg(test)]
 pub(crate) fn plan(build: &Build, source: Option<&SourceInfo>) -> Result<Plan, Failure> {
+    plan_with(build, source, &|_| None)
+}
+
+/// Plans a Build, with `value_from(i)` the value the kubelet resolved for `dockerStrategy.env[i]`'s
+/// `valueFrom` (the build container's [`crate::api::contract::value_from_env`] variables).
+pub(crate) fn plan_with(
+    build: &Build,
+    source: Option<&SourceInfo>,
+    value_from: &dyn Fn(usize) -> Option<String>,
+) -> Result<Plan, Failure> {
     let spec = &build.spec.common;
     let name = build.metadata.name.clone().unwrap_or_default();
     let namespace = build.metadata.namespace.clone().unwrap_or_default();
@@ -71,8 +83,9 @@ pub(crate) fn plan(build: &Build, source: Option<&SourceInfo>) -> Result<Plan, F
     }
     crate::api::validate::build_volumes(&docker.volumes, "spec.strategy.dockerStrategy.volumes")
         .map_err(|e| Failure::new(StatusReason::CannotCreateBuildPodSpec, e))?;
-    let env = pairs(&docker.env, "dockerStrategy.env")?;
-    let build_args = pairs(&docker.build_args, "dockerStrategy.buildArgs")?;
+    let env = pairs(&docker.env, "dockerStrategy.env", value_from)?;
+    // OpenShift does not resolve valueFrom in build arguments either.
+    let build_args = pairs(&docker.build_args, "dockerStrategy.buildArgs", &|_| None)?;
     // The location reaches the image's ENV and labels: never with credentials.
     let location = source
         .and_then(|s| s.location.clone())
@@ -193,17 +206,22 @@ pub(crate) fn plan(build: &Build, source: Option<&SourceInfo>) -> Result<Plan, F
 fn pairs(
     vars: &[k8s_openapi::api::core::v1::EnvVar],
     field: &str,
+    value_from: &dyn Fn(usize) -> Option<String>,
 ) -> Result<Vec<(String, String)>, Failure> {
     vars.iter()
-        .map(|v| {
+        .enumerate()
+        .map(|(i, v)| {
             if v.value_from.is_some() && v.value.is_none() {
-                Err(Failure::new(
-                    StatusReason::UnresolvableEnvironmentVariable,
-                    format!(
-                        "{field} {:?} uses valueFrom, which must be resolved before the build runs",
-                        v.name
-                    ),
-                ))
+                let value = value_from(i).ok_or_else(|| {
+                    Failure::new(
+                        StatusReason::UnresolvableEnvironmentVariable,
+                        format!(
+                            "{field} {:?} uses valueFrom, which the build Pod resolves (it was not resolved here)",
+                            v.name
+                        ),
+                    )
+                })?;
+                Ok((v.name.clone(), value))
             } else {
                 Ok((v.name.clone(), v.value.clone().unwrap_or_default()))
             }
@@ -369,6 +387,33 @@ mod tests {
         assert_eq!(
             plan(&b, None).unwrap_err().reason,
             StatusReason::UnresolvableEnvironmentVariable
+        );
+    }
+
+    #[test]
+    fn value_from_env_takes_the_value_the_pod_resolved() {
+        let b = build(serde_json::json!({
+            "apiVersion": "build.kiln.dev/v1alpha1", "kind": "Build", "metadata": {"name": "a"},
+            "spec": {"strategy": {"type": "Docker", "dockerStrategy": {
+                "env": [{"name": "A", "value": "1"},
+                        {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                        {"name": "C", "value": "3", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}],
+                "buildArgs": [{"name": "D", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}}}
+        }));
+        // Only env[1] is asked for (a value beside valueFrom wins, as in Kubernetes).
+        let resolved = |i: usize| (i == 1).then(|| "from-secret".to_string());
+        let err = plan_with(&b, None, &resolved).unwrap_err();
+        assert_eq!(err.reason, StatusReason::UnresolvableEnvironmentVariable);
+        assert!(err.message.contains("buildArgs \"D\""), "{}", err.message);
+        let mut b = b;
+        if let Some(d) = b.spec.common.strategy.docker_strategy.as_mut() {
+            d.build_args.clear();
+        }
+        let p = plan_with(&b, None, &resolved).unwrap();
+        assert_eq!(
+            p.edits.env,
+            [("A", "1"), ("B", "from-secret"), ("C", "3")]
+                .map(|(n, v)| (n.to_string(), v.to_string()))
         );
     }
 

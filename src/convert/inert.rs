@@ -4,7 +4,6 @@
 use serde_json::Value;
 
 const SECRET_BESIDE_REFERENCE: &str = "ignored while secretReference is set: kiln checks webhook calls against the referenced Secret only (OpenShift accepts either); drop one of the two";
-const VALUE_FROM: &str = "valueFrom is not resolved: the build fails with UnresolvableEnvironmentVariable; set value instead";
 const BUILD_ARG_VALUE_FROM: &str = "valueFrom is not resolved in build arguments (OpenShift ignores it there too): the build fails with UnresolvableEnvironmentVariable; set value instead";
 const TRUSTED_CA: &str = "kiln mounts no cluster trust bundle; mount CA certificates into RUN steps with spec.strategy.dockerStrategy.volumes";
 const LOOKUP_LOCAL: &str = "kiln does not resolve the stream's short name in Pods; use the full pull spec from status.dockerImageRepository";
@@ -23,7 +22,7 @@ pub(crate) fn fields(kind: &str, doc: &Value) -> Vec<(String, String)> {
                 note("spec.mountTrustedCA".into(), TRUSTED_CA);
             }
             let docker = spec.pointer("/strategy/dockerStrategy");
-            for (field, why) in [("env", VALUE_FROM), ("buildArgs", BUILD_ARG_VALUE_FROM)] {
+            for (field, why) in [("buildArgs", BUILD_ARG_VALUE_FROM)] {
                 for (i, var) in array(docker.and_then(|d| d.get(field))).iter().enumerate() {
                     if var.get("valueFrom").is_some_and(|v| !v.is_null()) {
                         note(
@@ -130,7 +129,6 @@ mod tests {
                                     {"type": "Generic", "generic": {"secret": "s", "secretReference": {"name": "n"}}}]}}),
                 vec![
                     "spec.mountTrustedCA",
-                    "spec.strategy.dockerStrategy.env[1].valueFrom",
                     "spec.strategy.dockerStrategy.buildArgs[0].valueFrom",
                     "spec.triggers[3].generic.secret",
                 ],

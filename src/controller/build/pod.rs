@@ -140,6 +140,19 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
         ));
     }
     let mut build_env = env;
+    // The strategy env's valueFrom, resolved by the kubelet like any container env: the Build
+    // and the controller carry only the reference, never a Secret's value.
+    for (i, var) in docker.env.iter().enumerate() {
+        if var.value.is_none() {
+            if let Some(from) = &var.value_from {
+                build_env.push(EnvVar {
+                    name: contract::value_from_env(i),
+                    value: None,
+                    value_from: Some(from.clone()),
+                });
+            }
+        }
+    }
     if !settings.insecure_registries.is_empty() {
         build_env.push(env_var(
             contract::INSECURE_REGISTRIES_ENV,

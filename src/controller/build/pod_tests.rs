@@ -266,3 +266,56 @@ fn only_a_pod_carrying_the_builds_uid_is_its_own() {
         assert_eq!(owned_by(&pod, build), want, "{what}");
     }
 }
+
+#[test]
+fn value_from_env_reaches_only_the_build_container_as_a_reference() {
+    let b = build(json!({
+        "source": {"type": "Git", "git": {"uri": "https://git/x.git"}},
+        "strategy": {"type": "Docker", "dockerStrategy": {"env": [
+            {"name": "PLAIN", "value": "1"},
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+            {"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "level"}}},
+            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}}
+        ]}}
+    }));
+    let pod = build_pod(&b, &settings(SecurityProfile::Privileged)).unwrap();
+    let spec = pod.spec.unwrap();
+    let main = &spec.containers[0];
+    let refs: Vec<(String, serde_json::Value)> = main
+        .env
+        .iter()
+        .flatten()
+        .filter(|e| e.name.starts_with(contract::VALUE_FROM_ENV_PREFIX))
+        .map(|e| {
+            assert_eq!(e.value, None);
+            (e.name.clone(), serde_json::to_value(&e.value_from).unwrap())
+        })
+        .collect();
+    assert_eq!(
+        refs,
+        vec![
+            (
+                "KILN_VALUE_FROM_1".to_string(),
+                json!({"secretKeyRef": {"name": "creds", "key": "token"}})
+            ),
+            (
+                "KILN_VALUE_FROM_2".to_string(),
+                json!({"configMapKeyRef": {"name": "settings", "key": "level"}})
+            ),
+            (
+                "KILN_VALUE_FROM_3".to_string(),
+                json!({"fieldRef": {"fieldPath": "metadata.name"}})
+            ),
+            (
+                "KILN_VALUE_FROM_4".to_string(),
+                json!({"resourceFieldRef": {"resource": "limits.memory"}})
+            ),
+        ]
+    );
+    // The clone step gets none of them.
+    let clone = &spec.init_containers.unwrap()[0];
+    assert!(!env_names(clone)
+        .iter()
+        .any(|n| n.starts_with(contract::VALUE_FROM_ENV_PREFIX)));
+}
