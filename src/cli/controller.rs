@@ -55,6 +55,10 @@ pub(crate) struct ControllerArgs {
     /// default is 15 minutes).
     #[arg(long, env = "KILN_IMAGE_IMPORT_INTERVAL", default_value_t = DEFAULT_IMPORT_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) image_import_interval: u64,
+    /// Confirm each build's reported digest in its output repository before recording it in an
+    /// ImageStream (`false` trusts the build Pod's report).
+    #[arg(long, env = "KILN_CONFIRM_DIGESTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) confirm_digests: bool,
     /// Seconds a watch may fail without a break before /healthz fails.
     #[arg(long, env = "KILN_WATCH_FAILURE_TIMEOUT", default_value_t = DEFAULT_WATCH_FAILURE_TIMEOUT.as_secs())]
     pub(crate) watch_failure_timeout: u64,
@@ -98,6 +102,7 @@ impl ControllerArgs {
             pod_create_retry_window: std::time::Duration::from_secs(self.pod_create_retry_window),
             pod_pending_timeout: std::time::Duration::from_secs(self.pod_pending_timeout.max(1)),
             import_interval: std::time::Duration::from_secs(self.image_import_interval),
+            confirm_digests: self.confirm_digests,
         }
     }
 }

@@ -42,6 +42,9 @@ pub struct Settings {
     pub pod_pending_timeout: Duration,
     /// How often ImageStream tags with `importPolicy.scheduled` are imported again.
     pub import_interval: Duration,
+    /// Confirm each reported digest in the output repository before recording it in an
+    /// ImageStream (off only where no registry exists, as in the scripted scenario tests).
+    pub confirm_digests: bool,
 }
 
 /// How long a refused build Pod is retried, unless configured.
@@ -74,6 +77,9 @@ pub(crate) enum Error {
     /// The build Pod could not be generated.
     #[error(transparent)]
     PodSpec(#[from] super::build::pod::Error),
+    /// A registry could not be reached; the reconcile runs again.
+    #[error("{0}")]
+    Registry(String),
     /// A write lost a race with another writer; the reconcile runs again.
     #[error("{0} changed while being reconciled; retrying")]
     Conflict(String),
@@ -89,6 +95,7 @@ impl Error {
             }
             Self::Instantiate(_) => "InstantiateFailed",
             Self::PodSpec(_) => "PodSpecFailed",
+            Self::Registry(_) => "RegistryUnreachable",
             Self::Conflict(_) => "Conflict",
         }
     }

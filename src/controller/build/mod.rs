@@ -3,6 +3,7 @@
 //!
 //! `phase` is the phase machine and `pod` the build Pod, both pure.
 
+pub(crate) mod confirm;
 pub(crate) mod phase;
 pub(crate) mod pod;
 pub(crate) mod stall;
@@ -16,6 +17,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
+use self::confirm::{confirm, unconfirmed, Confirmation};
 use self::phase::{cancel_requested, next_status, reported_revision, Observed};
 use self::pod::owned_by;
 use super::context::{api_error, Context, Error};
@@ -60,8 +62,14 @@ pub(crate) async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Ac
     if next.phase == BuildPhase::Cancelled && pod.is_some() {
         delete_pod(&ctx, &namespace, &name).await?;
     }
+    let mut next = next;
     if next.phase == BuildPhase::Complete && phase != BuildPhase::Complete {
-        record_output(&ctx, &build, &next).await?;
+        if let Some(message) = unconfirmed_output(&ctx, &build, &next).await? {
+            tracing::warn!(build = %name, namespace, %message, "pushed digest not confirmed");
+            next = unconfirmed(next, message);
+        } else {
+            record_output(&ctx, &build, &next).await?;
+        }
     }
     // The revision is recorded as the build finishes (a finished Build's spec is never written:
     // the cache keeps a slimmed copy of it).
@@ -132,6 +140,32 @@ async fn push_secret_missing(
         .await
         .map_err(api_error(format!("reading Secret {}", secret.name)))?
         .is_none())
+}
+
+/// Why the digest a build reports for its ImageStreamTag output cannot be recorded, when the
+/// output repository does not confirm it (DockerImage outputs are not recorded, so not asked).
+async fn unconfirmed_output(
+    ctx: &Context,
+    build: &Build,
+    next: &BuildStatus,
+) -> Result<Option<String>, Error> {
+    let digest = next
+        .output
+        .as_ref()
+        .and_then(|o| o.to.as_ref())
+        .and_then(|t| t.image_digest.as_deref());
+    let reference = next.output_docker_image_reference.as_deref();
+    match (reference, digest) {
+        (Some(reference), Some(digest))
+            if ctx.settings.confirm_digests && to_kind_is_tag(build) =>
+        {
+            Ok(match confirm(ctx, build, reference, digest).await? {
+                Confirmation::Confirmed => None,
+                Confirmation::Refused(message) => Some(message),
+            })
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Records the pushed digest in the output ImageStreamTag (DockerImage outputs skip this).

@@ -51,7 +51,7 @@ pub(crate) async fn pull_config(client: &kube::Client, namespace: &str) -> Resul
 }
 
 /// The docker config a Secret holds (`.dockerconfigjson`, or the legacy `.dockercfg`).
-fn docker_config(secret: &Secret) -> Option<Value> {
+pub(crate) fn docker_config(secret: &Secret) -> Option<Value> {
     let data = secret.data.as_ref()?;
     [".dockerconfigjson", ".dockercfg"].iter().find_map(|key| {
         let bytes = data.get(*key)?;

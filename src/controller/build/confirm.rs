@@ -1,0 +1,141 @@
+//! Confirming a build's reported digest in its output repository before any TagEvent is written.
+//!
+//! The build Pod reports its digest in its termination message; anyone who can write that Pod's
+//! status (or run a Pod that looks like it) could report any digest. So before an ImageStream
+//! records a push, the controller asks the output repository for the manifest of that exact
+//! digest, with the build's push secret (or the namespace's pull secrets). A registry that does
+//! not have it, or refuses the controller, fails the build; an unreachable one is retried.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::ResourceExt;
+
+use crate::api::{Build, BuildPhase, BuildStatus, StatusReason};
+use crate::controller::context::{api_error, Context, Error};
+use crate::controller::imports::secrets::{docker_config, pull_config};
+use crate::registry::auth;
+use crate::registry::digest::{self, Access, FailureReason};
+
+/// How long one confirmation may take.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the output repository says about the reported digest.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Confirmation {
+    /// The repository serves a manifest of that digest.
+    Confirmed,
+    /// It does not, or refused the controller: the message says which.
+    Refused(String),
+}
+
+/// `repository@digest` for the pushed reference (`host/path[:tag][@digest]`) and the reported
+/// digest (pure).
+pub(crate) fn pinned(reference: &str, digest: &str) -> Option<String> {
+    let repository = digest::repository(reference)?;
+    Some(format!("{repository}@{digest}"))
+}
+
+/// The Build's status when its digest could not be confirmed: Failed with
+/// `PushImageToRegistryFailed` (pure).
+pub(crate) fn unconfirmed(mut next: BuildStatus, message: String) -> BuildStatus {
+    next.phase = BuildPhase::Failed;
+    next.reason = Some(StatusReason::PushImageToRegistryFailed);
+    next.message = Some(message);
+    if let Some(output) = next.output.as_mut().and_then(|o| o.to.as_mut()) {
+        output.image_digest = None;
+    }
+    next
+}
+
+/// Asks the output repository for the manifest of `digest`.
+pub(crate) async fn confirm(
+    ctx: &Context,
+    build: &Build,
+    reference: &str,
+    digest_text: &str,
+) -> Result<Confirmation, Error> {
+    let Some(pinned) = pinned(reference, digest_text) else {
+        return Ok(Confirmation::Refused(format!(
+            "the output reference {reference:?} does not name a repository"
+        )));
+    };
+    let host = auth::registry_of(reference);
+    let namespace = build.namespace().unwrap_or_default();
+    let mut configs = Vec::new();
+    if let Some(secret) = build
+        .spec
+        .common
+        .output
+        .as_ref()
+        .and_then(|o| o.push_secret.as_ref())
+    {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+        if let Some(config) = secrets
+            .get_opt(&secret.name)
+            .await
+            .map_err(api_error(format!("reading push secret {}", secret.name)))?
+            .as_ref()
+            .and_then(docker_config)
+        {
+            configs.push(config);
+        }
+    }
+    configs.insert(0, pull_config(&ctx.client, &namespace).await?);
+    let access = Access {
+        insecure: ctx.settings.pod.insecure_registries.contains(&host),
+        credentials: auth::credentials_for(&auth::merge(&configs), &host),
+        timeout: Some(CONFIRM_TIMEOUT),
+    };
+    match digest::manifest_digest(&pinned, &access).await {
+        Ok(served) if served == digest_text => Ok(Confirmation::Confirmed),
+        Ok(served) => Ok(Confirmation::Refused(format!(
+            "the registry serves {served} for {pinned}, not the reported digest"
+        ))),
+        Err(e) if e.reason() == FailureReason::InternalError => Err(Error::Registry(format!(
+            "confirming the pushed digest {pinned}: {e}"
+        ))),
+        Err(e) => Ok(Confirmation::Refused(format!(
+            "the build reported {digest_text}, which the registry does not confirm in {}: {e}",
+            digest::repository(reference).unwrap_or_default()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pushed_reference_pinned_to_the_reported_digest() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        for (reference, want) in [
+            (
+                "reg:5000/ns/app:latest",
+                Some(format!("reg:5000/ns/app@{d}")),
+            ),
+            ("reg:5000/ns/app", Some(format!("reg:5000/ns/app@{d}"))),
+            (
+                &format!("reg:5000/ns/app@sha256:{}", "b".repeat(64)),
+                Some(format!("reg:5000/ns/app@{d}")),
+            ),
+        ] {
+            assert_eq!(pinned(reference, &d), want, "{reference}");
+        }
+    }
+
+    #[test]
+    fn an_unconfirmed_build_fails_without_a_digest() {
+        let next: BuildStatus = serde_json::from_value(serde_json::json!({
+            "phase": "Complete",
+            "output": {"to": {"imageDigest": "sha256:forged"}}
+        }))
+        .unwrap();
+        let failed = unconfirmed(next, "not there".into());
+        assert_eq!(failed.phase, BuildPhase::Failed);
+        assert_eq!(failed.reason, Some(StatusReason::PushImageToRegistryFailed));
+        assert_eq!(failed.message.as_deref(), Some("not there"));
+        assert_eq!(failed.output.unwrap().to.unwrap().image_digest, None);
+    }
+}
