@@ -115,6 +115,7 @@ pub fn start(args: &KubeletArgs, server: &ApiServer) -> Result<Option<Running>, 
         .map(|default_message| InstantMode { default_message });
     let handle = Kubelet::new(server.client_as(KUBELET_AGENT), config)
         .with_logs(Arc::new(server.logs()))
+        .with_stdin(server.stdin())
         .run();
     Ok(Some(Running { handle, owned_root }))
 }

@@ -7,4 +7,4 @@ pub mod serve;
 pub mod tls;
 
 pub use apiserver::authz::Authorization;
-pub use apiserver::{ApiServer, LogStore, ServerConfig};
+pub use apiserver::{ApiServer, LogStore, ServerConfig, StdinHub};

@@ -108,6 +108,7 @@ fn resource_entries(info: &ResourceInfo) -> Vec<Value> {
     for sub in &info.extra_subresources {
         let (kind, verbs) = match *sub {
             "log" => ("Pod", vec!["get"]),
+            "attach" => ("PodAttachOptions", vec!["create", "get"]),
             "binding" => ("Binding", vec!["create"]),
             "token" => ("TokenRequest", vec!["create"]),
             _ => (info.kind.as_str(), vec!["get"]),

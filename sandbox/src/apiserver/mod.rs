@@ -17,6 +17,7 @@ pub mod resources;
 pub mod schema;
 pub mod selector;
 pub mod ssa;
+pub mod stdin;
 pub mod store;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -27,6 +28,7 @@ use serde_json::Value;
 pub use error::{ApiError, ApiResult};
 pub use faults::{FaultAction, FaultRule, FaultRules};
 pub use logs::LogStore;
+pub use stdin::StdinHub;
 
 /// Tunables of the server.
 #[derive(Debug, Clone)]
@@ -71,6 +73,8 @@ pub struct Shared {
     store: Mutex<store::Store>,
     /// Container logs served by `pods/log`.
     pub logs: LogStore,
+    /// Running containers' stdin, written by `pods/attach`.
+    pub stdin: StdinHub,
     /// Active fault rules.
     pub faults: FaultRules,
     /// Bumped to end every open watch.
@@ -120,6 +124,7 @@ impl ApiServer {
                     store
                 }),
                 logs: LogStore::new(),
+                stdin: StdinHub::new(),
                 faults: FaultRules::default(),
                 watch_epoch: tokio::sync::watch::channel(0).0,
                 requests: requests::RequestCounts::default(),
@@ -271,6 +276,11 @@ impl ApiServer {
     /// The log store `pods/log` reads from (the kubelet writes into it).
     pub fn logs(&self) -> LogStore {
         self.shared.logs.clone()
+    }
+
+    /// Where the kubelet offers running containers' stdin to `pods/attach`.
+    pub fn stdin(&self) -> StdinHub {
+        self.shared.stdin.clone()
     }
 
     /// Fault injection controls.

@@ -101,7 +101,7 @@ const BUILTINS: &[Builtin] = &[
         short: &["po"],
         status: true,
         generation: true,
-        extra: &["log", "binding"],
+        extra: &["log", "binding", "attach"],
     },
     Builtin {
         group: "",

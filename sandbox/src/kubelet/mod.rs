@@ -15,6 +15,7 @@ pub mod runc;
 pub mod runtime;
 pub mod script;
 pub mod status;
+pub mod stdin;
 pub mod volumes;
 pub mod worker;
 
@@ -99,6 +100,7 @@ impl Kubelet {
                 client,
                 config: Arc::new(config),
                 sink: Arc::new(MemoryLogSink::new()),
+                stdin: crate::apiserver::StdinHub::new(),
             },
         }
     }
@@ -106,6 +108,13 @@ impl Kubelet {
     /// Sends container output to `sink` (e.g. the API server's log store).
     pub fn with_logs(mut self, sink: Arc<dyn LogSink>) -> Self {
         self.shared.sink = sink;
+        self
+    }
+
+    /// Offers `stdin: true` containers' stdin through `hub` (e.g. the API server's, for
+    /// `pods/attach`); without it nobody can attach and such containers wait for input forever.
+    pub fn with_stdin(mut self, hub: crate::apiserver::StdinHub) -> Self {
+        self.shared.stdin = hub;
         self
     }
 

@@ -17,6 +17,7 @@ use super::plan::ContainerPlan;
 use super::runc::process::RuncContainer;
 use super::script::{command_line, ContainerDirs, SETUP_PATH};
 use super::status::{signal_exit_code, FALLBACK_BYTES};
+use super::stdin::ContainerStdin;
 
 /// A stop request: kill the container, allowing this grace period before SIGKILL.
 pub type StopSignal = watch::Receiver<Option<Duration>>;
@@ -61,6 +62,7 @@ pub struct Running {
     started_file: PathBuf,
     started: bool,
     killer: Killer,
+    stdin: ContainerStdin,
 }
 
 /// How a container is stopped and cleaned up.
@@ -72,13 +74,15 @@ pub enum Killer {
     Runc(RuncContainer),
 }
 
-/// Starts a container: `unshare` as a new process group, output piped to the log sink.
+/// Starts a container: `unshare` as a new process group, output piped to the log sink, stdin
+/// wired as the container's spec says.
 pub fn start(
     plan: &ContainerPlan,
     dirs: &ContainerDirs,
     hostname: &str,
     sink: Arc<dyn LogSink>,
     key: ContainerKey,
+    stdin: ContainerStdin,
 ) -> Result<Running> {
     prepare_dirs(dirs)?;
     for m in &plan.mounts {
@@ -91,11 +95,12 @@ pub fn start(
     let argv = command_line(plan, dirs, hostname);
     let mut command = Command::new(&argv[0]);
     command.args(&argv[1..]).env_clear().env("PATH", SETUP_PATH);
-    spawn(command, &plan.name, dirs, sink, key, Killer::Group)
+    spawn(command, &plan.name, dirs, sink, key, Killer::Group, stdin)
 }
 
 /// Spawns a container's host command in its own process group, stdout and stderr piped to the
-/// log sink; `killer` says how it is stopped.
+/// log sink, stdin wired by `stdin` (a pipe `pods/attach` writes to, or `/dev/null`); `killer`
+/// says how it is stopped.
 pub fn spawn(
     mut command: Command,
     name: &str,
@@ -103,9 +108,10 @@ pub fn spawn(
     sink: Arc<dyn LogSink>,
     key: ContainerKey,
     killer: Killer,
+    stdin: ContainerStdin,
 ) -> Result<Running> {
     command
-        .stdin(Stdio::null())
+        .stdin(stdin.stdio())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -115,6 +121,7 @@ pub fn spawn(
         .spawn()
         .map_err(|e| Error::io(format!("starting container {name}"), e))?;
     let pgid = child.id().unwrap_or(0);
+    stdin.offer(&mut child);
     let tail = Arc::new(Mutex::new(TailBuffer::new(FALLBACK_BYTES * 2)));
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
@@ -134,6 +141,7 @@ pub fn spawn(
         started_file: dirs.started_file.clone(),
         started: false,
         killer,
+        stdin,
     })
 }
 
@@ -212,6 +220,7 @@ impl Running {
                 }
             }
         };
+        self.stdin.withdraw();
         for reader in self.readers.drain(..) {
             // Output of processes that outlive the container's init cannot keep us waiting.
             let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;

@@ -234,6 +234,18 @@ pub fn forbidden(attributes: &Attributes, reason: &str) -> ApiError {
     ApiError::Forbidden(subject, full)
 }
 
+/// Whether a request is a WebSocket upgrade of a Pod's streaming subresource made with `get`.
+fn upgrade_needs_create(attributes: &Attributes, headers: &HeaderMap) -> bool {
+    attributes.verb == "get"
+        && attributes.api_group.is_empty()
+        && attributes.resource == "pods"
+        && matches!(
+            attributes.subresource.as_str(),
+            "attach" | "exec" | "portforward"
+        )
+        && super::http::attach::is_websocket(headers)
+}
+
 /// Authenticates and authorizes a request; returns the user for handlers that need it
 /// (self reviews, TokenRequest).
 pub fn check(
@@ -251,7 +263,15 @@ pub fn check(
     let Some(attributes) = attributes(user.clone(), method, uri_path, route, query) else {
         return Ok(user);
     };
-    let decision = decide(&shared.store(), &attributes);
+    let mut decision = decide(&shared.store(), &attributes);
+    let mut attributes = attributes;
+    if decision.allowed && upgrade_needs_create(&attributes, headers) {
+        // As kube-apiserver since 1.31 (AuthorizePodWebsocketUpgradeCreatePermission): a
+        // WebSocket `get` of pods/attach, exec or portforward must also be allowed `create`,
+        // the verb the same request has over SPDY.
+        attributes.verb = "create".into();
+        decision = decide(&shared.store(), &attributes);
+    }
     if decision.allowed {
         return Ok(user);
     }

@@ -1,6 +1,7 @@
 //! HTTP front end: routing, verbs, bodies, fault injection, responses.
 
 mod admin;
+pub mod attach;
 mod output;
 mod pod_log;
 mod protobuf;
@@ -47,7 +48,8 @@ pub fn json_response(code: StatusCode, value: &Value, warnings: &[String]) -> Re
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let query = match Query::parse(parts.uri.query().unwrap_or_default()) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
@@ -105,6 +107,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
                 method: &parts.method,
                 headers: &parts.headers,
                 user: &user,
+                upgrade,
             };
             resource(&shared, request, path, query, body).await
         }
@@ -163,6 +166,8 @@ struct Incoming<'a> {
     method: &'a Method,
     headers: &'a axum::http::HeaderMap,
     user: &'a super::authz::UserInfo,
+    /// The connection's pending protocol switch (`pods/attach`).
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
 
 /// Whether a request is for a resource that is answered, never stored: the access reviews and
@@ -213,6 +218,7 @@ async fn resource(
         method,
         headers,
         user,
+        upgrade,
     } = request;
     let info = resolve(shared, &path)?;
     let verb = verb(method, &path, &query)?;
@@ -248,6 +254,10 @@ async fn resource(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let output = output::Output::from_request(accept, &query);
+    if path.subresource.as_deref() == Some("attach") && matches!(verb, "get" | "create") {
+        let request = attach::AttachRequest { headers, upgrade };
+        return attach::serve(shared, &info, &path, &query, request);
+    }
     let ns = path.namespace.as_deref();
     match verb {
         "get" if path.subresource.as_deref() == Some("log") => {

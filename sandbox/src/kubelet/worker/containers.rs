@@ -18,6 +18,7 @@ use crate::kubelet::plan::HostVolume;
 use crate::kubelet::runc::NotReady;
 use crate::kubelet::script::ContainerDirs;
 use crate::kubelet::status::{termination_message, ContainerRecord, State, Termination};
+use crate::kubelet::stdin::ContainerStdin;
 
 impl Worker {
     /// Prepares volumes, runs init containers in order, then the containers together.
@@ -126,7 +127,8 @@ impl Worker {
                 .await;
             }
             let key = ContainerKey::new(&self.namespace, &self.name, &container.name);
-            let end = match self.start_container(launch, &dirs, key) {
+            let stdin = ContainerStdin::new(container, &self.shared.stdin, &key);
+            let end = match self.start_container(launch, &dirs, key, stdin) {
                 Err(e) => cannot_run(e.to_string()),
                 Ok(mut running) => {
                     let stop = self.control.stop_signal();

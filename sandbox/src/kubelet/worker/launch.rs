@@ -18,6 +18,7 @@ use crate::kubelet::runc::rootfs::release;
 use crate::kubelet::runc::{NotReady, Request};
 use crate::kubelet::runtime::{spawn, start, Killer, Running};
 use crate::kubelet::script::ContainerDirs;
+use crate::kubelet::stdin::ContainerStdin;
 
 /// A container ready to start.
 pub(super) enum Launch {
@@ -89,10 +90,11 @@ impl Worker {
         launch: Launch,
         dirs: &ContainerDirs,
         key: ContainerKey,
+        stdin: ContainerStdin,
     ) -> Result<Running> {
         let sink = self.shared.sink.clone();
         match launch {
-            Launch::Host(plan) => start(&plan, dirs, &self.name, sink, key),
+            Launch::Host(plan) => start(&plan, dirs, &self.name, sink, key, stdin),
             Launch::Runc(plan, container, _) => {
                 let command = container.run_command();
                 let root = container.root.clone();
@@ -103,6 +105,7 @@ impl Worker {
                     sink,
                     key,
                     Killer::Runc(container),
+                    stdin,
                 );
                 match running {
                     Ok(running) => Ok(running),

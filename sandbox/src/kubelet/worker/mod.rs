@@ -31,6 +31,8 @@ pub struct Shared {
     pub config: Arc<KubeletConfig>,
     /// Where container output goes.
     pub sink: Arc<dyn LogSink>,
+    /// Where `stdin: true` containers' stdin waits for `pods/attach`.
+    pub stdin: crate::apiserver::StdinHub,
 }
 
 /// Runs one Pod.
