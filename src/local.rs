@@ -280,6 +280,7 @@ pub fn run(opts: &LocalOptions) -> Result<LocalResult, Error> {
         binary: binary.clone(),
         max_archive_bytes: archive::DEFAULT_MAX_BYTES,
         submodules: false,
+        input_timeout: None,
     };
     let mut report = pipeline::fetch(&build, &fetch);
     if !report.is_failure() {

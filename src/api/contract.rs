@@ -43,6 +43,11 @@ pub fn value_from_env(index: usize) -> String {
 
 /// The most bytes Kubernetes keeps of a termination message.
 pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
+/// The clone step's option bounding the wait for a binary source on its standard input (seconds).
+pub const INPUT_TIMEOUT_ARG: &str = "--input-timeout";
+/// How long a binary build waits for its input when nothing configures it (ten minutes), before
+/// the first byte and between reads.
+pub const DEFAULT_INPUT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What was checked out: written by `kiln builder clone`, read by `kiln builder build`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1,8 +1,11 @@
 //! The fetch step (the Pod's clone container): git clone or binary archive, then the contextDir check.
 
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use super::input::{IdleLimited, Progress};
 use super::report::{Failure, StageClock};
 use super::{archive, context_dir, source, url_policy};
 use crate::api::build::StageName;
@@ -36,6 +39,9 @@ pub(crate) struct FetchOptions {
     pub(crate) max_archive_bytes: u64,
     /// Check out submodules.
     pub(crate) submodules: bool,
+    /// How long a binary source on standard input may keep the step waiting for data (None:
+    /// no bound).
+    pub(crate) input_timeout: Option<Duration>,
 }
 
 /// Fetches the source of `build` and checks its contextDir; the report holds FetchInputs and the source info.
@@ -80,8 +86,23 @@ fn fetch_inner(build: &Build, opts: &FetchOptions) -> Result<SourceInfo, Failure
             let bin = opts.binary.clone().unwrap_or(Binary::Stdin);
             let as_file = src.binary.as_ref().and_then(|b| b.as_file.clone());
             println!("==> FetchInputs: receiving the binary source");
+            let mut waited: Option<(Progress, Duration)> = None;
             let input: Box<dyn Read> = match &bin {
-                Binary::Stdin => Box::new(std::io::stdin()),
+                Binary::Stdin => {
+                    // The descriptor itself, unbuffered: `poll` must see every byte not yet read.
+                    let fd = std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| {
+                        fetch_failed(format!("cannot read the binary source from stdin: {e}"))
+                    })?;
+                    let stdin = std::fs::File::from(fd);
+                    match opts.input_timeout {
+                        Some(idle) => {
+                            let (reader, progress) = IdleLimited::new(stdin, idle);
+                            waited = Some((progress, idle));
+                            Box::new(reader)
+                        }
+                        None => Box::new(stdin),
+                    }
+                }
                 Binary::File(p) => Box::new(std::fs::File::open(p).map_err(|e| {
                     fetch_failed(format!(
                         "cannot open the binary source {}: {e}",
@@ -98,7 +119,10 @@ fn fetch_inner(build: &Build, opts: &FetchOptions) -> Result<SourceInfo, Failure
                 as_file.as_deref(),
                 opts.max_archive_bytes,
             )
-            .map_err(|e| fetch_failed(format!("binary source refused: {e}")))?;
+            .map_err(|e| {
+                let stalled = waited.as_ref().and_then(|(p, idle)| p.stall_message(*idle));
+                fetch_failed(stalled.unwrap_or_else(|| format!("binary source refused: {e}")))
+            })?;
             println!("    unpacked {n} entries");
             (
                 SourceInfo {

@@ -16,6 +16,7 @@ pub(crate) mod dockerfile;
 pub(crate) mod fetch;
 pub(crate) mod git_auth;
 pub(crate) mod heredoc;
+pub(crate) mod input;
 pub(crate) mod pipeline;
 pub(crate) mod plan;
 pub(crate) mod registry;

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
@@ -62,6 +63,10 @@ pub(crate) struct CloneArgs {
     /// Read a binary source (tar, tar.gz, zip) from this file, or `-` for standard input.
     #[arg(long)]
     pub(crate) from_archive: Option<String>,
+    /// Seconds a binary source on standard input may keep the step waiting for data, before
+    /// the first byte and between reads (0: no bound).
+    #[arg(long = "input-timeout", default_value_t = contract::DEFAULT_INPUT_TIMEOUT.as_secs())]
+    pub(crate) input_timeout: u64,
     /// The most bytes a binary source may unpack to.
     #[arg(long, default_value_t = archive::DEFAULT_MAX_BYTES)]
     pub(crate) max_archive_bytes: u64,
@@ -194,6 +199,7 @@ fn clone(a: &CloneArgs) -> BuildReport {
         }),
         max_archive_bytes: a.max_archive_bytes,
         submodules: a.submodules,
+        input_timeout: (a.input_timeout > 0).then(|| Duration::from_secs(a.input_timeout)),
     };
     let report = pipeline::fetch(&build, &opts);
     if let Some(info) = &report.source {

@@ -68,6 +68,10 @@ pub(crate) struct ControllerArgs {
     /// Seconds a build Pod may stay Pending before the Build, a `warn` line and an Event say why.
     #[arg(long, env = "KILN_POD_PENDING_TIMEOUT", default_value_t = DEFAULT_POD_PENDING_TIMEOUT.as_secs())]
     pub(crate) pod_pending_timeout: u64,
+    /// Seconds a Binary build waits for its upload (`kiln start-build --from-dir` and friends)
+    /// before it fails with FetchSourceFailed.
+    #[arg(long, env = "KILN_BINARY_INPUT_TIMEOUT", default_value_t = crate::api::contract::DEFAULT_INPUT_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) binary_input_timeout: u64,
     /// Log lines as human-readable text or as JSON objects (colour only on a terminal).
     #[arg(long, env = "KILN_LOG_FORMAT", value_enum, default_value = "text")]
     pub(crate) log_format: LogFormat,
@@ -95,6 +99,7 @@ impl ControllerArgs {
                 builder_image: self.builder_image.clone(),
                 security: self.security_profile,
                 insecure_registries: insecure,
+                binary_input_timeout: std::time::Duration::from_secs(self.binary_input_timeout),
             },
             tag_history_limit: self.tag_history_limit.max(1),
             retry_after: std::time::Duration::from_secs(2),

@@ -167,6 +167,10 @@ fn full_values_reach_the_manifests() {
         Some("60")
     );
     assert_eq!(
+        env_value(deployment, "KILN_BINARY_INPUT_TIMEOUT").as_deref(),
+        Some("300")
+    );
+    assert_eq!(
         env_value(deployment, "RUST_LOG").as_deref(),
         c["logLevel"].as_str()
     );

@@ -61,6 +61,7 @@ pub fn settings() -> Settings {
             builder_image: "kiln-builder:test".into(),
             security: SecurityProfile::Privileged,
             insecure_registries: vec![],
+            binary_input_timeout: Duration::from_secs(600),
         },
         tag_history_limit: 10,
         retry_after: Duration::from_millis(100),

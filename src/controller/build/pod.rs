@@ -39,6 +39,9 @@ pub struct PodSettings {
     pub security: SecurityProfile,
     /// Registries reached without TLS verification (the internal registry, typically).
     pub insecure_registries: Vec<String>,
+    /// How long a Binary build's clone step waits for its upload (before the first byte and
+    /// between reads) before it fails with `FetchSourceFailed`.
+    pub binary_input_timeout: std::time::Duration,
 }
 
 /// Why a Build cannot be turned into a Pod.
@@ -99,7 +102,12 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
         let binary = source.inferred_type() == BuildSourceType::Binary;
         let mut args = vec!["builder".to_string(), "clone".to_string()];
         if binary {
-            args.extend(["--from-archive".to_string(), "-".to_string()]);
+            args.extend([
+                "--from-archive".to_string(),
+                "-".to_string(),
+                contract::INPUT_TIMEOUT_ARG.to_string(),
+                settings.binary_input_timeout.as_secs().max(1).to_string(),
+            ]);
         }
         let mut clone = container(CLONE_CONTAINER, settings, args, env.clone(), mounts, build);
         if binary {

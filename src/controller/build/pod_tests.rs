@@ -19,6 +19,7 @@ fn settings(security: SecurityProfile) -> PodSettings {
         builder_image: "kiln-builder:1".into(),
         security,
         insecure_registries: vec!["registry:5000".into()],
+        binary_input_timeout: std::time::Duration::from_secs(90),
     }
 }
 
@@ -186,6 +187,13 @@ fn defaults_and_source_kinds_table() {
             stdin,
             "{spec}"
         );
+        // A binary clone reads stdin and gives up after the configured wait.
+        let args = inits
+            .first()
+            .and_then(|c| c.args.clone())
+            .unwrap_or_default();
+        let waits = args.windows(2).any(|w| w == ["--input-timeout", "90"]);
+        assert_eq!(waits, stdin, "{spec}: {args:?}");
         assert_eq!(
             spec_out.service_account_name.as_deref(),
             Some(DEFAULT_SERVICE_ACCOUNT)

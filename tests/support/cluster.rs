@@ -1,0 +1,411 @@
+//! A cluster for end-to-end tests: `kiln-sandbox serve --kubelet` over TCP enforcing RBAC (the
+//! controller on the chart's rendered ClusterRole and ServiceAccount, a tenant ServiceAccount bound
+//! to `edit` in one namespace), the CRDs, the real `kiln controller`, and optionally a
+//! `docker-registry`. `KILN_E2E_ENFORCE=off` runs it permissive. On a panic the logs, objects and
+//! build containers' logs are printed while everything still runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{free_port, http_get, kiln, run_bounded, Registry, Service};
+
+/// The builder image the controller puts in build Pods; the kubelet maps it to the `kiln` binary.
+pub const BUILDER_IMAGE: &str = "kiln-builder:e2e";
+/// The tenant's ServiceAccount (bound to `edit` in the test namespace, nothing else).
+pub const TENANT: &str = "developer";
+const CONTROLLER_NAMESPACE: &str = "kiln-system";
+
+/// Whether the sandbox enforces RBAC (unless `KILN_E2E_ENFORCE=off`).
+pub fn enforcing() -> bool {
+    std::env::var("KILN_E2E_ENFORCE").map_or(true, |v| v != "off")
+}
+
+/// The `kiln-sandbox` binary next to the `kiln` binary under test, built (or brought up to date)
+/// there by cargo first: `cargo test -p kiln` alone does not build another package's binary.
+pub fn sandbox_binary() -> PathBuf {
+    let kiln = Path::new(env!("CARGO_BIN_EXE_kiln"));
+    let profile_dir = kiln.parent().expect("the kiln binary is in a profile dir");
+    let target_dir = profile_dir
+        .parent()
+        .expect("the profile dir is in a target dir");
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build
+        .current_dir(super::repo_root())
+        .args(["build", "-p", "kiln-sandbox", "--bin", "kiln-sandbox"])
+        .arg("--target-dir")
+        .arg(target_dir);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let out = run_bounded(build, Duration::from_secs(900));
+    assert!(
+        out.status.success(),
+        "cargo build -p kiln-sandbox: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    profile_dir.join("kiln-sandbox")
+}
+
+/// A buildah storage in a temp dir; on Drop its containers are removed, which also unmounts it.
+pub struct Storage {
+    dir: tempfile::TempDir,
+}
+
+impl Storage {
+    /// A new empty storage.
+    pub fn new() -> Storage {
+        Storage {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `--root`.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// `--runroot`.
+    pub fn runroot(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        let mut cmd = Command::new("buildah");
+        cmd.arg("--root")
+            .arg(self.root())
+            .arg("--runroot")
+            .arg(self.runroot())
+            .args(["rm", "--all"]);
+        let _ = run_bounded(cmd, Duration::from_secs(120));
+    }
+}
+
+/// What to start.
+#[derive(Default)]
+pub struct Options {
+    /// Start a `docker-registry` (the controller's `--registry`, plain HTTP).
+    pub registry: bool,
+    /// More arguments for `kiln controller`.
+    pub controller_args: Vec<String>,
+}
+
+/// Everything started. Fields drop in order: controller, sandbox, registry, work dir.
+pub struct Cluster {
+    controller: Option<Service>,
+    sandbox: Option<Service>,
+    /// The registry, when asked for.
+    pub registry: Option<Registry>,
+    /// Logs, kubeconfigs and whatever the test writes.
+    pub work: tempfile::TempDir,
+    namespace: String,
+}
+
+impl Cluster {
+    /// Starts the sandbox (RBAC, kubelet), the CRDs, the controller's identity, the namespace
+    /// with its `builder` ServiceAccount and the tenant, then the controller.
+    pub fn start(namespace: &str, options: Options) -> Cluster {
+        let registry = options.registry.then(|| Registry::start(None));
+        let mut cluster = Cluster {
+            controller: None,
+            sandbox: None,
+            registry,
+            work: tempfile::tempdir().unwrap(),
+            namespace: namespace.to_string(),
+        };
+        let port = free_port();
+        let mut serve = Command::new(sandbox_binary());
+        serve
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig())
+            .arg("--service-account-admission")
+            .arg("--kubelet")
+            .arg("--kubelet-root")
+            .arg(cluster.work.path().join("kubelet"))
+            .arg("--image-map")
+            .arg(format!("{BUILDER_IMAGE}={}", env!("CARGO_BIN_EXE_kiln")))
+            .env("RUST_LOG", "info");
+        if enforcing() {
+            serve.args(["--authorization", "rbac"]);
+        }
+        cluster.sandbox = Some(Service::spawn_logged(
+            serve,
+            port,
+            "kiln-sandbox serve",
+            &cluster.log("sandbox.log"),
+        ));
+        let crds = super::repo_root().join("crds");
+        cluster.kubectl_ok(&["apply", "-f", &crds.display().to_string()]);
+        cluster.kubectl_ok(&[
+            "wait",
+            "--for=condition=established",
+            "--timeout=30s",
+            "crd",
+            "--all",
+        ]);
+        if enforcing() {
+            cluster.install_controller_identity();
+        }
+        cluster.kubectl_ok(&["create", "namespace", namespace]);
+        cluster.kubectl_ok(&["-n", namespace, "create", "serviceaccount", "builder"]);
+        if enforcing() {
+            cluster.admit_tenant();
+        }
+        cluster.start_controller(&options.controller_args);
+        cluster
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.work.path().join("kubeconfig")
+    }
+
+    fn controller_kubeconfig(&self) -> PathBuf {
+        if enforcing() {
+            self.work.path().join("kubeconfig-controller")
+        } else {
+            self.kubeconfig()
+        }
+    }
+
+    /// The tenant's kubeconfig: its own token (enforcing), else the admin's.
+    pub fn tenant_kubeconfig(&self) -> PathBuf {
+        if enforcing() {
+            self.work.path().join("kubeconfig-tenant")
+        } else {
+            self.kubeconfig()
+        }
+    }
+
+    /// A file in the work dir.
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    /// The controller's PID.
+    pub fn controller_pid(&self) -> Option<u32> {
+        self.controller.as_ref().map(Service::pid)
+    }
+
+    /// Runs kubectl as the admin: (success, stdout, stderr).
+    pub fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        self.kubectl_with(&self.kubeconfig(), args)
+    }
+
+    fn kubectl_with(&self, kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
+        let mut cmd = Command::new("kubectl");
+        cmd.env("KUBECONFIG", kubeconfig).args(args);
+        let out = run_bounded(cmd, Duration::from_secs(60));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// kubectl as the admin, which must succeed; returns stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.kubectl(args);
+        assert!(ok, "kubectl {args:?} failed:\n{out}{err}");
+        out
+    }
+
+    /// kubectl as the tenant, which must succeed; returns stdout.
+    pub fn tenant_kubectl_ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.kubectl_with(&self.tenant_kubeconfig(), args);
+        assert!(ok, "kubectl (as the tenant) {args:?} failed:\n{out}{err}");
+        out
+    }
+
+    /// Applies a manifest (JSON or YAML value) as the tenant.
+    pub fn tenant_apply(&self, name: &str, manifest: &Value) {
+        let path = self.work.path().join(format!("{name}.json"));
+        std::fs::write(&path, manifest.to_string()).unwrap();
+        self.tenant_kubectl_ok(&["apply", "-f", &path.display().to_string()]);
+    }
+
+    /// `kiln` as the tenant, with its kubeconfig.
+    pub fn tenant_kiln(&self) -> Command {
+        let mut cmd = kiln();
+        cmd.env("KUBECONFIG", self.tenant_kubeconfig());
+        cmd
+    }
+
+    /// The object as the tenant sees it, None when it is not there (yet).
+    pub fn get(&self, kind: &str, name: &str) -> Option<Value> {
+        let (ok, out, _) = self.kubectl_with(
+            &self.tenant_kubeconfig(),
+            &["-n", &self.namespace, "get", kind, name, "-o", "json"],
+        );
+        ok.then(|| serde_json::from_str(&out).ok()).flatten()
+    }
+
+    /// Waits until Build `name` is in a terminal phase and returns it.
+    pub fn wait_build(&self, name: &str, limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(build) = self.get("build", name) {
+                let phase = build["status"]["phase"].as_str().unwrap_or("");
+                if ["Complete", "Failed", "Error", "Cancelled"].contains(&phase) {
+                    return build;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "build {name} did not finish within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// The `forbidden:` lines of the sandbox's log (requests it refused).
+    pub fn refusals(&self) -> Vec<String> {
+        std::fs::read_to_string(self.log("sandbox.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("forbidden:"))
+            .map(String::from)
+            .collect()
+    }
+
+    fn install_controller_identity(&self) {
+        self.kubectl_ok(&["create", "namespace", CONTROLLER_NAMESPACE]);
+        let mut helm = Command::new("helm");
+        helm.args(["template", "kiln"])
+            .arg(super::repo_root().join("charts/kiln"))
+            .args(["--namespace", CONTROLLER_NAMESPACE])
+            .env("HELM_CACHE_HOME", self.work.path().join("helm/cache"))
+            .env("HELM_CONFIG_HOME", self.work.path().join("helm/config"))
+            .env("HELM_DATA_HOME", self.work.path().join("helm/data"));
+        let out = run_bounded(helm, Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "helm template: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let documents = kiln::yaml::read_documents(&String::from_utf8_lossy(&out.stdout))
+            .expect("helm renders YAML");
+        let wanted: Vec<Value> = documents
+            .into_iter()
+            .filter(|d| {
+                let kind = d["kind"].as_str().unwrap_or_default();
+                matches!(kind, "ClusterRole" | "ClusterRoleBinding")
+                    || (kind == "ServiceAccount"
+                        && d["metadata"]["namespace"] == CONTROLLER_NAMESPACE)
+            })
+            .collect();
+        let account = wanted
+            .iter()
+            .find(|d| d["kind"] == "ClusterRoleBinding")
+            .and_then(|b| b["subjects"][0]["name"].as_str())
+            .expect("the chart binds its ClusterRole to a ServiceAccount")
+            .to_string();
+        let rendered = self.work.path().join("chart-rbac");
+        std::fs::create_dir_all(&rendered).unwrap();
+        for (i, document) in wanted.iter().enumerate() {
+            std::fs::write(rendered.join(format!("{i:02}.json")), document.to_string()).unwrap();
+        }
+        self.kubectl_ok(&["apply", "-f", &rendered.display().to_string()]);
+        self.write_token_kubeconfig(
+            &account,
+            CONTROLLER_NAMESPACE,
+            &self.controller_kubeconfig(),
+        );
+    }
+
+    fn write_token_kubeconfig(&self, account: &str, namespace: &str, path: &Path) {
+        let token = self.kubectl_ok(&[
+            "create",
+            "token",
+            account,
+            "-n",
+            namespace,
+            "--duration=24h",
+        ]);
+        let admin = std::fs::read_to_string(self.kubeconfig()).unwrap();
+        assert!(admin.contains("token: sandbox"), "{admin}");
+        let scoped = admin.replace("token: sandbox", &format!("token: {}", token.trim()));
+        let scoped = scoped.replace(
+            "namespace: default",
+            &format!("namespace: {}", self.namespace),
+        );
+        std::fs::write(path, scoped).unwrap();
+    }
+
+    fn admit_tenant(&self) {
+        let ns = self.namespace.as_str();
+        self.kubectl_ok(&["-n", ns, "create", "serviceaccount", TENANT]);
+        self.kubectl_ok(&[
+            "-n",
+            ns,
+            "create",
+            "rolebinding",
+            "developer-edit",
+            "--clusterrole=edit",
+            &format!("--serviceaccount={ns}:{TENANT}"),
+        ]);
+        self.write_token_kubeconfig(TENANT, ns, &self.tenant_kubeconfig());
+    }
+
+    fn start_controller(&mut self, extra: &[String]) {
+        let port = free_port();
+        let mut cmd = kiln();
+        cmd.args(["controller", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--builder-image", BUILDER_IMAGE])
+            .args(extra)
+            .env("KUBECONFIG", self.controller_kubeconfig())
+            .env("RUST_LOG", "info,kiln=debug");
+        if let Some(registry) = &self.registry {
+            cmd.args(["--registry", &registry.addr()])
+                .arg("--insecure-registry-internal");
+        }
+        self.controller = Some(Service::spawn_logged(
+            cmd,
+            port,
+            "kiln controller",
+            &self.log("controller.log"),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http_get(port, "/readyz").map(|(code, _)| code) != Some(200) {
+            assert!(Instant::now() < deadline, "the controller never got ready");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn dump(&self) {
+        eprintln!("=== requests the sandbox refused ===");
+        for line in self.refusals() {
+            eprintln!("{line}");
+        }
+        for name in ["controller.log", "sandbox.log"] {
+            let text = std::fs::read_to_string(self.log(name)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(200)..].join("\n");
+            eprintln!("===== {name} (last 200 lines)\n{tail}");
+        }
+        let ns = self.namespace.as_str();
+        for kind in ["builds", "pods", "buildconfigs", "imagestreams"] {
+            let (_, out, err) = self.kubectl(&["-n", ns, "get", kind, "-o", "yaml"]);
+            eprintln!("===== kubectl get {kind} -o yaml\n{out}{err}");
+        }
+        let (_, pods, _) = self.kubectl(&["-n", ns, "get", "pods", "-o", "name"]);
+        for pod in pods.lines() {
+            for container in ["clone", "build"] {
+                let (_, out, err) = self.kubectl(&["-n", ns, "logs", pod, "-c", container]);
+                eprintln!("===== {pod} {container}\n{out}{err}");
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump();
+        }
+    }
+}
