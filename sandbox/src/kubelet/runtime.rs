@@ -48,6 +48,8 @@ pub struct Outcome {
     pub log_tail: Vec<u8>,
     /// Whether the command itself ran (false: the namespace setup failed or was stopped).
     pub started: bool,
+    /// Whether the kernel's OOM killer ended it (runc runtime).
+    pub oom_killed: bool,
 }
 
 /// A started container.
@@ -226,7 +228,9 @@ impl Running {
             let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
         }
         self.sink.finish(&self.key);
+        let mut oom_killed = false;
         if let Killer::Runc(container) = &self.killer {
+            oom_killed = container.oom_killed();
             container.delete().await;
         }
         let (exit_code, signal) = match &status {
@@ -251,6 +255,7 @@ impl Running {
             termination_file,
             log_tail,
             started: self.started,
+            oom_killed,
         }
     }
 

@@ -64,6 +64,23 @@ async fn runtime_fidelity_from_inside_containers() {
             p
         },
     ];
+    let mut limited = shell_pod(
+        "limited",
+        "(cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+          cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) > /dev/termination-log",
+        json!({}),
+    );
+    limited["spec"]["containers"][0]["resources"] =
+        json!({"limits": {"memory": "32Mi", "cpu": "250m"}});
+    // 64 MB held by the shell under a 24 MiB limit: the OOM killer ends it.
+    let mut oom = shell_pod(
+        "oom",
+        "a=$(head -c 67108864 /dev/zero | tr '\\0' x); echo survived > /dev/termination-log",
+        json!({}),
+    );
+    oom["spec"]["containers"][0]["resources"] = json!({"limits": {"memory": "24Mi"}});
+    let mut pods = pods;
+    pods.extend([limited, oom]);
     let done = run_all(&s, pods).await;
     let by_name = |name: &str| {
         done.iter()
@@ -173,6 +190,20 @@ async fn runtime_fidelity_from_inside_containers() {
     assert_eq!(
         status.container_id.as_deref(),
         Some(format!("runc://{uid}-app-c").as_str())
+    );
+    // Limits as cgroup settings, seen from inside; the OOM killer reported as the kubelet does.
+    let limits = message(by_name("limited"));
+    let lines: Vec<&str> = limits.lines().collect();
+    assert_eq!(lines[0], "33554432", "{limits}");
+    assert!(
+        lines[1] == "25000 100000" || lines[1] == "25000",
+        "{limits}"
+    );
+    let killed = terminated(by_name("oom"), "c").unwrap();
+    assert_eq!(
+        (killed.reason.as_deref(), killed.exit_code),
+        (Some("OOMKilled"), 137),
+        "{killed:?}"
     );
     let custom = by_name("custom-path");
     assert_eq!((message(custom), exit_code(custom)), ("custom\n".into(), 3));

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod image;
 pub mod image_config;
 pub mod process;
+pub mod resources;
 pub mod rootfs;
 pub mod seccomp;
 pub mod security;
@@ -230,6 +231,7 @@ impl RuncRuntime {
         let hostname = req.pod.metadata.name.clone().unwrap_or_default();
         let etc_files = write_etc_files(&bundle, &hostname)?;
         let id = format!("{uid}-{}-{}", req.kind, req.container.name);
+        let resources = resources::linux_resources(req.container).map_err(NotReady::Config)?;
         let input = SpecInput {
             plan: &plan,
             settings: &settings,
@@ -244,6 +246,7 @@ impl RuncRuntime {
             arch: std::env::consts::ARCH,
             cgroups_path: format!("/kiln-sandbox/{id}"),
             current_caps: &current_caps(),
+            resources,
         };
         let config = oci_spec(&input);
         let text = serde_json::to_vec_pretty(&config)

@@ -31,10 +31,15 @@ impl RuncContainer {
         c
     }
 
-    /// `runc run --bundle B ID`, to be spawned with the kubelet's pipes.
+    /// `runc run --keep --bundle B ID`, to be spawned with the kubelet's pipes (`--keep`: the
+    /// cgroup stays until `runc delete`, so an OOM kill can still be read from it).
     pub fn run_command(&self) -> Command {
         let mut c = self.runc();
-        c.arg("run").arg("--bundle").arg(&self.bundle).arg(&self.id);
+        c.arg("run")
+            .arg("--keep")
+            .arg("--bundle")
+            .arg(&self.bundle)
+            .arg(&self.id);
         c
     }
 
@@ -63,6 +68,23 @@ impl RuncContainer {
             .stderr(Stdio::null())
             .status()
             .await;
+    }
+
+    /// Whether the kernel's OOM killer killed a process of the container (read from its memory
+    /// cgroup, cgroup v2 or v1, before `runc delete` removes it).
+    pub fn oom_killed(&self) -> bool {
+        let name = format!("kiln-sandbox/{}", self.id);
+        let files = [
+            format!("/sys/fs/cgroup/{name}/memory.events"),
+            format!("/sys/fs/cgroup/memory/{name}/memory.oom_control"),
+        ];
+        files.iter().any(|path| {
+            std::fs::read_to_string(path).is_ok_and(|text| {
+                text.lines()
+                    .filter_map(|l| l.strip_prefix("oom_kill "))
+                    .any(|n| n.trim().parse::<u64>().is_ok_and(|n| n > 0))
+            })
+        })
     }
 
     /// Removes runc's state of the container (stopping it if needed) and its root.

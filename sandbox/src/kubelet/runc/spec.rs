@@ -187,6 +187,8 @@ pub struct SpecInput<'a> {
     pub cgroups_path: String,
     /// The runtime's own capabilities (what privileged containers get).
     pub current_caps: &'a [String],
+    /// `memory` and `cpu` of `linux.resources` (from the container's `resources`).
+    pub resources: serde_json::Map<String, Value>,
 }
 
 fn mount(destination: &str, kind: &str, source: &str, options: &[&str]) -> Value {
@@ -280,9 +282,14 @@ pub fn oci_spec(input: &SpecInput<'_>) -> Value {
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
+    let mut resources = input.resources.clone();
+    resources.insert(
+        "devices".into(),
+        json!([{"allow": s.privileged, "access": "rwm"}]),
+    );
     let mut linux = json!({
         "cgroupsPath": input.cgroups_path,
-        "resources": {"devices": [{"allow": s.privileged, "access": "rwm"}]},
+        "resources": resources,
     });
     if let Some(range) = input.id_range {
         namespaces.push(json!({"type": "user"}));

@@ -190,6 +190,10 @@ fn spec_for(case: &Case) -> Value {
         arch: "x86_64",
         cgroups_path: "/kiln-sandbox/x".into(),
         current_caps: &all,
+        resources: json!({"memory": {"limit": 1024}})
+            .as_object()
+            .unwrap()
+            .clone(),
     })
 }
 
@@ -233,6 +237,10 @@ fn security_context_in_the_runtime_spec() {
     assert!(plain["linux"].get("seccomp").is_none());
     assert!(plain["linux"].get("uidMappings").is_none());
     assert_eq!(plain["linux"]["maskedPaths"], json!(MASKED_PATHS));
+    assert_eq!(
+        plain["linux"]["resources"]["memory"],
+        json!({"limit": 1024})
+    );
     assert_eq!(
         plain["linux"]["resources"]["devices"],
         json!([{"allow": false, "access": "rwm"}])

@@ -150,6 +150,7 @@ impl Worker {
                         (!out.started && !tail.is_empty()).then_some(tail)
                     });
                     let reason = match (out.started, out.exit_code) {
+                        (true, _) if out.oom_killed => "OOMKilled",
                         (false, _) => "ContainerCannotRun",
                         (true, 0) => "Completed",
                         (true, _) => "Error",
