@@ -22,7 +22,9 @@ fn sha256(bytes: &[u8]) -> String {
 /// Writes `bytes` as a blob of the OCI layout at `dir` and returns its descriptor.
 fn blob(dir: &Path, media_type: &str, bytes: &[u8]) -> serde_json::Value {
     let digest = sha256(bytes);
-    let path = dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let path = dir
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
     std::fs::write(path, bytes).unwrap();
     serde_json::json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
 }
@@ -37,7 +39,8 @@ fn oci_layout(dir: &Path) -> String {
     header.set_size(text.len() as u64);
     header.set_mode(0o644);
     header.set_cksum();
-    tar.append_data(&mut header, "hello.txt", &text[..]).unwrap();
+    tar.append_data(&mut header, "hello.txt", &text[..])
+        .unwrap();
     let layer_tar = tar.into_inner().unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&layer_tar).unwrap();
@@ -112,7 +115,11 @@ async fn only_a_digest_the_output_repository_confirms_is_recorded() {
         .arg(format!("docker://{addr}/default/app:latest"))
         .output()
         .expect("skopeo runs (scripts/install-deps.sh installs it)");
-    assert!(copy.status.success(), "{}", String::from_utf8_lossy(&copy.stderr));
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
     assert_eq!(
         registry.manifest_digest("default/app", "latest", None),
         Some(pushed.clone())
