@@ -13,10 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
-# The Dockerfile's own link flags (see its source stage): packed relative relocations (DT_RELR,
-# glibc 2.36) take about 0.75 MB of PIE relocations off the binary. Only the thin bin crate is
-# relinked; the library and every dependency are the ordinary release build's.
-cargo rustc --release --quiet --bin kiln -- -C link-arg=-Wl,-z,pack-relative-relocs >&2
+# The Dockerfile's own link flags (see its source stage): packed relative relocations and
+# identical code folding. Only the thin bin crate is relinked; the library and every dependency
+# are the ordinary release build's.
+cargo rustc --release --quiet --bin kiln -- \
+  -C link-arg=-Wl,-z,pack-relative-relocs -C link-arg=-Wl,--icf=all >&2
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 kiln=$target_dir/release/kiln
 # The Dockerfile's context admits target/*/kiln (.dockerignore).
