@@ -466,6 +466,47 @@ async fn config_change_and_image_change_on_a_base_with_an_image_build_once() {
 }
 
 #[tokio::test]
+async fn config_change_waits_for_the_image_change_triggers_image_and_builds_once() {
+    let h = Harness::start().await;
+    h.create_bc(&bc_yaml("base", "Serial", "")).await;
+    h.create_bc(&app_from(
+        "        kind: ImageStreamTag\n        name: base:latest\n",
+        "  triggers:\n  - type: ConfigChange\n  - type: ImageChange\n    imageChange: {}\n",
+    ))
+    .await;
+    settle().await;
+    assert!(
+        h.builds().await.is_empty(),
+        "the ConfigChange build waits for the base image"
+    );
+    h.start_build("base", "m1").await;
+    h.complete("base-1", &digest(101)).await;
+    let build = h.complete("app-1", &digest(201)).await;
+    assert_eq!(
+        build.spec.triggered_by[0].message.as_deref(),
+        Some("Build configuration change")
+    );
+    let from = build
+        .spec
+        .common
+        .strategy
+        .docker_strategy
+        .unwrap()
+        .from
+        .unwrap();
+    let base = format!("{REGISTRY}/{NS}/base@{}", digest(101));
+    assert_eq!(from.name.as_deref(), Some(base.as_str()));
+    settle().await;
+    let apps = h
+        .builds()
+        .await
+        .into_iter()
+        .filter(|b| b.name_any().starts_with("app-"))
+        .count();
+    assert_eq!(apps, 1, "one build for both causes");
+}
+
+#[tokio::test]
 async fn an_image_stream_image_from_resolves_to_that_image() {
     let h = Harness::start().await;
     h.create_bc(&bc_yaml("base", "Serial", "")).await;

@@ -159,14 +159,18 @@ async fn fire_triggers(
     // Every build records the current image of each ImageChange trigger (OpenShift's
     // lastTriggeredImageID), so a ConfigChange build on a base that already has an image is the
     // one build for both causes.
-    let current: Vec<(TagRef, String)> = watched_tags(bc)
-        .into_iter()
+    let watched = watched_tags(bc);
+    let current: Vec<(TagRef, String)> = watched
+        .iter()
         .filter_map(|tag| {
-            let image = current_reference(ctx, &tag)?;
-            Some((tag, image))
+            let image = current_reference(ctx, tag)?;
+            Some((tag.clone(), image))
         })
         .collect();
+    // The ConfigChange build waits until every ImageChange trigger's tag has an image (a base
+    // stream still importing, say), then records them all: one build, not one per cause.
     if config_change_due(bc)
+        && current.len() == watched.len()
         && !builds
             .iter()
             .any(|b| request_id(b).is_some_and(|r| r == CONFIG_CHANGE_REQUEST))
