@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = kiln::cli::Cli::parse();
+    kiln::cli::usage::quiet_panics();
+    let cli = match kiln::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return kiln::cli::usage::report(&err),
+    };
     match kiln::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {

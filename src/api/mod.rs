@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod build_config;
+pub mod build_log;
 pub mod common;
 pub mod contract;
 pub mod image_stream;

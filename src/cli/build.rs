@@ -25,9 +25,11 @@ pub(crate) struct LocalBuildArgs {
     /// Push ImageStreamTag outputs to <registry>/<namespace>/<stream>:<tag>; without it an OCI layout is written.
     #[arg(long)]
     pub(crate) registry: Option<String>,
-    /// Reach --registry over plain HTTP / without TLS verification.
-    #[arg(long)]
-    pub(crate) insecure_registry: bool,
+    /// Reach this registry host (`host[:port]`) over plain HTTP / without TLS verification
+    /// (repeatable; it applies to pulls and to any push, a DockerImage output included). Without
+    /// a value it means the `--registry` host.
+    #[arg(long = "insecure-registry", value_name = "HOST", num_args = 0..=1, default_missing_value = "")]
+    pub(crate) insecure_registries: Vec<String>,
     /// A docker config JSON with the push credentials.
     #[arg(long)]
     pub(crate) push_secret: Option<PathBuf>,
@@ -63,6 +65,23 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
+/// The hosts `--insecure-registry` names; an empty value stands for the `--registry` host.
+fn insecure_hosts(given: &[String], registry: Option<&str>) -> Vec<String> {
+    let mut hosts: Vec<String> = given
+        .iter()
+        .filter_map(|h| {
+            if h.is_empty() {
+                registry.map(String::from)
+            } else {
+                Some(h.clone())
+            }
+        })
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
 /// Runs `kiln build`.
 pub(crate) fn run(args: &LocalBuildArgs) -> Result<ExitCode, Error> {
     let opts = LocalOptions {
@@ -70,12 +89,7 @@ pub(crate) fn run(args: &LocalBuildArgs) -> Result<ExitCode, Error> {
         context: args.context.clone(),
         archive: args.from_archive.clone(),
         registry: args.registry.clone(),
-        insecure_registries: args
-            .registry
-            .iter()
-            .filter(|_| args.insecure_registry)
-            .cloned()
-            .collect(),
+        insecure_registries: insecure_hosts(&args.insecure_registries, args.registry.as_deref()),
         push_secret: args.push_secret.clone(),
         pull_secret: args.pull_secret.clone(),
         build_args: args.build_args.clone(),
@@ -114,4 +128,53 @@ pub(crate) fn run(args: &LocalBuildArgs) -> Result<ExitCode, Error> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: LocalBuildArgs,
+    }
+
+    fn hosts(argv: &[&str]) -> Vec<String> {
+        let cli = Cli::parse_from(["x", "-f", "bc.yaml"].iter().chain(argv));
+        insecure_hosts(&cli.args.insecure_registries, cli.args.registry.as_deref())
+    }
+
+    #[test]
+    fn insecure_registry_names_hosts_and_alone_means_the_registry() {
+        assert_eq!(hosts(&[]), Vec::<String>::new());
+        assert_eq!(
+            hosts(&["--registry", "r:5000", "--insecure-registry"]),
+            ["r:5000"]
+        );
+        assert_eq!(
+            hosts(&[
+                "--insecure-registry",
+                "a:5000",
+                "--insecure-registry",
+                "b.example:80",
+                "--insecure-registry",
+                "a:5000"
+            ]),
+            ["a:5000", "b.example:80"]
+        );
+        assert_eq!(
+            hosts(&[
+                "--insecure-registry",
+                "--registry",
+                "r:1",
+                "--insecure-registry",
+                "o:2"
+            ]),
+            ["o:2", "r:1"]
+        );
+        // Without --registry a bare flag names nothing.
+        assert_eq!(hosts(&["--insecure-registry"]), Vec::<String>::new());
+    }
 }

@@ -9,7 +9,8 @@ use k8s_openapi::api::core::v1::{EnvVar, Secret};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 
-use super::start_build::{name_value, object_name};
+use super::cluster::object_name;
+use super::start_build::name_value;
 use crate::api::{BuildConfig, ImageStream};
 use crate::builder::{context_dir, source, url_policy};
 

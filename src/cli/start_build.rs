@@ -1,4 +1,5 @@
-//! `kiln start-build BC`: starts a new Build of a BuildConfig through [`crate::instantiate`].
+//! `kiln start-build BC`: starts a new Build of a BuildConfig through [`crate::instantiate`], and
+//! with `--follow` streams its log, with `--wait` waits for its outcome.
 
 use std::process::ExitCode;
 
@@ -6,23 +7,44 @@ use clap::Args;
 use k8s_openapi::api::core::v1::EnvVar;
 use kube::ResourceExt;
 
+use super::cluster::{block_on, object_name, Cluster, ClusterArgs};
+use super::kind::Kind;
 use super::Error;
 use crate::api::build::BuildTriggerCause;
 use crate::api::common::{GitSourceRevision, SourceRevision};
+use crate::api::Build;
 use crate::instantiate::{instantiate, BuildRequest};
 
 /// The cause recorded on builds started from the command line (OpenShift's wording).
 pub(crate) const MANUAL_CAUSE: &str = "Manually triggered";
 
+/// `kiln start-build --help` examples.
+pub(crate) const EXAMPLES: &str = "Examples:
+  # Start a build of BuildConfig app and follow its log (clone, then build)
+  kiln start-build app -F
+
+  # Start one and wait: exit code 1 if it ends Failed, Error or Cancelled
+  kiln start-build app -n demo --wait
+
+  # Build a given commit with an extra build argument, without the layer cache
+  kiln start-build app --commit 3f2c1e9 --build-arg VERSION=1.2 --no-cache
+
+  # Run build app-4 again (same commit, environment and build arguments)
+  kiln start-build --from-build app-4
+
+  # As a kubectl plugin
+  kubectl kiln start-build app -F";
+
 /// Arguments of `kiln start-build`.
 #[derive(Debug, Args)]
 pub(crate) struct StartBuildArgs {
     /// The BuildConfig to start a build of.
-    #[arg(value_parser = object_name)]
-    pub(crate) build_config: String,
-    /// Its namespace (default: the kubeconfig context's).
-    #[arg(short = 'n', long, value_parser = object_name)]
-    pub(crate) namespace: Option<String>,
+    #[arg(value_parser = object_name, required_unless_present = "from_build", conflicts_with = "from_build")]
+    pub(crate) build_config: Option<String>,
+    /// Start a build like this one instead (its BuildConfig, commit, environment, build arguments
+    /// and no-cache setting).
+    #[arg(long, value_name = "BUILD", value_parser = object_name, conflicts_with = "list_webhooks")]
+    pub(crate) from_build: Option<String>,
     /// Build this git commit (a hash of 4 to 64 hex digits) instead of the BuildConfig's ref.
     #[arg(long, value_parser = commit)]
     pub(crate) commit: Option<String>,
@@ -32,6 +54,15 @@ pub(crate) struct StartBuildArgs {
     /// Build argument `NAME=VALUE` merged into the strategy's (repeatable).
     #[arg(long = "build-arg", value_parser = name_value)]
     pub(crate) build_args: Vec<EnvVar>,
+    /// Build without the layer cache.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+    /// Stream the build's log (the clone, then the build container, each as it starts).
+    #[arg(short = 'F', long, conflicts_with = "list_webhooks")]
+    pub(crate) follow: bool,
+    /// Wait for the build to end; exit code 1 (with its reason and message) unless it completes.
+    #[arg(short = 'w', long, conflicts_with = "list_webhooks")]
+    pub(crate) wait: bool,
     /// Print the URLs of the BuildConfig's webhook triggers (secret shown as `<secret>`) instead
     /// of starting a build.
     #[arg(long)]
@@ -39,11 +70,9 @@ pub(crate) struct StartBuildArgs {
     /// The base URL the webhooks are served at (scheme and host), for `--list-webhooks`.
     #[arg(long, env = "KILN_WEBHOOK_URL", default_value = crate::webhook::urls::PLACEHOLDER_BASE)]
     pub(crate) webhook_url: String,
-}
-
-/// Accepts an object name (DNS-1123 subdomain).
-pub(crate) fn object_name(text: &str) -> Result<String, String> {
-    crate::api::validate::object_name(text).map(|()| text.to_string())
+    /// The cluster to talk to.
+    #[command(flatten)]
+    pub(crate) cluster: ClusterArgs,
 }
 
 /// Accepts a commit hash.
@@ -63,14 +92,18 @@ pub(crate) fn name_value(text: &str) -> Result<EnvVar, String> {
     }
 }
 
+fn manual_cause() -> BuildTriggerCause {
+    BuildTriggerCause {
+        message: Some(MANUAL_CAUSE.into()),
+        ..BuildTriggerCause::default()
+    }
+}
+
 /// The request `args` describe, identified by `request_id`.
 pub(crate) fn request(args: &StartBuildArgs, request_id: String) -> BuildRequest {
     BuildRequest {
         request_id,
-        cause: BuildTriggerCause {
-            message: Some(MANUAL_CAUSE.into()),
-            ..BuildTriggerCause::default()
-        },
+        cause: manual_cause(),
         revision: args.commit.as_ref().map(|commit| SourceRevision {
             type_: Some("Git".into()),
             git: Some(GitSourceRevision {
@@ -82,50 +115,148 @@ pub(crate) fn request(args: &StartBuildArgs, request_id: String) -> BuildRequest
         build_args: args.build_args.clone(),
         // A tenant starting a build needs no write to the BuildConfig's status.
         leave_last_version: true,
+        no_cache: args.no_cache.then_some(true),
         ..BuildRequest::default()
     }
 }
 
+/// The BuildConfig of `build` and a request for a build like it: the same commit (when it was
+/// recorded), ref, strategy environment, build arguments and no-cache setting (pure).
+pub(crate) fn request_like(
+    build: &Build,
+    request_id: String,
+) -> Result<(String, BuildRequest), Error> {
+    let name = build.name_any();
+    let (_, config) = crate::api::config_of(build).ok_or_else(|| {
+        Error::Cluster(format!(
+            "build {name} was not started from a BuildConfig; there is nothing to start again"
+        ))
+    })?;
+    let common = &build.spec.common;
+    let docker = common.strategy.docker_strategy.clone().unwrap_or_default();
+    let revision = common
+        .revision
+        .clone()
+        .filter(|r| r.git.as_ref().is_some_and(|g| g.commit.is_some()))
+        .map(|r| SourceRevision {
+            type_: r.type_,
+            git: r.git.map(|g| GitSourceRevision {
+                commit: g.commit,
+                ..GitSourceRevision::default()
+            }),
+        });
+    Ok((
+        config,
+        BuildRequest {
+            request_id,
+            cause: manual_cause(),
+            revision,
+            env: docker.env,
+            build_args: docker.build_args,
+            no_cache: docker.no_cache,
+            // A tenant starting a build needs no write to the BuildConfig's status.
+            leave_last_version: true,
+            git_ref: common
+                .source
+                .as_ref()
+                .and_then(|s| s.git.as_ref())
+                .and_then(|g| g.ref_.clone()),
+            ..BuildRequest::default()
+        },
+    ))
+}
+
 /// A request id unique to this invocation.
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!("cli-{}-{nanos}", std::process::id())
 }
 
-/// Starts the build and prints `build.build.kiln.dev/<name> started`, or with `--list-webhooks`
-/// prints the webhook URLs.
+/// Starts a build of `bc` for `request`, turning a missing BuildConfig or CRD into their one-line
+/// errors.
+pub(crate) async fn start(
+    cluster: &Cluster,
+    bc: &str,
+    request: &BuildRequest,
+) -> Result<Build, Error> {
+    match instantiate(&cluster.client, &cluster.namespace, bc, request).await {
+        Ok(build) => Ok(build),
+        Err(crate::instantiate::Error::Api { source, action }) => match &source {
+            kube::Error::Api(status)
+                if status.code == 404 && action.starts_with("reading BuildConfig") =>
+            {
+                Err(cluster.not_found(Kind::BuildConfig, bc).await)
+            }
+            _ => Err(cluster.error(&action, source)),
+        },
+        Err(e) => Err(Error::StartBuild(e)),
+    }
+}
+
+/// Starts the build and prints `build.build.kiln.dev/<name> started`, then follows or waits as
+/// asked; or with `--list-webhooks` prints the webhook URLs.
 pub(crate) fn run(args: &StartBuildArgs) -> Result<ExitCode, Error> {
-    let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
-        context: "starting the runtime".into(),
-        source,
-    })?;
-    let text = runtime.block_on(async {
-        let client = kube::Client::try_default().await.map_err(Error::Kube)?;
-        let namespace = args
-            .namespace
-            .clone()
-            .unwrap_or_else(|| client.default_namespace().to_string());
+    block_on(async {
+        let cluster = args.cluster.connect().await?;
         if args.list_webhooks {
-            let bc = kube::Api::<crate::api::BuildConfig>::namespaced(client, &namespace)
-                .get(&args.build_config)
-                .await
-                .map_err(Error::Kube)?;
-            return Ok(crate::webhook::urls::describe(&bc, &args.webhook_url));
+            let name = args.build_config.clone().unwrap_or_default();
+            let bc = match kube::Api::<crate::api::BuildConfig>::namespaced(
+                cluster.client.clone(),
+                &cluster.namespace,
+            )
+            .get(&name)
+            .await
+            {
+                Ok(bc) => bc,
+                Err(e) => return Err(cluster.read_error(Kind::BuildConfig, &name, e).await),
+            };
+            return super::write_stdout(&crate::webhook::urls::describe(&bc, &args.webhook_url));
         }
-        instantiate(
-            &client,
-            &namespace,
-            &args.build_config,
-            &request(args, request_id()),
-        )
-        .await
-        .map(|build| format!("build.build.kiln.dev/{} started\n", build.name_any()))
-        .map_err(Error::StartBuild)
+        let (bc, request) = match &args.from_build {
+            Some(from) => {
+                let old = match kube::Api::<Build>::namespaced(
+                    cluster.client.clone(),
+                    &cluster.namespace,
+                )
+                .get(from)
+                .await
+                {
+                    Ok(b) => b,
+                    Err(e) => return Err(cluster.read_error(Kind::Build, from, e).await),
+                };
+                let (bc, mut request) = request_like(&old, request_id())?;
+                let extra = request_overrides(args);
+                request.env.extend(extra.env);
+                request.build_args.extend(extra.build_args);
+                request.revision = extra.revision.or(request.revision);
+                request.no_cache = extra.no_cache.or(request.no_cache);
+                (bc, request)
+            }
+            None => (
+                args.build_config.clone().unwrap_or_default(),
+                request(args, request_id()),
+            ),
+        };
+        let build = start(&cluster, &bc, &request).await?;
+        let name = build.name_any();
+        super::write_stdout(&format!("build.build.kiln.dev/{name} started\n"))?;
+        if args.follow {
+            super::logs::print_build_log(&cluster, &name, true).await?;
+        }
+        if args.wait {
+            let done = super::logs::wait_terminal(&cluster, &name).await?;
+            super::logs::outcome(&done)?;
+        }
+        Ok(())
     })?;
-    super::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The overrides given beside `--from-build` (commit, env, build args, no-cache).
+fn request_overrides(args: &StartBuildArgs) -> BuildRequest {
+    request(args, String::new())
 }
 
 #[cfg(test)]
@@ -153,7 +284,7 @@ mod tests {
             "--build-arg",
             "REGISTRY=r:5000",
         ]);
-        assert_eq!(cli.args.namespace.as_deref(), Some("demo"));
+        assert_eq!(cli.args.cluster.namespace.as_deref(), Some("demo"));
         let r = request(&cli.args, "id-1".into());
         assert_eq!(r.request_id, "id-1");
         assert_eq!(r.cause.message.as_deref(), Some(MANUAL_CAUSE));

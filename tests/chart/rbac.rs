@@ -32,6 +32,10 @@ const CONTROLLER_REQUESTS: &[(&str, &str, &str)] = &[
     ("", "pods", "create"),
     ("", "pods", "get"),
     ("", "pods", "delete"),
+    // controller/build/log_copy.rs: a finishing build's log, read from its Pod and kept in a
+    // ConfigMap owned by the Build.
+    ("", "pods/log", "get"),
+    ("", "configmaps", "create"),
     // controller/build.rs: whether the push secret of a Pending build exists (metadata only);
     // controller/imports/secrets.rs: the pull secrets the `default` ServiceAccount names.
     ("", "secrets", "get"),

@@ -1,9 +1,11 @@
 //! The Build reconciler: follows each active build's Pod to a phase, cancels, and records pushed
 //! images. Starting New builds is the BuildConfig reconciler's job (it owns the run policy).
 //!
-//! `phase` is the phase machine and `pod` the build Pod, both pure.
+//! `phase` is the phase machine and `pod` the build Pod, both pure; `log_copy` keeps the log of a
+//! finishing build.
 
 pub(crate) mod confirm;
+pub(crate) mod log_copy;
 pub(crate) mod phase;
 pub(crate) mod pod;
 pub(crate) mod stall;
@@ -59,6 +61,10 @@ pub(crate) async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Ac
     let Some(next) = next_status(&build, pod.as_ref(), &observed) else {
         return Ok(wait);
     };
+    // The log is kept as the build finishes, before a cancelled build's Pod is deleted.
+    if next.phase.is_terminal() && !phase.is_terminal() && pod.is_some() {
+        log_copy::keep(&ctx, &build).await?;
+    }
     if next.phase == BuildPhase::Cancelled && pod.is_some() {
         delete_pod(&ctx, &namespace, &name).await?;
     }
