@@ -18,7 +18,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::api::build::BuildTriggerCause;
 use crate::api::build_config::{BuildConfigStatus, ImageChangeTriggerStatus};
-use crate::api::common::SourceRevision;
+use crate::api::common::{BinaryBuildSource, BuildSourceType, SourceRevision};
 use crate::api::{build_number, Build, BuildConfig, BuildSpec, TagRef};
 use crate::naming;
 
@@ -126,6 +126,10 @@ pub struct BuildRequest {
     /// it sees: the requester needs no write to the BuildConfig's status (`kiln start-build`).
     /// The number is then chosen above every existing Build of the BuildConfig.
     pub leave_last_version: bool,
+    /// The build's source is uploaded (`kiln start-build --from-dir` and friends): it replaces the
+    /// BuildConfig's source (git, if any) with this Binary one, as OpenShift's binary
+    /// instantiate does; contextDir and an inline Dockerfile stay.
+    pub binary: Option<BinaryBuildSource>,
 }
 
 impl BuildRequest {
@@ -201,6 +205,12 @@ pub(crate) fn new_build(
     let mut common = bc.spec.common.clone();
     if request.revision.is_some() {
         common.revision = request.revision.clone();
+    }
+    if let Some(binary) = &request.binary {
+        let source = common.source.get_or_insert_with(Default::default);
+        source.type_ = Some(BuildSourceType::Binary);
+        source.git = None;
+        source.binary = Some(binary.clone());
     }
     if let Some(git) = request
         .git_ref

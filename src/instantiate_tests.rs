@@ -179,3 +179,32 @@ fn a_recorded_image_keeps_its_trigger_time_unless_it_is_the_cause() {
         Some(Time(then))
     );
 }
+
+#[test]
+fn an_upload_replaces_the_source_with_a_binary_one() {
+    let mut bc = config("https://git.example/app.git");
+    if let Some(source) = bc.spec.common.source.as_mut() {
+        source.context_dir = Some("app".into());
+    }
+    let request = BuildRequest {
+        binary: Some(BinaryBuildSource {
+            as_file: Some("app.jar".into()),
+        }),
+        ..with_commit("0123abcd")
+    };
+    let build = new_build(&bc, 1, &request).unwrap();
+    let source = build.spec.common.source.unwrap();
+    assert_eq!(source.type_, Some(BuildSourceType::Binary));
+    assert_eq!(source.git, None, "the git source is not cloned");
+    assert_eq!(source.binary.unwrap().as_file.as_deref(), Some("app.jar"));
+    assert_eq!(
+        source.context_dir.as_deref(),
+        Some("app"),
+        "contextDir stays"
+    );
+    let revision = build.spec.common.revision.unwrap();
+    assert_eq!(revision.git.unwrap().commit.as_deref(), Some("0123abcd"));
+    // Without an upload the BuildConfig's source is built.
+    let plain = new_build(&bc, 1, &BuildRequest::default()).unwrap();
+    assert!(plain.spec.common.source.unwrap().git.is_some());
+}

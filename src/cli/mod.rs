@@ -19,6 +19,7 @@ pub(crate) mod logs;
 pub(crate) mod new_build;
 pub(crate) mod render;
 pub(crate) mod start_build;
+pub(crate) mod upload;
 pub mod usage;
 pub(crate) mod webhooks;
 
@@ -56,6 +57,12 @@ pub enum Error {
     /// `kiln new-build` failed.
     #[error(transparent)]
     NewBuild(#[from] new_build::Error),
+    /// The binary input of `kiln start-build` cannot be read.
+    #[error(transparent)]
+    Upload(#[from] upload::Error),
+    /// The build started but its binary input did not reach it.
+    #[error("build {0}: the upload failed: {1}; the build fails with FetchSourceFailed once its wait for input ends")]
+    UploadFailed(String, upload::Error),
     /// The command line is wrong in a way the parser cannot see (exit code 2).
     #[error("{0}")]
     Usage(String),

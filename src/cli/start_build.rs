@@ -29,6 +29,12 @@ pub(crate) const EXAMPLES: &str = "Examples:
   # Build a given commit with an extra build argument, without the layer cache
   kiln start-build app --commit 3f2c1e9 --build-arg VERSION=1.2 --no-cache
 
+  # Upload the current directory as the source of a binary build, then follow it
+  kiln start-build app --from-dir . -F
+
+  # Build the files git tracks at a commit of a local repository
+  kiln start-build app --from-repo . --commit 3f2c1e9
+
   # Run build app-4 again (same commit, environment and build arguments)
   kiln start-build --from-build app-4
 
@@ -73,6 +79,9 @@ pub(crate) struct StartBuildArgs {
     /// The cluster to talk to.
     #[command(flatten)]
     pub(crate) cluster: ClusterArgs,
+    /// The binary input to upload (`--from-dir`, `--from-file`, `--from-archive`, `--from-repo`).
+    #[command(flatten)]
+    pub(crate) upload: super::upload::UploadArgs,
 }
 
 /// Accepts a commit hash.
@@ -239,8 +248,24 @@ pub(crate) fn run(args: &StartBuildArgs) -> Result<ExitCode, Error> {
                 request(args, request_id()),
             ),
         };
+        let mut request = request;
+        let input = args.upload.input(args.commit.as_deref());
+        match &input {
+            Some(input) => super::upload::prepare(&mut request, input)?,
+            None => refuse_binary_without_input(&cluster, &bc).await?,
+        }
         let build = start(&cluster, &bc, &request).await?;
         let name = build.name_any();
+        if let Some(input) = &input {
+            eprintln!(
+                "Uploading {} as binary input for build {name} ...",
+                input.describe()
+            );
+            let sent = super::upload::upload(&cluster.client, &build, input)
+                .await
+                .map_err(|e| Error::UploadFailed(name.clone(), e))?;
+            eprintln!("Uploaded {sent} bytes");
+        }
         super::write_stdout(&format!("build.build.kiln.dev/{name} started\n"))?;
         if args.follow {
             super::logs::print_build_log(&cluster, &name, true).await?;
@@ -252,6 +277,29 @@ pub(crate) fn run(args: &StartBuildArgs) -> Result<ExitCode, Error> {
         Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A Binary BuildConfig needs its input on the command line (as `oc start-build`): a build
+/// started without it would only wait for its input timeout.
+async fn refuse_binary_without_input(cluster: &Cluster, name: &str) -> Result<(), Error> {
+    let bc = kube::Api::<crate::api::BuildConfig>::namespaced(
+        cluster.client.clone(),
+        &cluster.namespace,
+    )
+    .get_opt(name)
+    .await;
+    let bc = match bc {
+        Ok(bc) => bc,
+        Err(e) => return Err(cluster.read_error(Kind::BuildConfig, name, e).await),
+    };
+    let binary = bc.and_then(|bc| bc.spec.common.source).is_some_and(|s| {
+        s.inferred_type() == crate::api::common::BuildSourceType::Binary
+            || s.type_ == Some(crate::api::common::BuildSourceType::Binary)
+    });
+    if binary {
+        return Err(Error::Usage(super::upload::input_required(name)));
+    }
+    Ok(())
 }
 
 /// The overrides given beside `--from-build` (commit, env, build args, no-cache).

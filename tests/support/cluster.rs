@@ -191,6 +191,11 @@ impl Cluster {
         self.controller.as_ref().map(Service::pid)
     }
 
+    /// The sandbox's PID.
+    pub fn sandbox_pid(&self) -> Option<u32> {
+        self.sandbox.as_ref().map(Service::pid)
+    }
+
     /// Runs kubectl as the admin: (success, stdout, stderr).
     pub fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
         self.kubectl_with(&self.kubeconfig(), args)

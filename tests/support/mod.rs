@@ -177,6 +177,34 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The sizes of the layers of manifest `reference` (a tag or digest) of `repo`.
+    pub fn manifest_layer_sizes(&self, repo: &str, reference: &str) -> Vec<u64> {
+        let mut stream = TcpStream::connect(self.addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let request = format!(
+            "GET /v2/{repo}/manifests/{reference} HTTP/1.1\r\nHost: {}\r\nAccept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n",
+            self.addr()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or("");
+        let manifest: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        manifest["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["size"].as_u64())
+            .collect()
+    }
+}
+
 /// A `git daemon` exporting every repository under a base directory.
 pub struct GitDaemon {
     /// The running process.
