@@ -247,6 +247,14 @@ fn binary_uploads_build_and_push_through_pods_attach() {
         controller_before.unwrap_or(0) / 1024,
         sandbox_peak.unwrap_or(0) / 1024,
     );
+    // For scripts/bench.d/binary.sh: KiB and milliseconds.
+    eprintln!(
+        "BENCH|binary-upload|{client_peak}|{}|{}|{}|{}",
+        controller_peak.unwrap_or(0),
+        controller_before.unwrap_or(0),
+        sandbox_peak.unwrap_or(0),
+        upload_time.as_millis()
+    );
 
     // --from-file: one file, kept under its name beside an inline Dockerfile.
     let small = cluster.work.path().join("small");
