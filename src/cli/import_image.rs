@@ -21,9 +21,6 @@ pub(crate) struct ImportImageArgs {
     /// The ImageStream and tag, `IS[:TAG]` (tag `latest` when omitted).
     #[arg(value_parser = stream_and_tag)]
     pub(crate) target: (String, String),
-    /// Its namespace (default: the kubeconfig context's).
-    #[arg(short = 'n', long)]
-    pub(crate) namespace: Option<String>,
     /// The image to import (`host/repo:tag`); default: the tag's `from`, or `IS:TAG` for a new
     /// stream.
     #[arg(long)]
@@ -40,6 +37,9 @@ pub(crate) struct ImportImageArgs {
     /// Seconds to wait for the controller's import.
     #[arg(long, default_value_t = 60)]
     pub(crate) timeout: u64,
+    /// The cluster and namespace (kubectl's `--kubeconfig`, `--context`, `-n`).
+    #[command(flatten)]
+    pub(crate) cluster: super::cluster::ClusterArgs,
 }
 
 /// Parses `IS[:TAG]`.
@@ -233,11 +233,9 @@ pub(crate) fn run(args: &ImportImageArgs) -> Result<ExitCode, Error> {
     })?;
     let (stream, tag) = (&args.target.0, &args.target.1);
     let result = runtime.block_on(async {
-        let client = kube::Client::try_default().await.map_err(Error::Kube)?;
-        let namespace = args
-            .namespace
-            .clone()
-            .unwrap_or_else(|| client.default_namespace().to_string());
+        let cluster = args.cluster.connect().await?;
+        let client = cluster.client.clone();
+        let namespace = cluster.namespace.clone();
         let api: Api<ImageStream> = Api::namespaced(client, &namespace);
         let request = Request {
             namespace: &namespace,

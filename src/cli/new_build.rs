@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use k8s_openapi::api::core::v1::{EnvVar, Secret};
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
+use kube::Api;
 
 use super::cluster::object_name;
 use super::start_build::name_value;
@@ -94,9 +94,9 @@ pub(crate) struct NewBuildArgs {
     /// Print the objects (YAML stream or JSON List) instead of creating them.
     #[arg(short = 'o', long, value_enum)]
     pub(crate) output: Option<Format>,
-    /// The namespace to create them in (default: the kubeconfig context's).
-    #[arg(short = 'n', long, value_parser = object_name)]
-    pub(crate) namespace: Option<String>,
+    /// The cluster and namespace to create them in (kubectl's `--kubeconfig`, `--context`, `-n`).
+    #[command(flatten)]
+    pub(crate) cluster: super::cluster::ClusterArgs,
     /// The base URL the webhooks are served at (scheme and host), for the URLs printed.
     #[arg(long, env = "KILN_WEBHOOK_URL", default_value = crate::webhook::urls::PLACEHOLDER_BASE)]
     pub(crate) webhook_url: String,
@@ -355,11 +355,9 @@ async fn create(
     origin: &str,
     mut out: String,
 ) -> Result<String, super::Error> {
-    let client = Client::try_default().await.map_err(super::Error::Kube)?;
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| client.default_namespace().to_string());
+    let cluster = args.cluster.connect().await?;
+    let client = cluster.client.clone();
+    let namespace = cluster.namespace.clone();
     let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let name = generate::name(req).map_err(usage)?;
     let existing = existing_secrets(&secrets_api, &name, &namespace).await?;
