@@ -472,6 +472,10 @@ fn start_controller(cluster: &mut Cluster) {
         .args(["--registry", &cluster.registry.addr()])
         .arg("--insecure-registry-internal")
         .args(["--builder-image", BUILDER_IMAGE])
+        // Scheduled imports every 2 s, so a new upstream image is seen within the test.
+        .args(["--image-import-interval", "2"])
+        // The same registry under another name stands for an external one (upstream images).
+        .args(["--insecure-registry", &upstream_host(&cluster.registry)])
         .env("KUBECONFIG", cluster.controller_kubeconfig())
         .env("RUST_LOG", "info,kiln=debug");
     cluster.controller = Some(Service::spawn_logged(
@@ -670,10 +674,12 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
         [digest2.as_str(), digest1.as_str()],
         "build 2's TagEvent is prepended"
     );
-    assert_eq!(
-        cluster.get("buildconfig", "go-server").unwrap()["status"]["lastVersion"],
-        2
-    );
+    // start-build leaves lastVersion to the controller's repair (after its grace period).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cluster.get("buildconfig", "go-server").unwrap()["status"]["lastVersion"] != 2 {
+        assert!(Instant::now() < deadline, "lastVersion never reached 2");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // The image the ImageStream points at serves the example's page.
     let (body, commit) = run_image(cluster, &format!("{}/{repo}@{digest2}", registry.addr()));
@@ -743,7 +749,9 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
         "the inline Dockerfile's RUN step ran"
     );
     storage.buildah(&["rm", &ctr]);
-    eprintln!("e2e_controller: three builds in {:?}", started.elapsed());
+
+    new_build_shape_builds_once_per_base_digest(cluster);
+    eprintln!("e2e_controller: six builds in {:?}", started.elapsed());
     if enforcing() {
         let refused = refusals(cluster);
         assert!(
@@ -752,4 +760,136 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
             refused.join("\n")
         );
     }
+}
+
+/// The test registry under a name other than the internal registry's (`localhost` for
+/// `127.0.0.1`), so its images are external ones: an image under `<registry>/<namespace>/` of the
+/// internal registry is that namespace's ImageStream, and pulling it is authorized as such.
+fn upstream_host(registry: &Registry) -> String {
+    format!("localhost:{}", registry.service.port)
+}
+
+/// What `oc new-build` makes — an output stream, a base stream importing an external image
+/// (scheduled) and a BuildConfig with ConfigChange and ImageChange triggers — applied by the
+/// tenant: one build on creation, from the imported digest, whose RUN step sees a Secret through
+/// env `valueFrom`; a new upstream image is imported and builds exactly once more.
+fn new_build_shape_builds_once_per_base_digest(cluster: &Cluster) {
+    let registry = &cluster.registry;
+    let host = upstream_host(registry);
+    let upstream = format!("{host}/library/busybox:latest");
+    let manifests = serde_json::json!([
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "app-token", "namespace": NAMESPACE},
+         "data": {"token": "dDBrZW4tZnJvbS1hLXNlY3JldA=="}},
+        {"apiVersion": "image.kiln.dev/v1alpha1", "kind": "ImageStream",
+         "metadata": {"name": "newapp", "namespace": NAMESPACE}},
+        {"apiVersion": "image.kiln.dev/v1alpha1", "kind": "ImageStream",
+         "metadata": {"name": "busybox", "namespace": NAMESPACE},
+         "spec": {"tags": [{"name": "latest", "from": {"kind": "DockerImage", "name": upstream},
+                            "importPolicy": {"insecure": true, "scheduled": true},
+                            "referencePolicy": {"type": "Source"}}]}},
+        {"apiVersion": "build.kiln.dev/v1alpha1", "kind": "BuildConfig",
+         "metadata": {"name": "newapp", "namespace": NAMESPACE},
+         "spec": {
+            "source": {"type": "Dockerfile", "dockerfile":
+                "FROM busybox\nRUN echo \"$TOKEN\" > /token-seen\n"},
+            "strategy": {"type": "Docker", "dockerStrategy": {
+                "from": {"kind": "ImageStreamTag", "name": "busybox:latest"},
+                "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "app-token", "key": "token"}}}]}},
+            "output": {"to": {"kind": "ImageStreamTag", "name": "newapp:latest"}},
+            "triggers": [{"type": "ConfigChange"}, {"type": "ImageChange", "imageChange": {}}]
+         }}
+    ]);
+    let documents: Vec<String> = manifests
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| serde_norway::to_string(d).unwrap())
+        .collect();
+    let manifest = cluster.work.path().join("new-build.yaml");
+    std::fs::write(&manifest, documents.join("---\n")).unwrap();
+    cluster.tenant_kubectl_ok(&["apply", "-f", &manifest.display().to_string()]);
+
+    // The digests the import recorded, newest first.
+    let imported = || -> Vec<String> {
+        let stream = cluster.get("imagestream", "busybox").unwrap_or_default();
+        stream["status"]["tags"][0]["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|e| e["image"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let first = cluster.wait_build("newapp-1");
+    let base1 = imported()
+        .first()
+        .cloned()
+        .expect("busybox:latest was imported");
+    assert_complete(&first);
+    let from = &first["spec"]["strategy"]["dockerStrategy"]["from"];
+    assert_eq!(
+        from["name"],
+        format!("{host}/library/busybox@{base1}"),
+        "built from the imported digest: {first:#}"
+    );
+    let text = first.to_string();
+    assert!(!text.contains("t0ken-from-a-secret"), "{text}");
+    let digest = registry
+        .manifest_digest(&format!("{NAMESPACE}/newapp"), "latest", None)
+        .expect("the registry has demo/newapp:latest");
+    let storage = &cluster.storage;
+    let ctr = storage.buildah(&[
+        "from",
+        "--quiet",
+        "--tls-verify=false",
+        &format!("docker://{}/{NAMESPACE}/newapp@{digest}", registry.addr()),
+    ]);
+    let mount = PathBuf::from(storage.buildah(&["mount", &ctr]));
+    let seen = std::fs::read_to_string(mount.join("token-seen")).unwrap();
+    assert_eq!(
+        seen.trim(),
+        "t0ken-from-a-secret",
+        "the RUN step saw the Secret"
+    );
+    storage.buildah(&["rm", &ctr]);
+    // Several scheduled imports of the same digest: still one build.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        cluster.get("build", "newapp-2").is_none(),
+        "one build on creation"
+    );
+
+    // A new upstream image: imported on schedule, built once.
+    let ctr = storage.buildah(&[
+        "from",
+        "--quiet",
+        "--tls-verify=false",
+        &format!("docker://{upstream}"),
+    ]);
+    storage.buildah(&["config", "--label", "upstream=2", &ctr]);
+    storage.buildah(&["commit", "--quiet", &ctr, "busybox-upstream-2"]);
+    storage.buildah(&["rm", &ctr]);
+    storage.buildah(&[
+        "push",
+        "--quiet",
+        "--tls-verify=false",
+        "busybox-upstream-2",
+        &format!("docker://{upstream}"),
+    ]);
+    let second = cluster.wait_build("newapp-2");
+    let base2 = imported().first().cloned().unwrap();
+    assert_ne!(base1, base2, "the new upstream image was imported");
+    assert_complete(&second);
+    assert_eq!(
+        second["spec"]["strategy"]["dockerStrategy"]["from"]["name"],
+        format!("{host}/library/busybox@{base2}")
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        cluster.get("build", "newapp-3").is_none(),
+        "exactly one build per new base digest"
+    );
+    assert_eq!(imported(), [base2, base1], "both digests, newest first");
 }
