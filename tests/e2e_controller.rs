@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::sandbox::sandbox_binary;
 use support::{free_port, git, http_get, kiln, run_bounded, GitDaemon, Registry, Service};
 
 /// The builder image the controller puts in build Pods; the kubelet maps it to the `kiln` binary.
@@ -21,42 +22,6 @@ const BUILDER_IMAGE: &str = "kiln-builder:e2e";
 /// Upper bound for one build (clone, two-stage Go build, push).
 const BUILD_LIMIT: Duration = Duration::from_secs(600);
 const NAMESPACE: &str = "demo";
-
-/// The `kiln-sandbox` binary next to the `kiln` binary under test, built (or brought up to date)
-/// there by cargo first: `cargo test -p kiln` alone does not build another package's binary.
-fn sandbox_binary() -> PathBuf {
-    let kiln = Path::new(env!("CARGO_BIN_EXE_kiln"));
-    let profile_dir = kiln
-        .parent()
-        .expect("the kiln binary is in a profile directory");
-    let target_dir = profile_dir
-        .parent()
-        .expect("the profile directory is in a target dir");
-    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    build
-        .current_dir(support::repo_root())
-        .args([
-            "build",
-            "-p",
-            "kiln-sandbox",
-            "--bin",
-            "kiln-sandbox",
-            "--target-dir",
-        ])
-        .arg(target_dir);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        build.arg("--release");
-    }
-    let out = run_bounded(build, Duration::from_secs(900));
-    assert!(
-        out.status.success(),
-        "cargo build -p kiln-sandbox: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = profile_dir.join("kiln-sandbox");
-    assert!(path.exists(), "no kiln-sandbox at {}", path.display());
-    path
-}
 
 /// A buildah storage in a temp dir; on Drop its containers are removed, which also unmounts the
 /// storage (the overlay driver bind-mounts its own directory), so the directory can be deleted.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub use super::sandbox::sandbox_binary;
 use super::{free_port, http_get, kiln, run_bounded, Registry, Service};
 
 /// The builder image the controller puts in build Pods; the kubelet maps it to the `kiln` binary.
@@ -21,32 +22,6 @@ const CONTROLLER_NAMESPACE: &str = "kiln-system";
 /// Whether the sandbox enforces RBAC (unless `KILN_E2E_ENFORCE=off`).
 pub fn enforcing() -> bool {
     std::env::var("KILN_E2E_ENFORCE").map_or(true, |v| v != "off")
-}
-
-/// The `kiln-sandbox` binary next to the `kiln` binary under test, built (or brought up to date)
-/// there by cargo first: `cargo test -p kiln` alone does not build another package's binary.
-pub fn sandbox_binary() -> PathBuf {
-    let kiln = Path::new(env!("CARGO_BIN_EXE_kiln"));
-    let profile_dir = kiln.parent().expect("the kiln binary is in a profile dir");
-    let target_dir = profile_dir
-        .parent()
-        .expect("the profile dir is in a target dir");
-    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    build
-        .current_dir(super::repo_root())
-        .args(["build", "-p", "kiln-sandbox", "--bin", "kiln-sandbox"])
-        .arg("--target-dir")
-        .arg(target_dir);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        build.arg("--release");
-    }
-    let out = run_bounded(build, Duration::from_secs(900));
-    assert!(
-        out.status.success(),
-        "cargo build -p kiln-sandbox: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    profile_dir.join("kiln-sandbox")
 }
 
 /// A buildah storage in a temp dir; on Drop its containers are removed, which also unmounts it.
