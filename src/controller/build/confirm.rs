@@ -63,7 +63,7 @@ pub(crate) async fn confirm(
     };
     let host = auth::registry_of(reference);
     let namespace = build.namespace().unwrap_or_default();
-    let mut configs = Vec::new();
+    let mut credentials = None;
     if let Some(secret) = build
         .spec
         .common
@@ -72,20 +72,22 @@ pub(crate) async fn confirm(
         .and_then(|o| o.push_secret.as_ref())
     {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-        if let Some(config) = secrets
+        credentials = secrets
             .get_opt(&secret.name)
             .await
             .map_err(api_error(format!("reading push secret {}", secret.name)))?
             .as_ref()
             .and_then(docker_config)
-        {
-            configs.push(config);
-        }
+            .and_then(|config| auth::credentials_for(&config, &host));
     }
-    configs.insert(0, pull_config(&ctx.client, &namespace).await?);
+    // The namespace's pull secrets are read only when the push secret has nothing for the host.
+    if credentials.is_none() {
+        let pull = pull_config(&ctx.client, &namespace).await?;
+        credentials = auth::credentials_for(&pull, &host);
+    }
     let access = Access {
         insecure: ctx.settings.pod.insecure_registries.contains(&host),
-        credentials: auth::credentials_for(&auth::merge(&configs), &host),
+        credentials,
         timeout: Some(CONFIRM_TIMEOUT),
     };
     match digest::manifest_digest(&pinned, &access).await {
