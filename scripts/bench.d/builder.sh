@@ -24,36 +24,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { # a random high port nothing listens on
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
-  done
-}
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-now() { date +%s.%N; }
+. scripts/bench-common.sh
 elapsed() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.3f", a - b }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a + b }'; }
 row() { printf 'ROW|%s|%.2fs|%.2fs|%.3f|%s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$4"; }
 
 # --- services: a registry and a git daemon on free ports --------------------------------------
-reg_port=$(free_port)
-cat > "$work/registry.yml" <<YAML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: 127.0.0.1:$reg_port
-YAML
-docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
-pids+=($!)
-wait_port "$reg_port"
-registry=127.0.0.1:$reg_port
+start_registry
 
 echo "making base images" >&2
 BUILDAH_ROOT=$work/store-base/root BUILDAH_RUNROOT=$work/store-base/run \

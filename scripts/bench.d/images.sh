@@ -38,15 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { # a random high port nothing listens on
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
-  done
-}
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-now() { date +%s.%N; }
+. scripts/bench-common.sh
 elapsed() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.3f", a - b }'; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1000000 }'; }
 size_row() { # name bytes baseline-bytes target
@@ -58,21 +50,7 @@ time_row() { # name seconds baseline-seconds target
     "$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%.3f", a / b }')" "$4"
 }
 
-reg_port=$(free_port)
-cat > "$work/registry.yml" <<YAML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: 127.0.0.1:$reg_port
-YAML
-docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
-pids+=($!)
-wait_port "$reg_port"
-registry=127.0.0.1:$reg_port
+start_registry
 
 echo "making the Debian bases" >&2
 t=$(now)

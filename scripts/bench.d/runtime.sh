@@ -26,33 +26,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
-  done
-}
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-now() { date +%s.%N; }
+. scripts/bench-common.sh
 elapsed() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.3f", a - b }'; }
 row() { awk -v n="$1" -v m="$2" -v b="$3" -v t="$4" 'BEGIN { printf "ROW|%s|%.2fs|%.2fs|%.3f|%s\n", n, m, b, m / b, t }'; }
 
-reg_port=$(free_port)
-cat > "$work/registry.yml" <<YAML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: 127.0.0.1:$reg_port
-YAML
-docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
-pids+=($!)
-wait_port "$reg_port"
-registry=127.0.0.1:$reg_port
+start_registry
 BUILDAH_ROOT=$work/store/root BUILDAH_RUNROOT=$work/store/run STORAGE_DRIVER=vfs \
   scripts/make-base-images.sh "$registry" --busybox >&2
 image=$registry/library/busybox:latest
