@@ -279,7 +279,7 @@ pub fn run(opts: &LocalOptions) -> Result<LocalResult, Error> {
         mode: url_policy::Mode::Local,
         binary: binary.clone(),
         max_archive_bytes: archive::DEFAULT_MAX_BYTES,
-        submodules: false,
+        submodules: true,
         input_timeout: None,
     };
     let mut report = pipeline::fetch(&build, &fetch);

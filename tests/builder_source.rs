@@ -188,3 +188,151 @@ fn a_fetch_past_its_byte_bound_is_stopped() {
     req.max_bytes = Some(1 << 20);
     source::clone(&req).unwrap();
 }
+
+/// A bare repository `<name>.git` under `base` from a work tree with the files `files` and, for
+/// each `(path, url, commit)`, a submodule pinned at `commit`; returns its commits (one per call
+/// of `revisions`, each writing `files` with the revision number appended).
+fn repo_with(
+    base: &std::path::Path,
+    name: &str,
+    files: &[&str],
+    submodules: &[(&str, &str, &str)],
+    revisions: usize,
+) -> Vec<String> {
+    let work = base.join(format!("{name}-work"));
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    let mut modules = String::new();
+    for (path, url, commit) in submodules {
+        modules.push_str(&format!(
+            "[submodule \"{path}\"]\n\tpath = {path}\n\turl = {url}\n"
+        ));
+        git(
+            &work,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("160000,{commit},{path}"),
+            ],
+        );
+    }
+    if !modules.is_empty() {
+        std::fs::write(work.join(".gitmodules"), modules).unwrap();
+        git(&work, &["add", ".gitmodules"]);
+    }
+    let mut commits = Vec::new();
+    for i in 1..=revisions {
+        for f in files {
+            std::fs::write(work.join(f), format!("{name} {i}\n")).unwrap();
+            git(&work, &["add", f]);
+        }
+        git(&work, &["commit", "-q", "-m", &format!("{name} {i}")]);
+        commits.push(git(&work, &["rev-parse", "HEAD"]));
+    }
+    git(
+        base,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &format!("{name}-work"),
+            &format!("{name}.git"),
+        ],
+    );
+    commits
+}
+
+#[test]
+fn submodules_are_cloned_recursively_at_their_recorded_commits() {
+    let base = tempfile::tempdir().unwrap();
+    let daemon = GitDaemon::start(base.path());
+    // leaf <- middle (relative URL, pinned below its tip) <- top (absolute URL).
+    let leaf = repo_with(base.path(), "leaf", &["leaf.txt"], &[], 3);
+    let middle = repo_with(
+        base.path(),
+        "middle",
+        &["middle.txt"],
+        &[("deep/leaf", "../leaf.git", &leaf[1])],
+        2,
+    );
+    let middle_url = daemon.url("middle.git");
+    let top = repo_with(
+        base.path(),
+        "top",
+        &["top.txt"],
+        &[("lib", &middle_url, &middle[1])],
+        1,
+    );
+
+    let dest = tempfile::tempdir().unwrap();
+    let mut req = request(&daemon.url("top.git"), Some("main"), None, dest.path());
+    req.submodules = true;
+    let info = source::clone(&req).unwrap();
+    assert_eq!(info.revision.commit.as_deref(), Some(top[0].as_str()));
+    let read = |p: &str| std::fs::read_to_string(dest.path().join(p)).unwrap();
+    assert_eq!(read("top.txt"), "top 1\n");
+    assert_eq!(read("lib/middle.txt"), "middle 2\n");
+    assert_eq!(
+        read("lib/deep/leaf/leaf.txt"),
+        "leaf 2\n",
+        "the recorded commit, not the tip"
+    );
+    let leaf_repo = git2::Repository::open(dest.path().join("lib/deep/leaf")).unwrap();
+    assert_eq!(
+        leaf_repo.head().unwrap().target().unwrap().to_string(),
+        leaf[1]
+    );
+    assert!(
+        git2::Repository::open(dest.path().join("lib"))
+            .unwrap()
+            .is_shallow(),
+        "a submodule pinned at its tip is fetched at depth 1"
+    );
+
+    // Without submodules the gitlink stays an empty directory.
+    let dest = tempfile::tempdir().unwrap();
+    source::clone(&request(
+        &daemon.url("top.git"),
+        Some("main"),
+        None,
+        dest.path(),
+    ))
+    .unwrap();
+    assert!(!dest.path().join("lib/middle.txt").exists());
+}
+
+#[test]
+fn a_submodule_url_outside_the_policy_is_refused_by_name() {
+    let base = tempfile::tempdir().unwrap();
+    let daemon = GitDaemon::start(base.path());
+    let leaf = repo_with(base.path(), "leaf", &["leaf.txt"], &[], 1);
+    let local = base.path().join("leaf.git").display().to_string();
+    repo_with(
+        base.path(),
+        "top",
+        &["top.txt"],
+        &[("vendor/leaf", &local, &leaf[0])],
+        1,
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let mut req = request(&daemon.url("top.git"), Some("main"), None, dest.path());
+    req.submodules = true;
+    let err = source::clone(&req).unwrap_err();
+    assert!(matches!(err, source::Error::Submodule { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("submodule vendor/leaf") && text.contains("local repository paths"),
+        "{text}"
+    );
+    // `kiln build` on a developer's machine may use local submodules.
+    let dest = tempfile::tempdir().unwrap();
+    let mut req = request(&daemon.url("top.git"), Some("main"), None, dest.path());
+    req.submodules = true;
+    req.allow_local_paths = true;
+    source::clone(&req).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dest.path().join("vendor/leaf/leaf.txt")).unwrap(),
+        "leaf 1\n"
+    );
+}

@@ -37,7 +37,7 @@ pub(crate) struct FetchOptions {
     pub(crate) binary: Option<Binary>,
     /// The most bytes a binary source may unpack to.
     pub(crate) max_archive_bytes: u64,
-    /// Check out submodules.
+    /// Clone submodules, recursively (OpenShift always does).
     pub(crate) submodules: bool,
     /// How long a binary source on standard input may keep the step waiting for data (None:
     /// no bound).
@@ -176,6 +176,7 @@ fn fetch_inner(build: &Build, opts: &FetchOptions) -> Result<SourceInfo, Failure
                     git.no_proxy.as_deref(),
                 ),
                 submodules: opts.submodules,
+                allow_local_paths: opts.mode == url_policy::Mode::Local,
                 max_bytes: None,
             };
             let at = req

@@ -2,15 +2,17 @@
 //!
 //! The remote is listed first (like `git ls-remote`), so an unreachable repository and an unknown ref
 //! fail early with a precise message. Only the one ref is fetched, at depth 1; a commit that is not
-//! the tip is found by deepening step by step. libgit2 never runs hooks. Submodules only on request.
+//! the tip is found by deepening step by step. libgit2 never runs hooks. Submodules are cloned
+//! recursively as OpenShift's builder does (`git submodule update --init --recursive`), each one
+//! the same way: shallow at its recorded commit, deeper only when that commit is below the tip.
 
 use std::path::PathBuf;
 
 use git2::{AutotagOption, FetchOptions, Oid, ProxyOptions, Repository};
 
-use super::git_auth;
 pub use super::git_auth::SourceAuth;
 pub(crate) use super::git_auth::{choose_proxy, trust_ca};
+use super::{git_auth, url_policy};
 use crate::api::common::{GitSourceRevision, SourceControlUser};
 use crate::api::contract::SourceInfo;
 use crate::api::validate::{redact_url, scrub};
@@ -54,6 +56,14 @@ pub enum Error {
         /// The bound.
         limit: u64,
     },
+    /// A submodule could not be cloned (its URL refused, unreachable, or nested too deep).
+    #[error("submodule {path}: {detail}")]
+    Submodule {
+        /// The submodule's path in the superproject.
+        path: String,
+        /// Why.
+        detail: String,
+    },
     /// Any other git failure.
     #[error("{context}: {source}")]
     Git {
@@ -84,11 +94,17 @@ pub struct CloneRequest {
     pub auth: SourceAuth,
     /// The proxy to use, already chosen for the URL's scheme and noProxy.
     pub proxy: Option<String>,
-    /// Also check out submodules.
+    /// Also clone submodules, recursively.
     pub submodules: bool,
+    /// Whether submodule URLs may name local paths (`kiln build` on a developer's machine; never
+    /// in a build Pod). The superproject's own URL is checked by the caller.
+    pub allow_local_paths: bool,
     /// The most bytes one fetch may receive (default [`DEFAULT_MAX_FETCH_BYTES`]).
     pub max_bytes: Option<u64>,
 }
+
+/// How deep submodules may nest (a submodule of a submodule is depth 2).
+const MAX_SUBMODULE_DEPTH: usize = 8;
 
 /// The default bound on the bytes one fetch may receive (8 GiB).
 pub const DEFAULT_MAX_FETCH_BYTES: u64 = 8 << 30;
@@ -98,6 +114,10 @@ const DEEPEN: [i32; 4] = [1, 50, 1000, i32::MAX];
 
 /// Clones `req.url` into `req.dest` and returns the checked-out commit's source info.
 pub fn clone(req: &CloneRequest) -> Result<SourceInfo, Error> {
+    clone_nested(req, 0)
+}
+
+fn clone_nested(req: &CloneRequest, depth: usize) -> Result<SourceInfo, Error> {
     std::fs::create_dir_all(&req.dest).map_err(|e| Error::Git {
         context: format!("creating {}", req.dest.display()),
         source: git2::Error::from_str(&e.to_string()),
@@ -214,7 +234,7 @@ pub fn clone(req: &CloneRequest) -> Result<SourceInfo, Error> {
         .map_err(git("checking out"))?;
     repo.set_head_detached(oid).map_err(git("setting HEAD"))?;
     if req.submodules {
-        update_submodules(&repo, req)?;
+        update_submodules(&repo, req, depth)?;
     }
     Ok(source_info(
         &commit,
@@ -271,17 +291,94 @@ fn fetch_on(
     })
 }
 
-fn update_submodules(repo: &Repository, req: &CloneRequest) -> Result<(), Error> {
-    for mut sub in repo.submodules().map_err(git("listing submodules"))? {
-        let mut opts = git2::SubmoduleUpdateOptions::new();
-        let mut fetch = FetchOptions::new();
-        fetch.remote_callbacks(git_auth::callbacks(&req.auth));
-        opts.fetch(fetch);
-        let name = sub.name().ok().unwrap_or("?").to_string();
-        sub.update(true, Some(&mut opts))
-            .map_err(git(format!("updating submodule {name}")))?;
+/// Clones every submodule of HEAD's tree at its recorded commit into its path, recursively.
+fn update_submodules(repo: &Repository, req: &CloneRequest, depth: usize) -> Result<(), Error> {
+    let Some(workdir) = repo.workdir().map(std::path::Path::to_path_buf) else {
+        return Ok(());
+    };
+    let mode = if req.allow_local_paths {
+        url_policy::Mode::Local
+    } else {
+        url_policy::Mode::Pod
+    };
+    for sub in repo.submodules().map_err(git("listing submodules"))? {
+        let path = sub.path().to_path_buf();
+        let shown = path.display().to_string();
+        let failed = |detail: String| Error::Submodule {
+            path: shown.clone(),
+            detail,
+        };
+        // Only gitlinks of the checked-out tree: a .gitmodules entry without one is not cloned.
+        let Some(commit) = sub.head_id() else {
+            continue;
+        };
+        if !path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(failed("the path must stay inside the repository".into()));
+        }
+        if depth + 1 >= MAX_SUBMODULE_DEPTH {
+            return Err(failed(format!(
+                "submodules nest deeper than {MAX_SUBMODULE_DEPTH} levels"
+            )));
+        }
+        let url = sub
+            .url()
+            .ok()
+            .flatten()
+            .map(|u| submodule_url(&req.url, u))
+            .ok_or_else(|| failed("no url in .gitmodules".into()))?;
+        url_policy::check(&url, mode).map_err(|e| failed(e.to_string()))?;
+        let child = CloneRequest {
+            url,
+            ref_: None,
+            commit: Some(commit.to_string()),
+            dest: workdir.join(&path),
+            ..req.clone()
+        };
+        println!(
+            "    submodule {shown}: {} at {commit}",
+            redact_url(&child.url)
+        );
+        clone_nested(&child, depth + 1).map_err(|e| match e {
+            nested @ Error::Submodule { .. } => nested,
+            other => failed(other.to_string()),
+        })?;
     }
     Ok(())
+}
+
+/// A submodule's URL as git resolves it: `./` and `../` relative to the superproject's remote
+/// URL (each `../` drops one path component; scp-like `host:path` URLs keep their colon).
+pub(crate) fn submodule_url(parent: &str, url: &str) -> String {
+    if !(url.starts_with("./") || url.starts_with("../")) {
+        return url.to_string();
+    }
+    let mut base = parent.trim_end_matches('/').to_string();
+    let mut rest = url;
+    loop {
+        if let Some(r) = rest.strip_prefix("./") {
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("../") {
+            // The authority of scheme://host/ is not a path component.
+            let floor = base.find("://").map_or(0, |i| i + 3);
+            match base[floor..].rfind(['/', ':']) {
+                Some(i) => {
+                    base.truncate(floor + i + usize::from(base[floor + i..].starts_with(':')))
+                }
+                None => base.truncate(floor),
+            }
+            rest = r;
+        } else {
+            break;
+        }
+    }
+    if base.ends_with(':') || base.is_empty() {
+        format!("{base}{rest}")
+    } else {
+        format!("{base}/{rest}")
+    }
 }
 
 /// Resolves a user's ref against the advertised refs: full name, then branch, then tag.
@@ -340,6 +437,27 @@ fn source_info(commit: &git2::Commit<'_>, url: &str, ref_: Option<String>) -> So
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn submodule_url_table() {
+        for (parent, url, want) in [
+            ("git://h:9/r.git", "../lib.git", "git://h:9/lib.git"),
+            ("git://h:9/r.git/", "../lib.git", "git://h:9/lib.git"),
+            (
+                "https://h/org/r.git",
+                "../../other/lib",
+                "https://h/other/lib",
+            ),
+            ("https://h/org/r", "./lib", "https://h/org/r/lib"),
+            ("git@h:org/r.git", "../lib.git", "git@h:org/lib.git"),
+            ("git@h:r.git", "../lib.git", "git@h:lib.git"),
+            ("/srv/git/r.git", "../lib.git", "/srv/git/lib.git"),
+            ("https://h/r", "https://x/y.git", "https://x/y.git"),
+            ("https://h/r", "git@x:y.git", "git@x:y.git"),
+        ] {
+            assert_eq!(submodule_url(parent, url), want, "{parent} + {url}");
+        }
+    }
 
     #[test]
     fn resolve_ref_table() {

@@ -73,9 +73,9 @@ pub(crate) struct CloneArgs {
     /// Allow local paths and file:// URLs as repositories (never in a Pod).
     #[arg(long)]
     pub(crate) allow_local_paths: bool,
-    /// Also check out submodules.
+    /// Do not clone submodules (by default they are cloned recursively, as OpenShift does).
     #[arg(long)]
-    pub(crate) submodules: bool,
+    pub(crate) no_submodules: bool,
 }
 
 /// Arguments of `kiln builder build`.
@@ -198,7 +198,7 @@ fn clone(a: &CloneArgs) -> BuildReport {
             }
         }),
         max_archive_bytes: a.max_archive_bytes,
-        submodules: a.submodules,
+        submodules: !a.no_submodules,
         input_timeout: (a.input_timeout > 0).then(|| Duration::from_secs(a.input_timeout)),
     };
     let report = pipeline::fetch(&build, &opts);
