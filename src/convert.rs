@@ -224,6 +224,11 @@ fn convert_document(mut doc: Value, document: &str) -> Result<(Value, Vec<Proble
                 .map(|(p, m)| problem(&p, m)),
         );
     }
+    problems.extend(
+        reference_kinds(object, &kind)
+            .into_iter()
+            .map(|(p, m)| problem(&p, m)),
+    );
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -336,6 +341,42 @@ fn check_build_spec(object: &mut Map<String, Value>) -> Vec<(String, String)> {
         }
     }
     problems
+}
+
+/// Image references whose `kind` OpenShift refuses there (`kind: ImageStream`, say), as
+/// (path, message); the CRDs refuse the same.
+fn reference_kinds(object: &Map<String, Value>, kind: &str) -> Vec<(String, String)> {
+    use crate::api::validate::{reference_kind, FROM_KINDS, OUTPUT_KINDS, TRIGGER_FROM_KINDS};
+    let list = |path: &str| lookup(object, path).and_then(Value::as_array).cloned();
+    let mut refs: Vec<(String, Option<Value>, &[&str])> = Vec::new();
+    if kind == "ImageStream" {
+        for (i, tag) in list("spec.tags").unwrap_or_default().iter().enumerate() {
+            let kind = tag.pointer("/from/kind").cloned();
+            refs.push((format!("spec.tags[{i}].from.kind"), kind, FROM_KINDS));
+        }
+    } else {
+        for (path, allowed) in [
+            ("spec.strategy.dockerStrategy.from.kind", FROM_KINDS),
+            ("spec.output.to.kind", OUTPUT_KINDS),
+        ] {
+            refs.push((path.into(), lookup(object, path).cloned(), allowed));
+        }
+        for (i, trigger) in list("spec.triggers").unwrap_or_default().iter().enumerate() {
+            let kind = trigger.pointer("/imageChange/from/kind").cloned();
+            refs.push((
+                format!("spec.triggers[{i}].imageChange.from.kind"),
+                kind,
+                TRIGGER_FROM_KINDS,
+            ));
+        }
+    }
+    refs.into_iter()
+        .filter_map(|(path, value, allowed)| {
+            reference_kind(value.as_ref().and_then(Value::as_str), allowed)
+                .err()
+                .map(|m| (path, m))
+        })
+        .collect()
 }
 
 /// OpenShift's normalisation of trigger type names, its deprecated lower-case forms included.

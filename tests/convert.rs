@@ -244,6 +244,63 @@ fn credentials_in_a_git_url_and_revision_expressions_are_refused() {
     );
 }
 
+#[test]
+fn image_references_of_a_kind_openshift_refuses_are_refused_by_path() {
+    let input = r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: build.openshift.io/v1
+  kind: BuildConfig
+  metadata: {name: app}
+  spec:
+    strategy:
+      type: Docker
+      dockerStrategy:
+        from: {kind: ImageStream, name: base}
+    output:
+      to: {kind: ImageStream, name: app}
+    triggers:
+    - type: ImageChange
+      imageChange:
+        from: {kind: DockerImage, name: quay.io/x/base:1}
+- apiVersion: image.openshift.io/v1
+  kind: ImageStream
+  metadata: {name: base}
+  spec:
+    tags:
+    - name: "1"
+      from: {kind: ImageStream, name: upstream}
+"#;
+    let (ok, stdout, stderr) = run_convert(input, &[]);
+    assert!(!ok, "accepted: {stdout}");
+    assert!(stdout.is_empty(), "{stdout}");
+    for (path, allowed) in [
+        (
+            "spec.strategy.dockerStrategy.from.kind",
+            "use DockerImage or ImageStreamTag or ImageStreamImage",
+        ),
+        ("spec.output.to.kind", "use ImageStreamTag or DockerImage"),
+        (
+            "spec.triggers[0].imageChange.from.kind",
+            "use ImageStreamTag",
+        ),
+        (
+            "spec.tags[0].from.kind",
+            "use DockerImage or ImageStreamTag or ImageStreamImage",
+        ),
+    ] {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(path))
+            .unwrap_or_else(|| panic!("{path} not named: {stderr}"));
+        assert!(line.contains(allowed), "{line}");
+    }
+    assert!(
+        stderr.contains("kind ImageStreamTag, name <stream>:<tag>"),
+        "{stderr}"
+    );
+}
+
 fn corpus(name: &str) -> String {
     fixture(&format!("corpus/{name}"))
 }

@@ -389,6 +389,22 @@ fn what_the_crd_still_refuses_is_refused_with_the_field_named() {
             format!("{base}  output:\n    to:\n      kind: ImageStreamTag\n      name: no-tag\n"),
             "an ImageStreamTag name must be <stream>:<tag>",
         ),
+        (
+            format!("{base}  output:\n    to:\n      kind: ImageStream\n      name: app\n"),
+            "output.to.kind must be ImageStreamTag or DockerImage",
+        ),
+        (
+            format!("{base}  strategy:\n    type: Docker\n    dockerStrategy:\n      from:\n        kind: ImageStream\n        name: base\n"),
+            "from.kind must be DockerImage, ImageStreamTag or ImageStreamImage",
+        ),
+        (
+            format!("{base}  triggers:\n  - type: ImageChange\n    imageChange:\n      from:\n        kind: DockerImage\n        name: quay.io/x/base:1\n"),
+            "imageChange.from.kind must be ImageStreamTag",
+        ),
+        (
+            "apiVersion: image.kiln.dev/v1alpha1\nkind: ImageStream\nmetadata:\n  name: base\nspec:\n  tags:\n  - name: \"1\"\n    from:\n      kind: ImageStream\n      name: upstream\n".to_string(),
+            "from.kind must be DockerImage, ImageStreamTag or ImageStreamImage",
+        ),
     ];
     for (manifest, needle) in cases {
         let (ok, out) = sandbox.kubectl(&["apply", "-f", "-"], Some(&manifest));

@@ -5,7 +5,7 @@
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -241,8 +241,9 @@ pub struct SecretLocalReference {
 }
 
 /// Start a build when an ImageStreamTag's current image changes.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(crate::api::validate::TRIGGER_FROM_KIND_RULE).message(crate::api::validate::TRIGGER_FROM_KIND_MESSAGE))]
 pub struct ImageChangeTrigger {
     /// The ImageStreamTag to watch; unset means the strategy's `from`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

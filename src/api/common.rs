@@ -300,8 +300,9 @@ pub enum ImageOptimizationPolicy {
 }
 
 /// Options of the Docker strategy (OpenShift's `DockerBuildStrategy` plus `target`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(crate::api::validate::FROM_KIND_RULE).message(crate::api::validate::FROM_KIND_MESSAGE))]
 pub struct DockerBuildStrategy {
     /// An image that replaces the last `FROM` of the Dockerfile.
     #[serde(default, skip_serializing_if = "Option::is_none")]

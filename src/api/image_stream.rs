@@ -1,10 +1,13 @@
 //! `ImageStream`: a named set of tags and their image history (OpenShift's `image.openshift.io/v1`).
+// Every item here is API (re-exported or reached through `pub mod`); the lint only sees the
+// copies KubeSchema's `x_kube` validations make of some structs in a private module.
+#![allow(unreachable_pub)]
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -47,8 +50,9 @@ pub struct ImageLookupPolicy {
 }
 
 /// A desired tag of an ImageStream.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(crate::api::validate::FROM_KIND_RULE).message(crate::api::validate::FROM_KIND_MESSAGE))]
 pub struct TagReference {
     /// The tag's name.
     pub name: String,

@@ -154,6 +154,44 @@ pub fn commit(commit: &str) -> Result<(), String> {
     }
 }
 
+/// The kinds OpenShift accepts for `dockerStrategy.from` and an ImageStream tag's `from`.
+pub const FROM_KINDS: &[&str] = &["DockerImage", "ImageStreamTag", "ImageStreamImage"];
+/// The kinds OpenShift accepts for `output.to`.
+pub const OUTPUT_KINDS: &[&str] = &["ImageStreamTag", "DockerImage"];
+/// The kind OpenShift accepts for an ImageChange trigger's `from`.
+pub const TRIGGER_FROM_KINDS: &[&str] = &["ImageStreamTag"];
+/// CEL rule on a struct with an optional reference `from`: its kind is one of [`FROM_KINDS`].
+pub const FROM_KIND_RULE: &str = "!has(self.from) || !has(self.from.kind) || self.from.kind in ['DockerImage', 'ImageStreamTag', 'ImageStreamImage']";
+/// The message of [`FROM_KIND_RULE`].
+pub const FROM_KIND_MESSAGE: &str =
+    "from.kind must be DockerImage, ImageStreamTag or ImageStreamImage";
+/// CEL rule on an ImageChange trigger: its `from` kind is [`TRIGGER_FROM_KINDS`].
+pub const TRIGGER_FROM_KIND_RULE: &str =
+    "!has(self.from) || !has(self.from.kind) || self.from.kind == 'ImageStreamTag'";
+/// The message of [`TRIGGER_FROM_KIND_RULE`].
+pub const TRIGGER_FROM_KIND_MESSAGE: &str = "imageChange.from.kind must be ImageStreamTag";
+
+/// Checks an image reference's `kind` against the kinds `allowed` there (an empty or absent kind
+/// is left to the field's default); the message names the kinds and, for `ImageStream`, how to
+/// name a stream's image.
+pub fn reference_kind(kind: Option<&str>, allowed: &[&str]) -> Result<(), String> {
+    let Some(kind) = kind.filter(|k| !k.is_empty()) else {
+        return Ok(());
+    };
+    if allowed.contains(&kind) {
+        return Ok(());
+    }
+    let hint = if kind == "ImageStream" {
+        " (an ImageStream is referred to through one of its tags: kind ImageStreamTag, name <stream>:<tag>)"
+    } else {
+        ""
+    };
+    Err(format!(
+        "kind {kind:?} is not supported here; use {}{hint}",
+        allowed.join(" or ")
+    ))
+}
+
 /// CEL rule: no password in a URL's user part.
 pub const URL_PASSWORD_RULE: &str = "!self.matches('^[A-Za-z][-A-Za-z0-9+.]*://[^/?#@]*:[^/?#]*@')";
 /// CEL rule: no user part at all in an http(s) URL (a lone user name there is usually a token).

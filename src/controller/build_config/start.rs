@@ -16,6 +16,7 @@ use super::access::{cross_namespace_checks, service_account};
 use super::current_reference;
 use super::policy::{decide, BuildView};
 use super::refused::{after_refusal, refusal_reason};
+use crate::api::validate::OUTPUT_KINDS;
 use crate::api::{
     build_number, find_image, Build, BuildPhase, ImageRef, RunPolicy, StatusReason, TagRef,
     IMAGE_GROUP,
@@ -96,8 +97,14 @@ pub(super) async fn apply_run_policy(ctx: &Context, builds: &[Arc<Build>]) -> Re
 /// waits; Failed when another namespace refuses it; or Error when a foreign Pod holds the name).
 async fn start_build(ctx: &Context, build: &Build) -> Result<(), Error> {
     let now = Timestamp::now();
+    // A reference kind OpenShift refuses (the CRD does too) can never resolve: the build ends.
+    let unsupported = unsupported_kind(build);
     // Another namespace's images are checked before anything of theirs is read.
-    let resolved = match refused_access(ctx, build).await? {
+    let refused = match unsupported {
+        Some(_) => unsupported,
+        None => refused_access(ctx, build).await?,
+    };
+    let resolved = match refused {
         Some((reason, message)) => Err(ended_before_start(
             build,
             BuildPhase::Failed,
@@ -285,6 +292,41 @@ async fn create_pod(ctx: &Context, build: &Build, resolved: &Build) -> Result<Cr
     }
 }
 
+/// The first image reference of `build` whose kind OpenShift does not accept there, as the
+/// Build's reason and message (pure). The CRD's rules refuse these; a Build that reached the
+/// controller without them (an API server that skips rules) ends instead of waiting forever.
+pub(crate) fn unsupported_kind(build: &Build) -> Option<(StatusReason, String)> {
+    use crate::api::validate::{reference_kind, FROM_KINDS, OUTPUT_KINDS};
+    let common = &build.spec.common;
+    let from = common
+        .strategy
+        .docker_strategy
+        .as_ref()
+        .and_then(|d| d.from.as_ref());
+    let to = common.output.as_ref().and_then(|o| o.to.as_ref());
+    [
+        (
+            "spec.strategy.dockerStrategy.from",
+            from,
+            FROM_KINDS,
+            StatusReason::InvalidImageReference,
+        ),
+        (
+            "spec.output.to",
+            to,
+            OUTPUT_KINDS,
+            StatusReason::InvalidOutputReference,
+        ),
+    ]
+    .into_iter()
+    .find_map(|(path, reference, allowed, reason)| {
+        let kind = reference.and_then(|r| r.kind.as_deref());
+        reference_kind(kind, allowed)
+            .err()
+            .map(|m| (reason, format!("{path}: {m}")))
+    })
+}
+
 /// Where a build pushes: `output.to` as a pull spec, an ImageStreamTag resolved against
 /// `registry` (pure; shared with `kiln build`).
 pub(crate) fn output_reference(
@@ -302,10 +344,16 @@ pub(crate) fn output_reference(
         None => Ok(None),
         Some(to) if to.kind.as_deref() == Some("DockerImage") => Ok(to.name.clone()),
         Some(to) => {
-            let tag = TagRef::from_object_reference(to, &namespace).ok_or((
-                StatusReason::InvalidOutputReference,
-                format!("output.to kind {:?} is not supported", to.kind),
-            ))?;
+            let tag = TagRef::from_object_reference(to, &namespace).ok_or_else(|| {
+                let kind = to.kind.as_deref();
+                let why = crate::api::validate::reference_kind(kind, OUTPUT_KINDS)
+                    .err()
+                    .unwrap_or_else(|| "no name".into());
+                (
+                    StatusReason::InvalidOutputReference,
+                    format!("spec.output.to: {why}"),
+                )
+            })?;
             let registry = registry.ok_or((
                 StatusReason::InvalidOutputReference,
                 "the controller has no internal registry configured (--registry), so ImageStreamTag outputs cannot be pushed".to_string(),
@@ -376,4 +424,62 @@ fn strategy_image(
             tag.name()
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_kinds_openshift_refuses_end_the_build() {
+        let build = |from: serde_json::Value, to: serde_json::Value| -> Build {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "build.kiln.dev/v1", "kind": "Build",
+                "metadata": {"name": "app-1", "namespace": "ns"},
+                "spec": {"strategy": {"type": "Docker", "dockerStrategy": {"from": from}},
+                         "output": {"to": to}},
+            }))
+            .unwrap()
+        };
+        let tag = serde_json::json!({"kind": "ImageStreamTag", "name": "app:latest"});
+        for (from, to, want) in [
+            (
+                serde_json::json!({"kind": "DockerImage", "name": "r/base:1"}),
+                tag.clone(),
+                None,
+            ),
+            (
+                serde_json::json!({"kind": "ImageStreamImage", "name": "base@sha256:ab"}),
+                serde_json::json!({"name": "app:latest"}),
+                None,
+            ),
+            (
+                serde_json::json!({"kind": "ImageStream", "name": "base"}),
+                tag.clone(),
+                Some((
+                    StatusReason::InvalidImageReference,
+                    "spec.strategy.dockerStrategy.from: kind \"ImageStream\"",
+                )),
+            ),
+            (
+                serde_json::json!({"name": "r/base:1"}),
+                serde_json::json!({"kind": "ImageStream", "name": "app"}),
+                Some((
+                    StatusReason::InvalidOutputReference,
+                    "spec.output.to: kind \"ImageStream\"",
+                )),
+            ),
+        ] {
+            let got = unsupported_kind(&build(from.clone(), to.clone()));
+            match (got, want) {
+                (None, None) => {}
+                (Some((reason, message)), Some((want_reason, want_start))) => {
+                    assert_eq!(reason, want_reason, "{from} {to}");
+                    assert!(message.starts_with(want_start), "{message}");
+                    assert!(message.contains("<stream>:<tag>"), "{message}");
+                }
+                (got, want) => panic!("{from} {to}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 }
