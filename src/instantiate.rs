@@ -18,7 +18,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::api::build::BuildTriggerCause;
 use crate::api::build_config::{BuildConfigStatus, ImageChangeTriggerStatus};
-use crate::api::common::{BinaryBuildSource, BuildSourceType, SourceRevision};
+use crate::api::common::{BinaryBuildSource, BuildSourceType, CommonSpec, SourceRevision};
 use crate::api::{build_number, Build, BuildConfig, BuildSpec, TagRef};
 use crate::naming;
 
@@ -130,6 +130,10 @@ pub struct BuildRequest {
     /// BuildConfig's source (git, if any) with this Binary one, as OpenShift's binary
     /// instantiate does; contextDir and an inline Dockerfile stay.
     pub binary: Option<BinaryBuildSource>,
+    /// A rebuild of an earlier Build (`kiln start-build --from-build`, `kiln cancel-build
+    /// --restart`): its spec (source, revision, strategy, output, resources…) replaces the
+    /// BuildConfig's, as OpenShift's clone does; the fields above still apply on top of it.
+    pub spec: Option<CommonSpec>,
 }
 
 impl BuildRequest {
@@ -160,14 +164,15 @@ pub(crate) fn new_build(
     let owner = bc
         .controller_owner_ref(&())
         .ok_or(Error::MissingMetadata("uid"))?;
-    let source = bc.spec.common.source.as_ref();
+    let base = request.spec.as_ref().unwrap_or(&bc.spec.common);
+    let source = base.source.as_ref();
     if source
         .and_then(|s| s.git.as_ref())
         .is_some_and(|g| crate::api::validate::url_credentials(&g.uri).is_some())
     {
         return Err(Error::Credentials(bc_name));
     }
-    let commits = [&request.revision, &bc.spec.common.revision];
+    let commits = [&request.revision, &base.revision];
     for c in commits
         .into_iter()
         .flatten()
@@ -202,7 +207,7 @@ pub(crate) fn new_build(
             request.request_id.clone(),
         ),
     ]);
-    let mut common = bc.spec.common.clone();
+    let mut common = base.clone();
     if request.revision.is_some() {
         common.revision = request.revision.clone();
     }

@@ -12,6 +12,14 @@ fn config(uri: &str) -> BuildConfig {
     .unwrap()
 }
 
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
 fn with_commit(commit: &str) -> BuildRequest {
     BuildRequest {
         request_id: "r".into(),
@@ -207,4 +215,49 @@ fn an_upload_replaces_the_source_with_a_binary_one() {
     // Without an upload the BuildConfig's source is built.
     let plain = new_build(&bc, 1, &BuildRequest::default()).unwrap();
     assert!(plain.spec.common.source.unwrap().git.is_some());
+}
+
+#[test]
+fn a_rebuild_takes_the_earlier_builds_spec_and_the_overrides_on_top() {
+    let bc = config("https://git.example/app.git");
+    let earlier = new_build(
+        &config("https://git.example/old.git"),
+        4,
+        &BuildRequest {
+            env: vec![env("A", "1"), env("B", "2")],
+            build_args: vec![env("V", "1")],
+            no_cache: Some(true),
+            ..with_commit("0123abcd")
+        },
+    )
+    .unwrap();
+    let request = BuildRequest {
+        spec: Some(earlier.spec.common.clone()),
+        env: vec![env("B", "3")],
+        ..BuildRequest::default()
+    };
+    let build = new_build(&bc, 5, &request).unwrap();
+    let common = &build.spec.common;
+    assert_eq!(
+        common
+            .source
+            .as_ref()
+            .and_then(|s| s.git.as_ref())
+            .map(|g| g.uri.as_str()),
+        Some("https://git.example/old.git"),
+        "the earlier build's source, not the BuildConfig's current one"
+    );
+    assert_eq!(
+        common
+            .revision
+            .as_ref()
+            .and_then(|r| r.git.as_ref())
+            .and_then(|g| g.commit.as_deref()),
+        Some("0123abcd")
+    );
+    let docker = common.strategy.docker_strategy.clone().unwrap_or_default();
+    assert_eq!(docker.env, vec![env("A", "1"), env("B", "3")]);
+    assert_eq!(docker.build_args, vec![env("V", "1")]);
+    assert_eq!(docker.no_cache, Some(true));
+    assert_eq!(build.metadata.name.as_deref(), Some("app-5"));
 }

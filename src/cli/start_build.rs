@@ -11,7 +11,7 @@ use super::cluster::{block_on, object_name, Cluster, ClusterArgs};
 use super::kind::Kind;
 use super::Error;
 use crate::api::build::BuildTriggerCause;
-use crate::api::common::{GitSourceRevision, SourceRevision};
+use crate::api::common::{BuildSourceType, GitSourceRevision, SourceRevision};
 use crate::api::Build;
 use crate::instantiate::{instantiate, BuildRequest};
 
@@ -47,9 +47,10 @@ pub(crate) struct StartBuildArgs {
     /// The BuildConfig to start a build of.
     #[arg(value_parser = object_name, required_unless_present = "from_build", conflicts_with = "from_build")]
     pub(crate) build_config: Option<String>,
-    /// Start a build like this one instead (its BuildConfig, commit, environment, build arguments
-    /// and no-cache setting).
-    #[arg(long, value_name = "BUILD", value_parser = object_name, conflicts_with = "list_webhooks")]
+    /// Start a build like this one instead, as OpenShift's clone does: its BuildConfig and its
+    /// whole spec (source, the commit it built, environment, build arguments, no-cache, output).
+    /// A binary build cannot be run again this way (its input is not kept).
+    #[arg(long, value_name = "BUILD", value_parser = object_name, conflicts_with_all = ["list_webhooks", "binary"])]
     pub(crate) from_build: Option<String>,
     /// Build this git commit (a hash of 4 to 64 hex digits) instead of the BuildConfig's ref.
     #[arg(long, value_parser = commit)]
@@ -129,8 +130,10 @@ pub(crate) fn request(args: &StartBuildArgs, request_id: String) -> BuildRequest
     }
 }
 
-/// The BuildConfig of `build` and a request for a build like it: the same commit (when it was
-/// recorded), ref, strategy environment, build arguments and no-cache setting (pure).
+/// The BuildConfig of `build` and a request for a build like it, as OpenShift's clone makes
+/// it: the earlier Build's whole spec (source and ref, the commit it built, strategy with its
+/// environment, build arguments and no-cache setting, output, resources) instead of the
+/// BuildConfig's current one. A Binary build is refused: its input was never kept (pure).
 pub(crate) fn request_like(
     build: &Build,
     request_id: String,
@@ -141,35 +144,27 @@ pub(crate) fn request_like(
             "build {name} was not started from a BuildConfig; there is nothing to start again"
         ))
     })?;
-    let common = &build.spec.common;
-    let docker = common.strategy.docker_strategy.clone().unwrap_or_default();
-    let revision = common
+    let mut spec = build.spec.common.clone();
+    let binary = spec.source.as_ref().is_some_and(|s| {
+        s.type_ == Some(BuildSourceType::Binary) || s.inferred_type() == BuildSourceType::Binary
+    });
+    if binary {
+        return Err(Error::Cluster(format!(
+            "build {name} had a binary source, which is not kept; upload it again with `kiln start-build {config} --from-dir DIR` (or --from-file, --from-archive, --from-repo)"
+        )));
+    }
+    // Only a revision that names a commit pins the rebuild to it.
+    spec.revision = spec
         .revision
-        .clone()
-        .filter(|r| r.git.as_ref().is_some_and(|g| g.commit.is_some()))
-        .map(|r| SourceRevision {
-            type_: r.type_,
-            git: r.git.map(|g| GitSourceRevision {
-                commit: g.commit,
-                ..GitSourceRevision::default()
-            }),
-        });
+        .filter(|r| r.git.as_ref().is_some_and(|g| g.commit.is_some()));
     Ok((
         config,
         BuildRequest {
             request_id,
             cause: manual_cause(),
-            revision,
-            env: docker.env,
-            build_args: docker.build_args,
-            no_cache: docker.no_cache,
+            spec: Some(spec),
             // A tenant starting a build needs no write to the BuildConfig's status.
             leave_last_version: true,
-            git_ref: common
-                .source
-                .as_ref()
-                .and_then(|s| s.git.as_ref())
-                .and_then(|g| g.ref_.clone()),
             ..BuildRequest::default()
         },
     ))
@@ -235,12 +230,12 @@ pub(crate) fn run(args: &StartBuildArgs) -> Result<ExitCode, Error> {
                     Ok(b) => b,
                     Err(e) => return Err(cluster.read_error(Kind::Build, from, e).await),
                 };
-                let (bc, mut request) = request_like(&old, request_id())?;
-                let extra = request_overrides(args);
-                request.env.extend(extra.env);
-                request.build_args.extend(extra.build_args);
-                request.revision = extra.revision.or(request.revision);
-                request.no_cache = extra.no_cache.or(request.no_cache);
+                let (bc, like) = request_like(&old, request_id())?;
+                // -e, --build-arg, --commit and --no-cache still apply on top of the copy.
+                let request = BuildRequest {
+                    spec: like.spec,
+                    ..request(args, like.request_id)
+                };
                 (bc, request)
             }
             None => (
@@ -252,6 +247,8 @@ pub(crate) fn run(args: &StartBuildArgs) -> Result<ExitCode, Error> {
         let input = args.upload.input(args.commit.as_deref());
         match &input {
             Some(input) => super::upload::prepare(&mut request, input)?,
+            // A rebuild copies its own source: the BuildConfig's is not used.
+            None if args.from_build.is_some() => {}
             None => refuse_binary_without_input(&cluster, &bc).await?,
         }
         let build = start(&cluster, &bc, &request).await?;
@@ -302,11 +299,6 @@ async fn refuse_binary_without_input(cluster: &Cluster, name: &str) -> Result<()
     Ok(())
 }
 
-/// The overrides given beside `--from-build` (commit, env, build args, no-cache).
-fn request_overrides(args: &StartBuildArgs) -> BuildRequest {
-    request(args, String::new())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +344,70 @@ mod tests {
         assert_eq!(name_value("A=b=c").map(|e| e.value), Ok(Some("b=c".into())));
         assert!(name_value("=x").is_err());
         assert!(name_value("novalue").is_err());
+    }
+
+    #[test]
+    fn a_rebuild_copies_the_earlier_build() {
+        let build: Build = serde_json::from_value(serde_json::json!({
+            "apiVersion": "build.kiln.dev/v1", "kind": "Build",
+            "metadata": {"name": "app-4", "namespace": "demo",
+                         "annotations": {"build.kiln.dev/build-config.name": "app"}},
+            "spec": {
+                "source": {"type": "Git", "git": {"uri": "https://example.com/app.git", "ref": "feature"},
+                           "contextDir": "web"},
+                "revision": {"type": "Git", "git": {"commit": "3f2c1e9", "message": "fix"}},
+                "strategy": {"type": "Docker", "dockerStrategy": {
+                    "env": [{"name": "A", "value": "1"}],
+                    "buildArgs": [{"name": "V", "value": "2"}], "noCache": true}},
+                "output": {"to": {"kind": "DockerImage", "name": "r:5000/demo/app:x"}}},
+        }))
+        .unwrap();
+        let (config, r) = request_like(&build, "id".into()).unwrap();
+        assert_eq!(config, "app");
+        assert_eq!(r.cause.message.as_deref(), Some(MANUAL_CAUSE));
+        assert!(r.leave_last_version);
+        assert_eq!(r.spec.as_ref(), Some(&build.spec.common), "the whole spec");
+
+        // A revision without a commit does not pin the rebuild.
+        let mut unpinned = build.clone();
+        if let Some(g) = unpinned
+            .spec
+            .common
+            .revision
+            .as_mut()
+            .and_then(|r| r.git.as_mut())
+        {
+            g.commit = None;
+        }
+        let (_, r) = request_like(&unpinned, "id".into()).unwrap();
+        assert_eq!(r.spec.and_then(|s| s.revision), None);
+
+        let mut binary = build.clone();
+        binary.spec.common.source =
+            serde_json::from_value(serde_json::json!({"type": "Binary", "binary": {}})).unwrap();
+        let err = request_like(&binary, "id".into()).unwrap_err().to_string();
+        assert!(
+            err.contains("binary source") && err.contains("kiln start-build app --from-dir"),
+            "{err}"
+        );
+
+        let mut orphan = build;
+        orphan.metadata.annotations = None;
+        assert!(request_like(&orphan, "id".into()).is_err());
+    }
+
+    #[test]
+    fn from_build_refuses_binary_input_flags() {
+        for flag in ["--from-dir", "--from-file", "--from-archive", "--from-repo"] {
+            let err = Cli::try_parse_from(["x", "--from-build", "app-1", flag, "."])
+                .err()
+                .map(|e| e.kind());
+            assert_eq!(
+                err,
+                Some(clap::error::ErrorKind::ArgumentConflict),
+                "{flag}"
+            );
+        }
     }
 
     #[test]
