@@ -8,7 +8,12 @@
 #    driver's watches; baseline = the sandbox's own create -> watch event round trip, same run;
 #  - API writes and reads per Complete build, counted by the sandbox per User-Agent (the driver
 #    and the kubelet identify themselves; the rest is the controller);
-#  - the controller's peak RSS (VmHWM) against its idle RSS before the load.
+#  - the controller's peak RSS (VmHWM) against its idle RSS before the load;
+#  - the scale step (CONTROLLER_BENCH_SCALE_BUILDS finished builds in all, default 20,000; 0
+#    skips it; CONTROLLER_BENCH_SCALE_CONFIGS Parallel BuildConfigs that keep every build,
+#    default 200): builds started unpaced, the rate the controller creates their Pods against
+#    the rate the driver offers, and its RSS slope per finished build against the RSS per build
+#    of the main load.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
