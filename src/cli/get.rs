@@ -183,3 +183,62 @@ pub(crate) fn run(args: &GetArgs) -> Result<ExitCode, Error> {
     super::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::render::tables::tests::{assert_golden, fixtures, now};
+    use super::*;
+
+    #[test]
+    fn name_yaml_and_json_outputs_match_their_golden_files() {
+        let f = fixtures();
+        let configs = |o| print(Kind::BuildConfig, &f.configs, o, tables::build_configs).unwrap();
+        let builds = |items: &[Build], o| {
+            print(Kind::Build, items, o, |i| tables::builds(i, now())).unwrap()
+        };
+        let streams = |o| {
+            print(Kind::ImageStream, &f.streams, o, |i| {
+                tables::image_streams(i, now())
+            })
+            .unwrap()
+        };
+        assert_golden(&configs(Output::Name), "get-bc-o-name.txt");
+        assert_golden(&builds(&f.builds, Output::Name), "get-builds-o-name.txt");
+        assert_golden(&streams(Output::Name), "get-is-o-name.txt");
+        // Several objects are a List; one is the object itself.
+        assert_golden(&configs(Output::Yaml), "get-bc-o-yaml.yaml");
+        assert_golden(
+            &builds(&f.builds[..1], Output::Yaml),
+            "get-build-o-yaml.yaml",
+        );
+        assert_golden(&streams(Output::Json), "get-is-o-json.json");
+        assert_golden(
+            &builds(&f.builds[..1], Output::Json),
+            "get-build-o-json.json",
+        );
+    }
+
+    #[test]
+    fn yaml_and_json_outputs_read_back_as_the_objects() {
+        let f = fixtures();
+        for output in [Output::Yaml, Output::Json] {
+            let text = print(Kind::Build, &f.builds, output, |_| String::new()).unwrap();
+            assert!(text.contains("kind: List") || text.contains("\"kind\": \"List\""));
+            // read_documents unfolds the List into its items.
+            let items: Vec<Build> = crate::yaml::read_documents(&text)
+                .unwrap()
+                .into_iter()
+                .map(|i| serde_json::from_value(i).unwrap())
+                .collect();
+            assert_eq!(items, f.builds, "{output:?}");
+            let text = print(Kind::ImageStream, &f.streams[..1], output, |_| {
+                String::new()
+            })
+            .unwrap();
+            let one: ImageStream =
+                serde_json::from_value(crate::yaml::read_documents(&text).unwrap()[0].clone())
+                    .unwrap();
+            assert_eq!(one, f.streams[0], "{output:?}");
+        }
+    }
+}
