@@ -3,9 +3,12 @@
 #
 #   docker-registry        the internal registry (base images and build output), 127.0.0.1
 #   git daemon             serves a repository holding examples/go-server, 127.0.0.1
-#   kiln-sandbox serve     a stand-in kube-apiserver enforcing authentication and RBAC, + a local
-#                          kubelet running build Pods as host processes (the builder image maps
-#                          to target/debug/kiln)
+#   buildah               kiln's builder image from the repository's Dockerfile (target builder,
+#                          the kiln just built, Debian 12 bases made by mmdebstrap and cached),
+#                          pushed to the registry
+#   kiln-sandbox serve     a stand-in kube-apiserver enforcing authentication, RBAC and Pod
+#                          Security, + a local kubelet running build Pods in the builder image
+#                          with runc, the chart's seccomp profile under its seccomp root
 #   helm template          renders the chart's RBAC: the controller's ServiceAccount, ClusterRole
 #                          and binding, and the aggregated tenant roles
 #   kiln controller        the operator, on its ServiceAccount's token (exactly the chart's rights)
@@ -17,12 +20,15 @@
 # Everything it starts is stopped by PID and its temporary directory removed on exit.
 #
 # environment: DEMO_KEEP=1 keeps the temporary directory (logs, kubeconfig) for inspection;
-#              DEMO_TIMEOUT (seconds, default 600) bounds the build.
+#              DEMO_TIMEOUT (seconds, default 600) bounds the build;
+#              DEMO_RUNTIME=host runs build Pods as host processes (the builder image maps to
+#              target/debug/kiln) instead of building the builder image and running it with runc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 timeout_s=${DEMO_TIMEOUT:-600}
-builder_image=kiln-builder:local
+runtime=${DEMO_RUNTIME:-runc}
+case "$runtime" in runc|host) ;; *) echo "DEMO_RUNTIME must be runc or host" >&2; exit 2 ;; esac
 start=$(date +%s)
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -34,7 +40,7 @@ if [ "$(id -u)" = 0 ]; then
 else
   echo "not root: skipping scripts/install-deps.sh (run 'sudo scripts/install-deps.sh' if tools are missing)"
 fi
-for tool in cargo kubectl helm docker-registry buildah skopeo git go busybox curl; do
+for tool in cargo kubectl helm docker-registry buildah skopeo git go busybox curl runc mmdebstrap; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 
@@ -132,6 +138,29 @@ say "base images (golang, busybox) from Debian packages, pushed to $registry"
 BUILDAH_ROOT=$work/storage/root BUILDAH_RUNROOT=$work/storage/run \
   scripts/make-base-images.sh "$registry"
 
+if [ "$runtime" = runc ]; then
+  say "kiln's builder image from the Dockerfile (target builder, this kiln), pushed to $registry"
+  BUILDAH_ROOT=$work/storage/root BUILDAH_RUNROOT=$work/storage/run \
+    scripts/make-base-images.sh "$registry" --kiln --no-push
+  mkdir -p target/image
+  cp "$kiln" target/image/kiln
+  builder_image=$registry/kiln/builder:demo
+  buildah "${storage[@]}" bud --quiet --isolation chroot --layers --target builder \
+    --build-arg "BUILD_IMAGE=$registry/base/debian-build:bookworm" \
+    --build-arg "DEBIAN_IMAGE=$registry/base/debian:bookworm" \
+    --build-arg KILN_FROM=prebuilt --build-arg KILN_BINARY=target/image/kiln \
+    --tag "$builder_image" . > /dev/null
+  buildah "${storage[@]}" push --quiet --tls-verify=false "$builder_image" "docker://$builder_image"
+  echo "builder image: $builder_image"
+  # What the chart's DaemonSet does on each node: the build Pods' Localhost seccomp profile.
+  mkdir -p "$work/seccomp/kiln"
+  cp charts/kiln/files/seccomp/builder.json "$work/seccomp/kiln/builder.json"
+  kubelet_args=(--runtime runc --seccomp-root "$work/seccomp")
+else
+  builder_image=kiln-builder:local
+  kubelet_args=(--image-map "$builder_image=$kiln")
+fi
+
 say "git server holding examples/go-server"
 mkdir -p "$work/git/src/examples"
 cp -r examples/go-server "$work/git/src/examples/go-server"
@@ -152,10 +181,10 @@ wait_for "git daemon" 30 listening "$git_port"
 git_url=git://127.0.0.1:$git_port/go-server.git
 echo "git: $git_url"
 
-say "kiln-sandbox serve --authorization rbac --kubelet (API server + local kubelet)"
+say "kiln-sandbox serve --authorization rbac --pod-security --kubelet ${kubelet_args[*]:0:2}"
 "$sandbox" serve --listen 127.0.0.1:0 --kubeconfig "$work/kubeconfig" --service-account-admission \
-  --authorization rbac --kubelet --kubelet-root "$work/kubelet" \
-  --image-map "$builder_image=$kiln" > "$work/sandbox.out" 2> "$work/sandbox.log" &
+  --authorization rbac --pod-security --kubelet --kubelet-root "$work/kubelet" \
+  "${kubelet_args[@]}" > "$work/sandbox.out" 2> "$work/sandbox.log" &
 pids+=($!)
 wait_for "the sandbox" 30 grep -q '^listening on' "$work/sandbox.out"
 head -n 1 "$work/sandbox.out"
@@ -199,8 +228,10 @@ for f in examples/go-server/*.yaml; do
     "$f" > "$work/manifests/$(basename "$f")"
 done
 diff -u examples/go-server/buildconfig.yaml "$work/manifests/buildconfig.yaml" | sed -n '3,$p' || true
-# The platform team: the namespace, its builder ServiceAccount, and a tenant bound to edit there.
+# The platform team: the namespace (Pod Security `baseline`), its builder ServiceAccount, and a
+# tenant bound to edit there.
 kubectl apply -f "$work/manifests/00-namespace.yaml"
+echo "namespace demo enforces Pod Security $(kubectl get namespace demo -o jsonpath='{.metadata.labels.pod-security\.kubernetes\.io/enforce}')"
 kubectl -n demo create serviceaccount developer
 kubectl -n demo create rolebinding developer-edit --clusterrole=edit --serviceaccount=demo:developer
 token_kubeconfig developer demo "$work/kubeconfig-tenant"
@@ -265,11 +296,21 @@ buildah "${storage[@]}" umount "$ctr" >/dev/null
 echo "$answer" | grep -q '^Welcome to my website!$'
 echo "$answer" | grep -Eq '^[0-9a-f]{32}$'
 
-say "the build Pod, and what RBAC refused"
+say "the build Pod (security profile: the controller's default, unprivileged), and what RBAC refused"
 kubectl -n demo get pod go-server-2-build \
-  -o jsonpath='{range .spec.containers[*]}container {.name}: image {.image}, securityContext {.securityContext}{"\n"}{end}'
+  -o jsonpath='hostUsers {.spec.hostUsers}, Pod seccompProfile {.spec.securityContext.seccompProfile}{"\n"}{range .spec.containers[*]}container {.name}: image {.image}, securityContext {.securityContext}{"\n"}{end}{range .status.containerStatuses[*]}container {.name} ran imageID {.imageID}{"\n"}{end}'
 refused=$(grep -c 'forbidden:' "$work/sandbox.log" || true)
 echo "requests refused by the API server's RBAC: $refused"
 [ "$refused" = 0 ] || { grep 'forbidden:' "$work/sandbox.log" >&2; false; }
+
+# One line `make bench` reads (scripts/bench.d/seed-runtime.sh): per build, status.duration (from
+# the Pod's start: image pull and container creation included) and the sum of its stages'
+# durations (the build step itself: pulls, buildah, push).
+durations=$(kubectl -n demo get builds -o go-template='{{range .items}}{{.metadata.name}}={{.status.duration}}:{{range .status.stages}}{{.durationMilliseconds}}+{{end}} {{end}}')
+echo "build durations ($runtime runtime):$(for d in $durations; do
+  awk -v n="${d%%=*}" -v v="${d#*=}" 'BEGIN {
+    split(v, parts, ":"); k = split(parts[2], stages, "+"); sum = 0
+    for (i = 1; i <= k; i++) sum += stages[i]
+    printf " %s=%.1fs %s-stages=%.1fs", n, parts[1] / 1e9, n, sum / 1000 }'; done)"
 
 say "done in $(elapsed)"

@@ -202,6 +202,7 @@ fn binary_uploads_build_and_push_through_pods_attach() {
         Options {
             registry: true,
             controller_args: vec!["--binary-input-timeout".into(), "60".into()],
+            ..Options::default()
         },
     );
     let controller_before = cluster.controller_pid().and_then(peak_rss_kib);

@@ -14,8 +14,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::cluster::Storage;
 use support::sandbox::sandbox_binary;
-use support::{free_port, git, http_get, kiln, run_bounded, GitDaemon, Registry, Service};
+use support::seed::{
+    assert_example_answer, patched_example, push_base_images, run_image, SeedSource,
+};
+use support::{free_port, git, http_get, kiln, run_bounded, Registry, Service};
 
 /// The builder image the controller puts in build Pods; the kubelet maps it to the `kiln` binary.
 const BUILDER_IMAGE: &str = "kiln-builder:e2e";
@@ -23,65 +27,14 @@ const BUILDER_IMAGE: &str = "kiln-builder:e2e";
 const BUILD_LIMIT: Duration = Duration::from_secs(600);
 const NAMESPACE: &str = "demo";
 
-/// A buildah storage in a temp dir; on Drop its containers are removed, which also unmounts the
-/// storage (the overlay driver bind-mounts its own directory), so the directory can be deleted.
-struct Storage {
-    dir: tempfile::TempDir,
-}
-
-impl Storage {
-    fn new() -> Storage {
-        Storage {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn runroot(&self) -> PathBuf {
-        self.dir.path().join("run")
-    }
-
-    fn buildah(&self, args: &[&str]) -> String {
-        let mut cmd = Command::new("buildah");
-        cmd.arg("--root")
-            .arg(self.root())
-            .arg("--runroot")
-            .arg(self.runroot())
-            .args(args);
-        let out = run_bounded(cmd, Duration::from_secs(300));
-        assert!(
-            out.status.success(),
-            "buildah {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Storage {
-    fn drop(&mut self) {
-        let mut cmd = Command::new("buildah");
-        cmd.arg("--root")
-            .arg(self.root())
-            .arg("--runroot")
-            .arg(self.runroot())
-            .args(["rm", "--all"]);
-        let _ = run_bounded(cmd, Duration::from_secs(120));
-    }
-}
-
 /// Everything the test starts. Fields drop in order: controller, sandbox, git, registry, dirs.
 struct Cluster {
     controller: Option<Service>,
     sandbox: Option<Service>,
-    _git: GitDaemon,
+    source: SeedSource,
     registry: Registry,
     storage: Storage,
     work: tempfile::TempDir,
-    git_url: String,
 }
 
 impl Cluster {
@@ -213,40 +166,17 @@ impl Drop for Cluster {
 fn start_cluster() -> Cluster {
     let registry = Registry::start(None);
     let storage = Storage::new();
-    let mut make = Command::new(support::repo_root().join("scripts/make-base-images.sh"));
-    make.arg(registry.addr())
-        .env("BUILDAH_ROOT", storage.root())
-        .env("BUILDAH_RUNROOT", storage.runroot());
-    let out = run_bounded(make, Duration::from_secs(300));
-    assert!(
-        out.status.success(),
-        "make-base-images: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
+    push_base_images(&registry, &storage);
     let work = tempfile::tempdir().unwrap();
-    let repos = work.path().join("git");
-    let src = repos.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    git(&src, &["init", "-q", "-b", "main"]);
-    support::copy_dir(
-        &support::repo_root().join("examples/go-server"),
-        &src.join("examples/go-server"),
-    );
-    git(&src, &["add", "-A"]);
-    git(&src, &["commit", "-q", "-m", "go-server example"]);
-    git(&repos, &["clone", "-q", "--bare", "src", "go-server.git"]);
-    let git_daemon = GitDaemon::start(&repos);
-    let git_url = git_daemon.url("go-server.git");
+    let source = SeedSource::start(work.path());
 
     let mut cluster = Cluster {
         controller: None,
         sandbox: None,
-        _git: git_daemon,
+        source,
         registry,
         storage,
         work,
-        git_url,
     };
     let port = free_port();
     let mut serve = Command::new(sandbox_binary());
@@ -289,16 +219,12 @@ fn start_cluster() -> Cluster {
 /// The sandbox enforces RBAC (and authenticates every request) unless `KILN_E2E_ENFORCE=off`:
 /// the controller authenticates as the chart's ServiceAccount with the chart's ClusterRole
 /// (rendered by `helm template`), and the tenant applies its manifests and starts builds with its
-/// own token, bound only to the aggregated `edit` role in its namespace. With
-/// `KILN_E2E_ENFORCE=baseline` namespace `demo` also enforces Pod Security `baseline`, which the
-/// default build profile (`privileged`) does not pass yet. Every request the sandbox refuses is
-/// logged as a `forbidden:` line of sandbox.log; the test fails on any.
+/// own token, bound only to the aggregated `edit` role in its namespace; namespace `demo`
+/// enforces Pod Security `baseline`, which the default build profile (`unprivileged`) passes.
+/// Every request the sandbox refuses is logged as a `forbidden:` line of sandbox.log; the test
+/// fails on any.
 fn enforcing() -> bool {
     std::env::var("KILN_E2E_ENFORCE").map_or(true, |v| v != "off")
-}
-
-fn enforcing_baseline() -> bool {
-    std::env::var("KILN_E2E_ENFORCE").is_ok_and(|v| v == "baseline")
 }
 
 /// The tenant's ServiceAccount in namespace `demo` (bound to `edit` there, nothing else).
@@ -393,7 +319,7 @@ fn write_token_kubeconfig(cluster: &Cluster, account: &str, namespace: &str, pat
 }
 
 /// The tenant: ServiceAccount `developer` in `demo`, bound to the aggregated `edit` role there
-/// and to nothing else, with its own kubeconfig. With `baseline`, the namespace enforces it.
+/// and to nothing else, with its own kubeconfig; the namespace enforces Pod Security `baseline`.
 fn admit_tenant(cluster: &Cluster) {
     cluster.kubectl_ok(&["-n", NAMESPACE, "create", "serviceaccount", TENANT]);
     cluster.kubectl_ok(&[
@@ -408,15 +334,13 @@ fn admit_tenant(cluster: &Cluster) {
     write_token_kubeconfig(cluster, TENANT, NAMESPACE, &cluster.tenant_kubeconfig());
     let (may_create_roles, _, _) = cluster.tenant_kubectl(&["auth", "can-i", "create", "roles"]);
     assert!(!may_create_roles, "the tenant holds only edit");
-    if enforcing_baseline() {
-        cluster.kubectl_ok(&[
-            "label",
-            "--overwrite",
-            "namespace",
-            NAMESPACE,
-            "pod-security.kubernetes.io/enforce=baseline",
-        ]);
-    }
+    cluster.kubectl_ok(&[
+        "label",
+        "--overwrite",
+        "namespace",
+        NAMESPACE,
+        "pod-security.kubernetes.io/enforce=baseline",
+    ]);
 }
 
 /// The `forbidden:` lines of sandbox.log (requests the sandbox refused).
@@ -456,46 +380,6 @@ fn start_controller(cluster: &mut Cluster) {
     }
 }
 
-/// `examples/go-server/` with this machine's git URL and base-image registry, written to `dir`.
-fn patched_example(cluster: &Cluster, dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut patched_uri = false;
-    let mut patched_registry = false;
-    for entry in std::fs::read_dir(support::repo_root().join("examples/go-server")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "yaml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut documents = Vec::new();
-        for document in serde_norway::Deserializer::from_str(&text) {
-            let mut value: Value = serde::Deserialize::deserialize(document).unwrap();
-            if value["kind"] == "BuildConfig" {
-                value["spec"]["source"]["git"]["uri"] = cluster.git_url.clone().into();
-                patched_uri = true;
-                for arg in value["spec"]["strategy"]["dockerStrategy"]["buildArgs"]
-                    .as_array_mut()
-                    .into_iter()
-                    .flatten()
-                {
-                    if arg["name"] == "REGISTRY" {
-                        arg["value"] = cluster.registry.addr().into();
-                        patched_registry = true;
-                    }
-                }
-            }
-            if !value.is_null() {
-                documents.push(serde_norway::to_string(&value).unwrap());
-            }
-        }
-        std::fs::write(dir.join(path.file_name().unwrap()), documents.join("---\n")).unwrap();
-    }
-    assert!(
-        patched_uri && patched_registry,
-        "examples/go-server has a BuildConfig with a git URI and a REGISTRY build arg"
-    );
-}
-
 /// The TagEvents of ImageStream go-server's tag `latest`, newest first, once there are `count`
 /// of them (the controller records the image before it marks the Build Complete; the wait only
 /// guards against reordering, at most 30 s).
@@ -531,38 +415,6 @@ fn assert_complete(build: &Value) {
     );
 }
 
-/// Pulls the image into the test's storage, runs its /app/server and returns the body of `GET /`
-/// and the image's commit label.
-fn run_image(cluster: &Cluster, reference: &str) -> (String, String) {
-    let storage = &cluster.storage;
-    let ctr = storage.buildah(&[
-        "from",
-        "--quiet",
-        "--tls-verify=false",
-        &format!("docker://{reference}"),
-    ]);
-    let commit = storage.buildah(&[
-        "inspect",
-        "--format",
-        "{{index .OCIv1.Config.Labels \"io.kiln.build.commit.id\"}}",
-        &ctr,
-    ]);
-    let mount = PathBuf::from(storage.buildah(&["mount", &ctr]));
-    let server = mount.join("app/server");
-    assert!(server.is_file(), "the image has no /app/server");
-    let port = free_port();
-    let mut cmd = Command::new(&server);
-    cmd.env("PORT", port.to_string());
-    let service = Service::spawn_logged(cmd, port, "go-server", &cluster.log("server.log"));
-    let answer = http_get(port, "/");
-    drop(service);
-    storage.buildah(&["rm", &ctr]);
-    match answer {
-        Some((200, body)) => (body, commit),
-        other => panic!("GET / answered {other:?}"),
-    }
-}
-
 #[test]
 fn go_server_example_builds_through_the_controller_and_records_image_history() {
     let started = Instant::now();
@@ -571,7 +423,7 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
     let cluster = &cluster;
 
     let manifests = cluster.work.path().join("manifests");
-    patched_example(cluster, &manifests);
+    patched_example(&cluster.source.url, &cluster.registry.addr(), &manifests);
     // The platform team makes the namespace and its `builder` ServiceAccount; the tenant, with its
     // own token, declares the ImageStream and the BuildConfig and starts builds.
     let namespace_manifest = manifests.join("00-namespace.yaml");
@@ -606,14 +458,14 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
 
     // A new commit on main, then a second build, started through instantiate by
     // `kiln start-build`.
-    let src = cluster.work.path().join("git/src");
+    let src = &cluster.source.src;
     let server_go = src.join("examples/go-server/server.go");
     let mut text = std::fs::read_to_string(&server_go).unwrap();
     text.push_str("\n// Second version.\n");
     std::fs::write(&server_go, text).unwrap();
-    git(&src, &["commit", "-q", "-am", "Second version"]);
-    git(&src, &["push", "-q", "../go-server.git", "main"]);
-    let commit2 = git(&src, &["rev-parse", "HEAD"]);
+    git(src, &["commit", "-q", "-am", "Second version"]);
+    git(src, &["push", "-q", "../go-server.git", "main"]);
+    let commit2 = git(src, &["rev-parse", "HEAD"]);
     let mut start = kiln();
     start
         .args(["start-build", "go-server", "-n", NAMESPACE])
@@ -647,15 +499,13 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
     }
 
     // The image the ImageStream points at serves the example's page.
-    let (body, commit) = run_image(cluster, &format!("{}/{repo}@{digest2}", registry.addr()));
-    assert_eq!(commit, commit2, "build 2 built the tip of main");
-    let lines: Vec<&str> = body.lines().collect();
-    assert_eq!(lines.len(), 2, "answer: {body:?}");
-    assert_eq!(lines[0], "Welcome to my website!");
-    assert!(
-        lines[1].len() == 32 && lines[1].bytes().all(|b| b.is_ascii_hexdigit()),
-        "a 32-hex id: {body:?}"
+    let (body, commit) = run_image(
+        &cluster.storage,
+        &format!("{}/{repo}@{digest2}", registry.addr()),
+        &cluster.log("server.log"),
     );
+    assert_eq!(commit, commit2, "build 2 built the tip of main");
+    assert_example_answer(&body);
 
     // A Dockerfile-only source (what `oc new-build --dockerfile` makes) builds in the cluster, and
     // the image carries OpenShift's build env and labels beside kiln's. (They are set at the end of

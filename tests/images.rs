@@ -6,7 +6,13 @@
 //! only what kiln links, runs as user 65532 (asked from inside, under runc) and answers through
 //! its entrypoint; the builder runs kiln and a buildah that builds inside the container. Sizes
 //! and build times are printed; `make images` measures them on a release binary.
+//!
+//! Then the builder image does what it is for (`images/runc_seed.rs`): the seed example built by
+//! `kiln controller` with build Pods in that image, run by runc under the default `unprivileged`
+//! profile in a namespace enforcing Pod Security `baseline`, and a hostile Dockerfile refused.
 
+#[path = "images/runc_seed.rs"]
+mod runc_seed;
 mod support;
 
 use std::collections::BTreeSet;
@@ -374,5 +380,7 @@ fn controller_and_builder_images_build_from_the_dockerfile_and_do_their_jobs() {
         );
     }
     eprintln!("images: bases ready in {:.1}s", bases_took.as_secs_f64());
+
+    runc_seed::seed_builds_in_the_builder_image_under_runc(builder);
     store.run(&["rmi", "--all", "--force"]);
 }

@@ -11,7 +11,7 @@ use crate::controller::context::{
     DEFAULT_IMPORT_INTERVAL, DEFAULT_POD_CREATE_RETRY_WINDOW, DEFAULT_POD_PENDING_TIMEOUT,
     DEFAULT_WATCH_FAILURE_TIMEOUT,
 };
-use crate::controller::{PodSettings, SecurityProfile, Settings};
+use crate::controller::{PodSettings, SecurityProfile, Settings, DEFAULT_SECCOMP_PROFILE};
 
 /// Arguments of `kiln controller`; each also reads an environment variable.
 #[derive(Debug, Args)]
@@ -29,14 +29,28 @@ pub(crate) struct ControllerArgs {
         default_value = "ghcr.io/kiln-dev/kiln-builder:latest"
     )]
     pub(crate) builder_image: String,
-    /// How build containers are isolated.
+    /// How build containers are isolated: `unprivileged` (Pod Security `baseline`; needs user
+    /// namespaces and the `Localhost` seccomp profile on the nodes), `user-namespace` or
+    /// `privileged` (both need Pod Security `privileged`).
     #[arg(
         long,
         env = "KILN_SECURITY_PROFILE",
         value_enum,
-        default_value = "privileged"
+        default_value = "unprivileged"
     )]
     pub(crate) security_profile: SecurityProfile,
+    /// Namespaces whose builds run `privileged` whatever `--security-profile` says (the cluster
+    /// admin's list of trusted namespaces).
+    #[arg(
+        long = "privileged-namespaces",
+        env = "KILN_PRIVILEGED_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub(crate) privileged_namespaces: Vec<String>,
+    /// The `Localhost` seccomp profile of the `unprivileged` profile, relative to the kubelet's
+    /// seccomp root (the chart installs `kiln/builder.json` there).
+    #[arg(long, env = "KILN_SECCOMP_PROFILE", default_value = DEFAULT_SECCOMP_PROFILE)]
+    pub(crate) seccomp_profile: String,
     /// Registries reached without TLS verification (the internal registry is added automatically
     /// when `--insecure-registry-internal` is set).
     #[arg(
@@ -98,6 +112,8 @@ impl ControllerArgs {
             pod: PodSettings {
                 builder_image: self.builder_image.clone(),
                 security: self.security_profile,
+                privileged_namespaces: self.privileged_namespaces.clone(),
+                seccomp_profile: self.seccomp_profile.clone(),
                 insecure_registries: insecure,
                 binary_input_timeout: std::time::Duration::from_secs(self.binary_input_timeout),
             },

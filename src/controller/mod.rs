@@ -17,6 +17,6 @@ pub mod run;
 pub(crate) mod server;
 pub(crate) mod status;
 
-pub use build::pod::{PodSettings, SecurityProfile};
+pub use build::pod::{PodSettings, SecurityProfile, DEFAULT_SECCOMP_PROFILE};
 pub use context::Settings;
 pub use run::{run, Running};

@@ -234,6 +234,11 @@ async fn every_request_the_controller_makes_is_granted_by_the_rendered_cluster_r
 /// A sandbox enforcing RBAC with kiln's CRDs and the chart rendered by `helm` for release
 /// `kiln` in `kiln-system` (what `helm install` would create).
 pub(super) async fn installed_under_rbac() -> kiln_sandbox::ApiServer {
+    installed_under_rbac_with(&render("kiln", "kiln-system", &[])).await
+}
+
+/// `installed_under_rbac` with these rendered objects.
+async fn installed_under_rbac_with(docs: &[Value]) -> kiln_sandbox::ApiServer {
     use k8s_openapi::api::core::v1::Namespace;
     use kube::api::{Api, PostParams};
 
@@ -262,8 +267,163 @@ pub(super) async fn installed_under_rbac() -> kiln_sandbox::ApiServer {
         )
         .await
         .unwrap();
-    create_rendered(&server, &render("kiln", "kiln-system", &[]), "kiln-system");
+    create_rendered(&server, docs, "kiln-system");
     server
+}
+
+/// `role` without `verb` on `group`/`resource`; every other grant stays (a rule naming several
+/// resources or verbs is split).
+fn without_grant(role: &Value, group: &str, resource: &str, verb: &str) -> Value {
+    let mut out = role.clone();
+    let mut rules = Vec::new();
+    for rule in role["rules"].as_array().cloned().unwrap_or_default() {
+        let names = |key: &str| -> Vec<String> {
+            rule[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        };
+        let (groups, resources, verbs) = (names("apiGroups"), names("resources"), names("verbs"));
+        let hit = groups.iter().any(|g| g == group)
+            && resources.iter().any(|r| r == resource)
+            && verbs.iter().any(|v| v == verb);
+        if !hit {
+            rules.push(rule);
+            continue;
+        }
+        let mut rest = rule.clone();
+        rest["resources"] = resources
+            .iter()
+            .filter(|r| *r != resource)
+            .cloned()
+            .collect();
+        if rest["resources"].as_array().is_some_and(|r| !r.is_empty()) {
+            rules.push(rest);
+        }
+        let mut narrowed = rule.clone();
+        narrowed["resources"] = serde_json::json!([resource]);
+        narrowed["verbs"] = verbs.iter().filter(|v| *v != verb).cloned().collect();
+        if narrowed["verbs"].as_array().is_some_and(|v| !v.is_empty()) {
+            rules.push(narrowed);
+        }
+    }
+    out["rules"] = Value::from(rules);
+    out
+}
+
+/// One grant taken out of the rendered ClusterRole — `create pods`, the one a build cannot do
+/// without: the sandbox refuses exactly that request of the controller and nothing else, and the
+/// Build does not stall: it carries `CannotCreateBuildPod` with the API's message while the
+/// controller retries, a Warning Event says so, and the build ends `Error` after the retry window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_missing_from_the_cluster_role_is_refused_and_the_build_says_why() {
+    use controller_support::{bc_yaml, eventually, NS};
+    use k8s_openapi::api::events::v1::Event;
+    use kiln::api::{Build, BuildConfig, BuildPhase, StatusReason};
+    use kiln::instantiate::{instantiate, BuildRequest};
+    use kube::api::{Api, ListParams, PostParams};
+
+    let mut docs = render("kiln", "kiln-system", &[]);
+    let role = docs
+        .iter_mut()
+        .find(|d| kind_of(d) == "ClusterRole" && name_of(d) == "kiln-controller")
+        .expect("the controller's ClusterRole");
+    let narrowed = without_grant(role, "", "pods", "create");
+    let before = grants(role);
+    let after = grants(&narrowed);
+    let removed: Vec<_> = before.difference(&after).collect();
+    assert_eq!(
+        removed,
+        [&("".to_string(), "pods".to_string(), "create".to_string())],
+        "exactly one grant removed"
+    );
+    *role = narrowed;
+    let server = installed_under_rbac_with(&docs).await;
+    let admin = server.client();
+    let controller_token = server.create_token("kiln-system", "kiln").unwrap();
+    let controller = kiln::controller::run::run(
+        server.client_with_token(&controller_token),
+        kiln::controller::Settings {
+            pod_create_retry_window: std::time::Duration::from_secs(3),
+            ..controller_support::settings()
+        },
+        std::future::pending(),
+    )
+    .await;
+
+    let bc: BuildConfig = serde_json::from_value(
+        kiln::yaml::read_documents(&bc_yaml("app", "Serial", ""))
+            .unwrap()
+            .remove(0),
+    )
+    .unwrap();
+    Api::<BuildConfig>::namespaced(admin.clone(), NS)
+        .create(&PostParams::default(), &bc)
+        .await
+        .unwrap();
+    instantiate(&admin, NS, "app", &BuildRequest::default())
+        .await
+        .unwrap();
+    let builds: Api<Build> = Api::namespaced(admin.clone(), NS);
+    let api_message = r#"cannot create resource "pods" in API group "" in the namespace "default""#;
+    let waiting = eventually("app-1 to carry the refusal", || async {
+        let build = builds.get("app-1").await.ok()?;
+        build.status.filter(|s| s.reason.is_some())
+    })
+    .await;
+    assert_eq!(waiting.phase, BuildPhase::New);
+    assert_eq!(waiting.reason, Some(StatusReason::CannotCreateBuildPod));
+    assert!(
+        waiting
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains(api_message),
+        "the API's message is the Build's: {:?}",
+        waiting.message
+    );
+    let events: Api<Event> = Api::namespaced(admin.clone(), NS);
+    let warning = eventually("a Warning Event", || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.note.as_deref().unwrap_or_default().contains(api_message)
+            })
+    })
+    .await;
+    assert!(warning.regarding.is_some());
+    let ended = eventually("app-1 to end Error after the retry window", || async {
+        let build = builds.get("app-1").await.ok()?;
+        build.status.filter(|s| s.phase == BuildPhase::Error)
+    })
+    .await;
+    assert_eq!(ended.reason, Some(StatusReason::CannotCreateBuildPod));
+
+    // The only requests refused were that one, made by the controller.
+    let refused: BTreeSet<(String, String, String, String, String)> = server
+        .refusals()
+        .into_iter()
+        .map(|r| (r.user, r.verb, r.api_group, r.resource, r.namespace))
+        .collect();
+    assert_eq!(
+        refused,
+        BTreeSet::from([(
+            "system:serviceaccount:kiln-system:kiln".to_string(),
+            "create".to_string(),
+            String::new(),
+            "pods".to_string(),
+            NS.to_string(),
+        )]),
+        "the sandbox refused exactly the removed grant"
+    );
+    drop(controller);
 }
 
 /// Creates every rendered object in the sandbox as its admin (what `helm install` would do).

@@ -45,6 +45,8 @@ fn default_values_render_a_hardened_controller_with_the_standard_labels() {
         ("ClusterRole", "kiln-image-puller"),
         ("Service", "kiln"),
         ("Deployment", "kiln"),
+        ("ConfigMap", "kiln-seccomp"),
+        ("DaemonSet", "kiln-seccomp"),
     ]
     .iter()
     .map(|(k, n)| (k.to_string(), n.to_string()))
@@ -96,6 +98,15 @@ fn default_values_render_a_hardened_controller_with_the_standard_labels() {
         Some("ghcr.io/kiln-dev/kiln-builder:0.1.0")
     );
     assert_eq!(env_value(deployment, "KILN_REGISTRY"), None);
+    assert_eq!(
+        env_value(deployment, "KILN_SECURITY_PROFILE").as_deref(),
+        Some("unprivileged")
+    );
+    assert_eq!(
+        env_value(deployment, "KILN_SECCOMP_PROFILE").as_deref(),
+        Some("kiln/builder.json")
+    );
+    assert_eq!(env_value(deployment, "KILN_PRIVILEGED_NAMESPACES"), None);
     // The selector matches the Pod template's labels.
     let selector = deployment["spec"]["selector"]["matchLabels"]
         .as_object()
@@ -145,6 +156,10 @@ fn full_values_reach_the_manifests() {
     assert_eq!(
         env_value(deployment, "KILN_SECURITY_PROFILE").as_deref(),
         Some("user-namespace")
+    );
+    assert_eq!(
+        env_value(deployment, "KILN_PRIVILEGED_NAMESPACES").as_deref(),
+        Some("platform-builds")
     );
     assert_eq!(
         env_value(deployment, "KILN_REGISTRY").as_deref(),
@@ -423,4 +438,98 @@ fn a_separate_webhook_receiver_runs_kiln_webhooks_and_gets_the_ingress() {
     assert!(!default
         .iter()
         .any(|d| kind_of(d) == "Deployment" && name_of(d) == "kiln-webhooks"));
+}
+
+/// The `unprivileged` profile's seccomp profile: the runtime's default (the sandbox kubelet's copy
+/// of containerd's) plus exactly one rule allowing what buildah needs without `CAP_SYS_ADMIN`,
+/// shipped in a ConfigMap and written by a DaemonSet into the kubelet's seccomp root; other
+/// profiles render no installer.
+#[test]
+fn the_default_profile_ships_its_seccomp_profile_and_an_installer() {
+    let shipped: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart_dir().join("files/seccomp/builder.json")).unwrap(),
+    )
+    .unwrap();
+    let runtime_default: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo_root().join("sandbox/src/kubelet/runc/runtime_default_seccomp.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut rules = shipped["syscalls"].as_array().unwrap().clone();
+    let added = rules.pop().unwrap();
+    assert_eq!(shipped["defaultAction"], runtime_default["defaultAction"]);
+    assert_eq!(
+        Value::from(rules),
+        runtime_default["syscalls"],
+        "all but the last rule are the runtime default's"
+    );
+    assert_eq!(
+        added["names"],
+        serde_json::json!(["clone", "mount", "umount2", "unshare"])
+    );
+    assert_eq!(added["action"], "SCMP_ACT_ALLOW");
+    assert!(added.get("args").is_none() && added.get("includes").is_none());
+
+    let docs = render("kiln", "kiln-system", &[]);
+    let config_map = find(&docs, "ConfigMap", "kiln-seccomp");
+    let in_chart: Value =
+        serde_json::from_str(config_map["data"]["builder.json"].as_str().unwrap()).unwrap();
+    assert_eq!(in_chart, shipped);
+    let daemon_set = find(&docs, "DaemonSet", "kiln-seccomp");
+    let pod = &daemon_set["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"][1]["hostPath"]["path"],
+        "/var/lib/kubelet/seccomp"
+    );
+    let install = &pod["initContainers"][0];
+    assert_eq!(install["env"][0]["value"], "kiln/builder.json");
+    assert_eq!(
+        install["image"], "ghcr.io/kiln-dev/kiln-builder:0.1.0",
+        "the installer runs the builder image the nodes pull anyway"
+    );
+    assert_eq!(
+        install["securityContext"]["capabilities"]["drop"],
+        serde_json::json!(["ALL"])
+    );
+    let moved = render(
+        "kiln",
+        "kiln-system",
+        &[
+            "--set",
+            "builder.seccompProfile.kubeletRoot=/var/lib/k0s/kubelet/",
+            "--set",
+            "builder.seccompProfile.localhostProfile=platform/kiln.json",
+        ],
+    );
+    let pod = &find(&moved, "DaemonSet", "kiln-seccomp")["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"][1]["hostPath"]["path"],
+        "/var/lib/k0s/kubelet/seccomp"
+    );
+    assert_eq!(
+        env_value(only(&moved, "Deployment"), "KILN_SECCOMP_PROFILE").as_deref(),
+        Some("platform/kiln.json")
+    );
+
+    for args in [
+        &["--set", "builder.securityProfile=privileged"][..],
+        &["--set", "builder.seccompProfile.install=false"][..],
+    ] {
+        let docs = render("kiln", "kiln-system", args);
+        assert!(
+            !docs.iter().any(|d| kind_of(d) == "DaemonSet"),
+            "{args:?} renders no installer"
+        );
+    }
+    let refused = template(
+        "kiln",
+        "kiln-system",
+        &[
+            "--set",
+            "builder.seccompProfile.localhostProfile=../../etc/x.json",
+        ],
+    );
+    assert!(refused.is_err(), "a profile path leaving the seccomp root");
 }

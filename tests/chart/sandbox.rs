@@ -210,6 +210,15 @@ fn helm_installs_and_upgrades_releases_in_the_sandbox_and_refuses_a_mistyped_val
     };
     let notes = helm_ok(&["install", "kiln", &chart, "-n", "kiln-system"]);
     assert!(notes.contains("rollout status deployment/kiln"), "{notes}");
+    // The default build profile: namespaces at `baseline`, the seccomp profile on every node.
+    assert!(
+        notes.contains("pod-security.kubernetes.io/enforce=baseline"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("rollout status daemonset/kiln-seccomp"),
+        "{notes}"
+    );
     // Helm installed the chart's CRDs, then the release.
     let crds = sandbox.ok(&["get", "crd", "-o", "name"]);
     for crd in [
@@ -225,6 +234,8 @@ fn helm_installs_and_upgrades_releases_in_the_sandbox_and_refuses_a_mistyped_val
         "get",
         "deployment/kiln",
         "service/kiln",
+        "daemonset/kiln-seccomp",
+        "configmap/kiln-seccomp",
     ]);
     // A second release in another namespace installs beside the first.
     helm_ok(&["install", "kiln-b", &chart, "-n", "team-b"]);
@@ -435,7 +446,7 @@ fn the_install_guide_commands_run_against_the_sandbox() {
         "-o",
         "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}",
     ]);
-    assert_eq!(labels, "privileged");
+    assert_eq!(labels, "baseline");
     sandbox.ok(&[
         "-n",
         "team-a",

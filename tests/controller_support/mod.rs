@@ -60,6 +60,8 @@ pub fn settings() -> Settings {
         pod: PodSettings {
             builder_image: "kiln-builder:test".into(),
             security: SecurityProfile::Privileged,
+            privileged_namespaces: vec![],
+            seccomp_profile: kiln::controller::DEFAULT_SECCOMP_PROFILE.into(),
             insecure_registries: vec![],
             binary_input_timeout: Duration::from_secs(600),
         },

@@ -46,6 +46,23 @@ impl Storage {
     pub fn runroot(&self) -> PathBuf {
         self.dir.path().join("run")
     }
+
+    /// Runs buildah on this storage; its trimmed stdout, or a panic naming the command.
+    pub fn buildah(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("buildah");
+        cmd.arg("--root")
+            .arg(self.root())
+            .arg("--runroot")
+            .arg(self.runroot())
+            .args(args);
+        let out = run_bounded(cmd, Duration::from_secs(300));
+        assert!(
+            out.status.success(),
+            "buildah {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
 }
 
 impl Drop for Storage {
@@ -67,6 +84,18 @@ pub struct Options {
     pub registry: bool,
     /// More arguments for `kiln controller`.
     pub controller_args: Vec<String>,
+    /// Run build Pods in a real builder image under runc instead of as host processes.
+    pub runc: Option<RuncKubelet>,
+    /// Enforce Pod Security admission; the test namespace is labelled `baseline`.
+    pub pod_security: bool,
+}
+
+/// The kubelet's runc runtime, as a node would have it.
+pub struct RuncKubelet {
+    /// The builder image (pulled from its registry by the kubelet).
+    pub builder_image: String,
+    /// Localhost seccomp profiles to put under the kubelet's seccomp root: (relative path, file).
+    pub seccomp_profiles: Vec<(String, PathBuf)>,
 }
 
 /// Everything started. Fields drop in order: controller, sandbox, registry, work dir.
@@ -102,11 +131,34 @@ impl Cluster {
             .arg("--kubelet")
             .arg("--kubelet-root")
             .arg(cluster.work.path().join("kubelet"))
-            .arg("--image-map")
-            .arg(format!("{BUILDER_IMAGE}={}", env!("CARGO_BIN_EXE_kiln")))
             .env("RUST_LOG", "info");
+        let builder_image = match &options.runc {
+            None => {
+                serve
+                    .arg("--image-map")
+                    .arg(format!("{BUILDER_IMAGE}={}", env!("CARGO_BIN_EXE_kiln")));
+                BUILDER_IMAGE.to_string()
+            }
+            Some(runc) => {
+                // What the chart's DaemonSet does on a node: the profiles under the seccomp root.
+                let root = cluster.work.path().join("seccomp");
+                for (relative, file) in &runc.seccomp_profiles {
+                    let dest = root.join(relative);
+                    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+                    std::fs::copy(file, &dest).unwrap();
+                }
+                serve
+                    .args(["--runtime", "runc"])
+                    .arg("--seccomp-root")
+                    .arg(&root);
+                runc.builder_image.clone()
+            }
+        };
         if enforcing() {
             serve.args(["--authorization", "rbac"]);
+        }
+        if options.pod_security {
+            serve.arg("--pod-security");
         }
         cluster.sandbox = Some(Service::spawn_logged(
             serve,
@@ -127,11 +179,19 @@ impl Cluster {
             cluster.install_controller_identity();
         }
         cluster.kubectl_ok(&["create", "namespace", namespace]);
+        if options.pod_security {
+            cluster.kubectl_ok(&[
+                "label",
+                "namespace",
+                namespace,
+                "pod-security.kubernetes.io/enforce=baseline",
+            ]);
+        }
         cluster.kubectl_ok(&["-n", namespace, "create", "serviceaccount", "builder"]);
         if enforcing() {
             cluster.admit_tenant();
         }
-        cluster.start_controller(&options.controller_args);
+        cluster.start_controller(&builder_image, &options.controller_args);
         cluster
     }
 
@@ -331,11 +391,11 @@ impl Cluster {
         self.write_token_kubeconfig(TENANT, ns, &self.tenant_kubeconfig());
     }
 
-    fn start_controller(&mut self, extra: &[String]) {
+    fn start_controller(&mut self, builder_image: &str, extra: &[String]) {
         let port = free_port();
         let mut cmd = kiln();
         cmd.args(["controller", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--builder-image", BUILDER_IMAGE])
+            .args(["--builder-image", builder_image])
             .args(extra)
             .env("KUBECONFIG", self.controller_kubeconfig())
             .env("RUST_LOG", "info,kiln=debug");

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod cluster;
+pub mod seed;
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {

@@ -86,3 +86,19 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: kiln
 {{- end -}}
+
+{{/* The labels that select the seccomp profile installer's Pods. */}}
+{{- define "kiln.seccompSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "kiln.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: seccomp-profile
+{{- end -}}
+
+{{/* The standard labels of the seccomp profile installer's objects. */}}
+{{- define "kiln.seccompLabels" -}}
+helm.sh/chart: {{ include "kiln.chart" . }}
+{{ include "kiln.seccompSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kiln
+{{- end -}}

@@ -83,6 +83,8 @@ pub struct Shared {
     pub requests: requests::RequestCounts,
     /// ServiceAccount tokens issued through the TokenRequest API.
     pub tokens: authz::tokens::Tokens,
+    /// Requests RBAC refused.
+    pub refusals: authz::Refusals,
     /// Tunables.
     pub config: ServerConfig,
 }
@@ -129,6 +131,7 @@ impl ApiServer {
                 watch_epoch: tokio::sync::watch::channel(0).0,
                 requests: requests::RequestCounts::default(),
                 tokens: authz::tokens::Tokens::default(),
+                refusals: authz::Refusals::default(),
                 config,
             }),
         };
@@ -271,6 +274,11 @@ impl ApiServer {
     /// API requests served so far, per client (`User-Agent` product), verb and resource.
     pub fn request_counts(&self) -> Vec<requests::RequestCount> {
         self.shared.requests.snapshot()
+    }
+
+    /// Every request RBAC refused so far, in order.
+    pub fn refusals(&self) -> Vec<authz::Refusal> {
+        self.shared.refusals.snapshot()
     }
 
     /// The log store `pods/log` reads from (the kubelet writes into it).

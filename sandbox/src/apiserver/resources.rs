@@ -194,6 +194,16 @@ const BUILTINS: &[Builtin] = &[
         extra: &[],
     },
     Builtin {
+        group: "apps",
+        plural: "daemonsets",
+        kind: "DaemonSet",
+        namespaced: true,
+        short: &["ds"],
+        status: true,
+        generation: true,
+        extra: &[],
+    },
+    Builtin {
         group: "policy",
         plural: "poddisruptionbudgets",
         kind: "PodDisruptionBudget",

@@ -19,15 +19,44 @@ pub(crate) const DEFAULT_SERVICE_ACCOUNT: &str = "builder";
 /// The completion deadline when the spec sets none: one week, as OpenShift.
 pub(crate) const DEFAULT_COMPLETION_DEADLINE_SECONDS: i64 = 604_800;
 
+/// The `Localhost` seccomp profile the `unprivileged` profile names unless configured otherwise
+/// (relative to the kubelet's seccomp root; the chart installs it there).
+pub const DEFAULT_SECCOMP_PROFILE: &str = "kiln/builder.json";
+
 /// How build containers are isolated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum SecurityProfile {
-    /// Privileged containers running as root (OpenShift's default).
+    /// A user namespace (`hostUsers: false`), root there and nobody on the node, the runtime's
+    /// default capabilities less `KILL` and `MKNOD`, no privilege escalation, and a `Localhost`
+    /// seccomp profile: the runtime default plus `unshare`, `clone` with namespace flags,
+    /// `mount` and `umount2`. Admitted by Pod Security `baseline`.
     #[default]
-    Privileged,
-    /// Unprivileged containers in a user namespace (`hostUsers: false`) with the few
-    /// capabilities buildah needs.
+    Unprivileged,
+    /// A user namespace with `SETFCAP` and `SYS_CHROOT` added and seccomp `Unconfined`
+    /// (needs Pod Security `privileged`; for nodes without the `Localhost` profile).
     UserNamespace,
+    /// Privileged containers running as root on the node (OpenShift's default; reaches the
+    /// node's devices, so only for namespaces the cluster admin lists).
+    Privileged,
+}
+
+impl SecurityProfile {
+    /// The name `--security-profile` and the chart use.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProfile::Unprivileged => "unprivileged",
+            SecurityProfile::UserNamespace => "user-namespace",
+            SecurityProfile::Privileged => "privileged",
+        }
+    }
+
+    /// The Pod Security Standards level a namespace must allow for a build Pod of this profile.
+    pub fn pod_security_level(self) -> &'static str {
+        match self {
+            SecurityProfile::Unprivileged => "baseline",
+            SecurityProfile::UserNamespace | SecurityProfile::Privileged => "privileged",
+        }
+    }
 }
 
 /// What the controller's configuration contributes to every build Pod.
@@ -35,8 +64,13 @@ pub enum SecurityProfile {
 pub struct PodSettings {
     /// The image holding `kiln` and buildah.
     pub builder_image: String,
-    /// How build containers are isolated.
+    /// How build containers are isolated, unless the namespace is listed below.
     pub security: SecurityProfile,
+    /// Namespaces whose builds run `privileged` (the cluster admin's list; empty by default).
+    pub privileged_namespaces: Vec<String>,
+    /// The `Localhost` seccomp profile of the `unprivileged` profile, relative to the kubelet's
+    /// seccomp root.
+    pub seccomp_profile: String,
     /// Registries reached without TLS verification (the internal registry, typically).
     pub insecure_registries: Vec<String>,
     /// How long a Binary build's clone step waits for its upload (before the first byte and
@@ -175,9 +209,8 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
         build_mounts,
         build,
     );
-    main.security_context = Some(build_security_context(settings.security));
-
-    let user_namespace = settings.security == SecurityProfile::UserNamespace;
+    let profile = settings.profile_for(&namespace);
+    main.security_context = Some(build_security_context(profile));
     Ok(Pod {
         metadata: ObjectMeta {
             name: Some(naming::pod_name(&name)),
@@ -209,12 +242,9 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
                     .unwrap_or(DEFAULT_COMPLETION_DEADLINE_SECONDS),
             ),
             node_selector: spec.node_selector.clone().filter(|s| !s.is_empty()),
-            host_users: user_namespace.then_some(false),
+            host_users: (profile != SecurityProfile::Privileged).then_some(false),
             security_context: Some(PodSecurityContext {
-                seccomp_profile: user_namespace.then(|| SeccompProfile {
-                    type_: "Unconfined".into(),
-                    ..SeccompProfile::default()
-                }),
+                seccomp_profile: pod_seccomp_profile(profile, &settings.seccomp_profile),
                 ..PodSecurityContext::default()
             }),
             init_containers: (!init_containers.is_empty()).then_some(init_containers),
@@ -224,6 +254,33 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
         }),
         status: None,
     })
+}
+
+impl PodSettings {
+    /// The profile of a build in `namespace`: `privileged` where the cluster admin listed the
+    /// namespace, the configured profile everywhere else.
+    pub(crate) fn profile_for(&self, namespace: &str) -> SecurityProfile {
+        if self.privileged_namespaces.iter().any(|n| n == namespace) {
+            SecurityProfile::Privileged
+        } else {
+            self.security
+        }
+    }
+}
+
+/// The Pod's seccomp profile: every container's unless it sets its own.
+fn pod_seccomp_profile(profile: SecurityProfile, localhost: &str) -> Option<SeccompProfile> {
+    match profile {
+        SecurityProfile::Unprivileged => Some(SeccompProfile {
+            type_: "Localhost".into(),
+            localhost_profile: Some(localhost.into()),
+        }),
+        SecurityProfile::UserNamespace => Some(SeccompProfile {
+            type_: "Unconfined".into(),
+            ..SeccompProfile::default()
+        }),
+        SecurityProfile::Privileged => None,
+    }
 }
 
 /// The controller owner reference from a Pod (or any child) to its Build.
@@ -277,12 +334,18 @@ fn whitelisted_strategy_env(env: &[EnvVar]) -> Vec<EnvVar> {
         .collect()
 }
 
+/// The clone step needs no privilege at all, whatever the build's profile: no capabilities and
+/// the runtime's default seccomp profile.
 fn clone_security_context() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
         capabilities: Some(Capabilities {
             drop: Some(vec!["ALL".into()]),
             add: None,
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..SeccompProfile::default()
         }),
         ..SecurityContext::default()
     }
@@ -293,6 +356,21 @@ fn build_security_context(profile: SecurityProfile) -> SecurityContext {
         SecurityProfile::Privileged => SecurityContext {
             privileged: Some(true),
             run_as_user: Some(0),
+            ..SecurityContext::default()
+        },
+        // buildah with chroot isolation inside the Pod's user namespace, without CAP_SYS_ADMIN:
+        // it re-executes itself in a nested user namespace (unshare, mount and umount2 come from
+        // the Localhost seccomp profile); the runtime's default capabilities cover the rest
+        // (SETFCAP maps root in the nested namespace, SYS_CHROOT the chroot). KILL and MKNOD
+        // dropped as OpenShift's unprivileged builds do; nothing needs privilege escalation.
+        SecurityProfile::Unprivileged => SecurityContext {
+            privileged: Some(false),
+            run_as_user: Some(0),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                add: None,
+                drop: Some(vec!["KILL".into(), "MKNOD".into()]),
+            }),
             ..SecurityContext::default()
         },
         // buildah with chroot isolation inside a user namespace: root there, nobody on the host.

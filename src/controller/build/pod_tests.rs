@@ -18,6 +18,8 @@ fn settings(security: SecurityProfile) -> PodSettings {
     PodSettings {
         builder_image: "kiln-builder:1".into(),
         security,
+        privileged_namespaces: vec!["trusted".into()],
+        seccomp_profile: DEFAULT_SECCOMP_PROFILE.into(),
         insecure_registries: vec!["registry:5000".into()],
         binary_input_timeout: std::time::Duration::from_secs(90),
     }
@@ -205,32 +207,107 @@ fn defaults_and_source_kinds_table() {
     }
 }
 
+/// What each profile puts in the Pod: (hostUsers, Pod seccomp, build container's privileged,
+/// runAsUser, allowPrivilegeEscalation, capabilities added, dropped, Pod Security level).
 #[test]
 fn security_profiles_table() {
-    let privileged = build_pod(&full(), &settings(SecurityProfile::Privileged))
-        .unwrap()
-        .spec
-        .unwrap();
-    let sc = privileged.containers[0].security_context.clone().unwrap();
-    assert_eq!((sc.privileged, privileged.host_users), (Some(true), None));
-    let userns = build_pod(&full(), &settings(SecurityProfile::UserNamespace))
-        .unwrap()
-        .spec
-        .unwrap();
-    let sc = userns.containers[0].security_context.clone().unwrap();
-    assert_eq!(
-        (sc.privileged, userns.host_users),
-        (Some(false), Some(false))
+    type Row = (
+        SecurityProfile,
+        Option<bool>,
+        Option<(&'static str, Option<&'static str>)>,
+        Option<bool>,
+        Option<bool>,
+        Vec<&'static str>,
+        Vec<&'static str>,
+        &'static str,
     );
-    let caps = sc.capabilities.unwrap();
-    assert_eq!(caps.add.unwrap(), ["SETFCAP", "SYS_CHROOT"]);
-    assert_eq!(caps.drop.unwrap(), ["KILL", "MKNOD"]);
-    // The clone container never needs privileges.
-    let clone_sc = userns.init_containers.unwrap()[0]
-        .security_context
-        .clone()
-        .unwrap();
-    assert_eq!(clone_sc.allow_privilege_escalation, Some(false));
+    let rows: Vec<Row> = vec![
+        (
+            SecurityProfile::Unprivileged,
+            Some(false),
+            Some(("Localhost", Some("kiln/builder.json"))),
+            Some(false),
+            Some(false),
+            vec![],
+            vec!["KILL", "MKNOD"],
+            "baseline",
+        ),
+        (
+            SecurityProfile::UserNamespace,
+            Some(false),
+            Some(("Unconfined", None)),
+            Some(false),
+            Some(true),
+            vec!["SETFCAP", "SYS_CHROOT"],
+            vec!["KILL", "MKNOD"],
+            "privileged",
+        ),
+        (
+            SecurityProfile::Privileged,
+            None,
+            None,
+            Some(true),
+            None,
+            vec![],
+            vec![],
+            "privileged",
+        ),
+    ];
+    for (profile, host_users, seccomp, privileged, escalation, add, drop, level) in rows {
+        let spec = build_pod(&full(), &settings(profile))
+            .unwrap()
+            .spec
+            .unwrap();
+        assert_eq!(spec.host_users, host_users, "{profile:?}");
+        let pod_seccomp = spec
+            .security_context
+            .and_then(|c| c.seccomp_profile)
+            .map(|p| (p.type_, p.localhost_profile));
+        let want = seccomp.map(|(t, l)| (t.to_string(), l.map(String::from)));
+        assert_eq!(pod_seccomp, want, "{profile:?}");
+        let sc = spec.containers[0].security_context.clone().unwrap();
+        assert_eq!(sc.privileged, privileged, "{profile:?}");
+        assert_eq!(sc.run_as_user, Some(0), "{profile:?}");
+        assert_eq!(sc.allow_privilege_escalation, escalation, "{profile:?}");
+        let caps = sc.capabilities.unwrap_or_default();
+        assert_eq!(caps.add.unwrap_or_default(), add, "{profile:?}");
+        assert_eq!(caps.drop.unwrap_or_default(), drop, "{profile:?}");
+        assert_eq!(profile.pod_security_level(), level);
+        // The clone step never needs privileges, whatever the build's profile.
+        let clone_sc = spec.init_containers.unwrap()[0]
+            .security_context
+            .clone()
+            .unwrap();
+        assert_eq!(clone_sc.allow_privilege_escalation, Some(false));
+        assert_eq!(clone_sc.capabilities.unwrap().drop.unwrap(), ["ALL"]);
+        assert_eq!(clone_sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    }
+}
+
+#[test]
+fn default_profile_is_unprivileged_and_privileged_only_in_listed_namespaces() {
+    assert_eq!(SecurityProfile::default(), SecurityProfile::Unprivileged);
+    let s = settings(SecurityProfile::Unprivileged);
+    for (namespace, want) in [
+        ("ns", SecurityProfile::Unprivileged),
+        ("trusted", SecurityProfile::Privileged),
+        ("trusted-not", SecurityProfile::Unprivileged),
+        ("", SecurityProfile::Unprivileged),
+    ] {
+        assert_eq!(s.profile_for(namespace), want, "{namespace:?}");
+    }
+    let mut trusted = full();
+    trusted.metadata.namespace = Some("trusted".into());
+    let spec = build_pod(&trusted, &s).unwrap().spec.unwrap();
+    assert_eq!(
+        spec.containers[0]
+            .security_context
+            .as_ref()
+            .unwrap()
+            .privileged,
+        Some(true)
+    );
+    assert_eq!(spec.host_users, None);
 }
 
 #[test]

@@ -10,13 +10,14 @@ use crate::controller::build::phase::{ended_before_start, waiting};
 
 /// The reason a refused Pod create gives its Build, or `None` when the error is not a refusal
 /// (conflicts, throttling and server errors are retried without a reason). The ServiceAccount
-/// admission plugin's refusal names the missing account.
+/// admission plugin's refusal names the missing account (an RBAC refusal names the controller's
+/// own `system:serviceaccount:` user, which is not a missing account).
 pub(crate) fn refusal_reason(code: u16, message: &str) -> Option<StatusReason> {
+    let missing_account = message.contains("error looking up service account")
+        || (message.contains("serviceaccount \"") && message.contains("not found"));
     match code {
         409 | 429 => None,
-        400..=499 if message.contains("service account") || message.contains("serviceaccount") => {
-            Some(StatusReason::CannotRetrieveServiceAccount)
-        }
+        400..=499 if missing_account => Some(StatusReason::CannotRetrieveServiceAccount),
         400..=499 => Some(StatusReason::CannotCreateBuildPod),
         _ => None,
     }
@@ -69,6 +70,11 @@ mod tests {
             (
                 403,
                 "pods is forbidden: violates PodSecurity \"baseline:latest\"",
+                Some(StatusReason::CannotCreateBuildPod),
+            ),
+            (
+                403,
+                "pods is forbidden: User \"system:serviceaccount:kiln-system:kiln\" cannot create resource \"pods\" in API group \"\" in the namespace \"a\"",
                 Some(StatusReason::CannotCreateBuildPod),
             ),
             (

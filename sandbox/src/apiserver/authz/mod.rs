@@ -276,6 +276,7 @@ pub fn check(
         return Ok(user);
     }
     let error = forbidden(&attributes, &decision.reason);
+    shared.refusals.record(&attributes);
     // One line per refusal, so a run shows every request a client was refused.
     tracing::info!(
         user = %attributes.user.name,
@@ -288,6 +289,57 @@ pub fn check(
         "forbidden: {error}"
     );
     Err(error)
+}
+
+/// Every request RBAC refused, in order (an audit log's `Forbidden` entries, kept in memory for
+/// tests: `ApiServer::refusals`).
+#[derive(Debug, Default)]
+pub struct Refusals {
+    list: std::sync::Mutex<Vec<Refusal>>,
+}
+
+/// One refused request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The user's name (`system:serviceaccount:<ns>:<name>` for a token).
+    pub user: String,
+    /// The verb asked.
+    pub verb: String,
+    /// API group (empty for core).
+    pub api_group: String,
+    /// Plural resource, with `/subresource` when there is one.
+    pub resource: String,
+    /// Namespace (empty for cluster-scoped requests).
+    pub namespace: String,
+}
+
+impl Refusals {
+    fn record(&self, attributes: &Attributes) {
+        let resource = if attributes.subresource.is_empty() {
+            attributes.resource.clone()
+        } else {
+            format!("{}/{}", attributes.resource, attributes.subresource)
+        };
+        let refusal = Refusal {
+            user: attributes.user.name.clone(),
+            verb: attributes.verb.clone(),
+            api_group: attributes.api_group.clone(),
+            resource,
+            namespace: attributes.namespace.clone(),
+        };
+        self.list
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(refusal);
+    }
+
+    /// The refusals so far.
+    pub fn snapshot(&self) -> Vec<Refusal> {
+        self.list
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! structs: wrongly typed fields are rejected (400) and unknown fields are dropped (reported as
 //! warnings, or rejected with `fieldValidation=Strict`).
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount,
@@ -41,6 +41,7 @@ pub fn normalize(info: &ResourceInfo, object: &mut Value) -> Result<Vec<String>,
         ("events.k8s.io", "events") => round_trip::<EventsV1Event>(object),
         ("coordination.k8s.io", "leases") => round_trip::<Lease>(object),
         ("apps", "deployments") => round_trip::<Deployment>(object),
+        ("apps", "daemonsets") => round_trip::<DaemonSet>(object),
         ("policy", "poddisruptionbudgets") => round_trip::<PodDisruptionBudget>(object),
         ("networking.k8s.io", "ingresses") => round_trip::<Ingress>(object),
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
