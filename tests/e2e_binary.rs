@@ -93,6 +93,72 @@ fn a_binary_build_nobody_uploads_to_fails_with_a_reason_in_bounded_time() {
     }
 }
 
+/// The bytes a process has written through `write` and friends (`wchar` of `/proc/<pid>/io`):
+/// for `kiln start-build` mostly the upload stream.
+fn written_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let line = io.lines().find(|l| l.starts_with("wchar:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn an_upload_killed_mid_stream_fails_the_build_with_a_reason() {
+    let cluster = Cluster::start(
+        NAMESPACE,
+        Options {
+            controller_args: vec!["--binary-input-timeout".into(), "300".into()],
+            ..Options::default()
+        },
+    );
+    // 96 MiB of incompressible data: far more than goes through while the client is watched.
+    let dir = cluster.work.path().join("context");
+    std::fs::create_dir_all(&dir).unwrap();
+    random_files(&dir, 24, 4 << 20);
+    cluster.tenant_apply("cut", &binary_build_config("cut", json!([])));
+    let mut cmd = cluster.tenant_kiln();
+    cmd.args(["start-build", "cut", "-n", NAMESPACE, "--from-dir"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(cluster.log("start-build-cut.err")).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    // Killed (SIGKILL: nothing is flushed or closed politely) once 4 MiB are on their way.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if written_bytes(child.id()).is_some_and(|n| n >= 4 << 20) {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "kiln start-build ended ({status}) before it was killed: {}",
+                std::fs::read_to_string(cluster.log("start-build-cut.err")).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "the upload never started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The attach session ends with the client, the clone step's stdin closes mid-archive, and
+    // the build fails at once with the reason (not after the 300 s input timeout).
+    let build = cluster.wait_build("cut-1", Duration::from_secs(120));
+    let status = &build["status"];
+    assert_eq!(status["phase"], "Failed", "{status:#}");
+    assert_eq!(status["reason"], "FetchSourceFailed", "{status:#}");
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("the binary input ended after")
+            && message.contains("the upload was interrupted"),
+        "{message}"
+    );
+    assert!(
+        cluster
+            .get("pod", "cut-1-build")
+            .is_some_and(|p| p["status"]["phase"] == "Failed"),
+        "the build Pod stops too"
+    );
+}
+
 /// The peak resident memory (`VmHWM`) of a process, in KiB.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -73,6 +73,9 @@ pub(crate) enum Error {
     /// The zip reader failed.
     #[error("invalid zip archive: {0}")]
     Zip(String),
+    /// The input ended before its tar or gzip stream did (an interrupted upload).
+    #[error("the input ended before its archive was complete ({0})")]
+    Truncated(String),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -194,6 +197,49 @@ impl<R: Read> Read for Limited<R> {
     }
 }
 
+/// A reader that remembers whether its input ended (a read returned nothing).
+struct EndSeen<R> {
+    inner: R,
+    ended: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R> EndSeen<R> {
+    fn new(inner: R) -> (Self, std::rc::Rc<std::cell::Cell<bool>>) {
+        let ended = std::rc::Rc::default();
+        (
+            EndSeen {
+                inner,
+                ended: std::rc::Rc::clone(&ended),
+            },
+            ended,
+        )
+    }
+}
+
+impl<R: Read> Read for EndSeen<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.ended.set(true);
+        }
+        Ok(n)
+    }
+}
+
+/// A tar or gzip failure once the input ended (or an unexpected end reported as such) is a
+/// truncated stream: the upload stopped before the archive did.
+fn truncated(input_ended: bool) -> impl Fn(Error) -> Error {
+    move |e| match e {
+        Error::Io {
+            ref context,
+            ref source,
+        } if input_ended || source.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::Truncated(format!("{context}: {source}"))
+        }
+        other => other,
+    }
+}
+
 fn too_large(limit: u64) -> impl Fn(Error) -> Error {
     move |e| match e {
         Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::FileTooLarge => {
@@ -243,24 +289,30 @@ pub(crate) fn extract_limited(
         .map_err(io("reading the binary source"))
         .map_err(too_large(limits.bytes))?;
     let format = sniff(&head);
-    let reader = std::io::Cursor::new(head).chain(reader);
+    let (reader, input_ended) = EndSeen::new(std::io::Cursor::new(head).chain(reader));
     let result = match format {
         // The bound sits above the decoder: it counts the bytes the stream unpacks to.
-        Format::Gzip => untar(
-            Limited::new(flate2::read::GzDecoder::new(reader), limits.bytes),
-            &tree,
-            limits,
-        ),
+        Format::Gzip => {
+            let mut gz = Limited::new(flate2::read::GzDecoder::new(reader), limits.bytes);
+            untar(&mut gz, &tree, limits).and_then(|n| {
+                // The rest of the stream (padding, gzip trailer) is read so that its checksum
+                // and length are checked: a stream cut short after the tar's end is refused too.
+                std::io::copy(&mut gz, &mut std::io::sink())
+                    .map(|_| n)
+                    .map_err(io("reading the end of the gzip stream"))
+            })
+        }
         Format::Tar => untar(reader, &tree, limits),
         Format::Zip => {
             let mut reader = reader;
             let mut tmp = tempfile::tempfile().map_err(io("buffering the zip archive"))?;
             std::io::copy(&mut reader, &mut tmp).map_err(io("buffering the zip archive"))?;
             tmp.rewind().map_err(io("buffering the zip archive"))?;
-            unzip(tmp, &tree, limits)
+            return unzip(tmp, &tree, limits).map_err(too_large(limits.bytes));
         }
         Format::Unknown => Err(Error::UnknownFormat),
     };
+    let result = result.map_err(truncated(input_ended.get()));
     result.map_err(too_large(limits.bytes))
 }
 
@@ -299,7 +351,21 @@ fn entry_name(bytes: &[u8]) -> (PathBuf, String) {
     )
 }
 
+/// Unpacks a tar stream; one that ends without its end-of-archive blocks is [`Error::Truncated`].
 fn untar(input: impl Read, tree: &tree::Tree, limits: Limits) -> Result<usize, Error> {
+    let (input, ended) = EndSeen::new(input);
+    let count = untar_entries(input, tree, limits).map_err(truncated(ended.get()))?;
+    // tar stops at the first end-of-archive block; reaching the end of the input instead means
+    // the stream was cut at an entry boundary (every tar writer ends with those blocks).
+    if ended.get() {
+        return Err(Error::Truncated(
+            "the tar stream has no end-of-archive blocks".into(),
+        ));
+    }
+    Ok(count)
+}
+
+fn untar_entries(input: impl Read, tree: &tree::Tree, limits: Limits) -> Result<usize, Error> {
     let mut archive = tar::Archive::new(input);
     let mut budget = Budget {
         written: 0,

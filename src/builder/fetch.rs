@@ -121,7 +121,15 @@ fn fetch_inner(build: &Build, opts: &FetchOptions) -> Result<SourceInfo, Failure
             )
             .map_err(|e| {
                 let stalled = waited.as_ref().and_then(|(p, idle)| p.stall_message(*idle));
-                fetch_failed(stalled.unwrap_or_else(|| format!("binary source refused: {e}")))
+                fetch_failed(stalled.unwrap_or_else(|| match (&e, &waited) {
+                    // The uploader went away (killed, disconnected) before the archive ended.
+                    (archive::Error::Truncated(detail), Some((p, _))) => format!(
+                        "the binary input ended after {} bytes, before its archive was complete: \
+                         the upload was interrupted ({detail}); start the build again",
+                        p.received()
+                    ),
+                    _ => format!("binary source refused: {e}"),
+                }))
             })?;
             println!("    unpacked {n} entries");
             (

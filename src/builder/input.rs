@@ -25,6 +25,11 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
+    /// The bytes received so far.
+    pub(crate) fn received(&self) -> u64 {
+        self.received.get()
+    }
+
     /// The message for a read that gave up after `idle`, or None when it did not.
     pub(crate) fn stall_message(&self, idle: Duration) -> Option<String> {
         if !self.stalled.get() {

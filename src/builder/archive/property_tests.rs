@@ -128,6 +128,7 @@ fn outcome(r: &Result<usize, Error>) -> &'static str {
         Err(Error::Io { .. }) => "Io",
         Err(Error::Zip(_)) => "Zip",
         Err(Error::UnknownFormat) => "UnknownFormat",
+        Err(Error::Truncated(_)) => "Truncated",
     }
 }
 

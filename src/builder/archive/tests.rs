@@ -516,3 +516,46 @@ fn zip_entry_count_is_read_before_the_directory_is_indexed() {
     let err = extract_limited(&archive[..], dir.path(), None, limits).unwrap_err();
     assert!(matches!(err, Error::TooManyEntries(1000)), "{err}");
 }
+
+#[test]
+fn a_stream_cut_short_is_truncated_wherever_it_stops() {
+    let big = vec![7u8; 20_000];
+    let tar = tar_with(|b| {
+        for name in ["a", "b"] {
+            let mut h = file_header(big.len() as u64);
+            b.append_data(&mut h, name, big.as_slice()).unwrap();
+        }
+    });
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&tar).unwrap();
+        e.finish().unwrap()
+    };
+    // The end of the first entry's data (512-byte header + 20,000 bytes padded to 20,480).
+    let boundary = 512 + 20_480;
+    let cases: Vec<(&str, &[u8], bool)> = vec![
+        ("whole tar", &tar, true),
+        ("whole tar.gz", &gz, true),
+        ("tar cut at an entry boundary", &tar[..boundary], false),
+        ("tar cut inside an entry", &tar[..boundary + 700], false),
+        ("tar cut inside a header", &tar[..boundary + 100], false),
+        (
+            "tar without its end-of-archive blocks",
+            &tar[..2 * boundary],
+            false,
+        ),
+        ("tar.gz cut in the middle", &gz[..gz.len() / 2], false),
+        ("tar.gz without its trailer", &gz[..gz.len() - 8], false),
+    ];
+    for (what, input, complete) in cases {
+        let dest = tempfile::tempdir().unwrap();
+        let result = extract(input, dest.path(), None, 1 << 30);
+        match (result, complete) {
+            (Ok(n), true) => assert_eq!(n, 2, "{what}"),
+            (Err(Error::Truncated(detail)), false) => {
+                assert!(!detail.is_empty(), "{what}")
+            }
+            (other, _) => panic!("{what}: {other:?}"),
+        }
+    }
+}
