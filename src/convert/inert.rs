@@ -9,6 +9,9 @@ const TRUSTED_CA: &str = "kiln mounts no cluster trust bundle; mount CA certific
 const LOOKUP_LOCAL: &str = "kiln does not resolve the stream's short name in Pods; use the full pull spec from status.dockerImageRepository";
 const REPOSITORY: &str = "kiln does not mirror an external repository into the stream";
 const IMPORT_MODE_LEGACY: &str = "kiln records the digest the registry serves for the reference (a manifest list stays a manifest list, as with PreserveOriginal); no single-platform manifest is picked";
+const SPEC_LAST_TRIGGERED: &str = "deprecated in OpenShift too: kiln reads and writes the last image in status.imageChangeTriggers only, so a tag's current image starts a build unless the status names it";
+const ALLOW_ENV: &str =
+    "only the Generic webhook takes env from its payload (as in OpenShift); drop it here";
 const REFERENCE_POLICY_LOCAL: &str = "kiln has no integrated registry to pull through; consumers pull from the image's source, as with Source";
 
 /// The inert fields present in a converted document of `kind`, as (path, reason).
@@ -33,11 +36,24 @@ pub(crate) fn fields(kind: &str, doc: &Value) -> Vec<(String, String)> {
                 }
             }
             for (i, trigger) in array(spec.get("triggers")).iter().enumerate() {
+                if trigger
+                    .pointer("/imageChange/lastTriggeredImageID")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| !id.is_empty())
+                {
+                    note(
+                        format!("spec.triggers[{i}].imageChange.lastTriggeredImageID"),
+                        SPEC_LAST_TRIGGERED,
+                    );
+                }
                 for hook in ["github", "generic", "gitlab", "bitbucket"] {
                     let Some(settings) = trigger.get(hook) else {
                         continue;
                     };
                     let has = |f: &str| settings.get(f).is_some_and(|v| !v.is_null());
+                    if hook != "generic" && settings.get("allowEnv") == Some(&Value::Bool(true)) {
+                        note(format!("spec.triggers[{i}].{hook}.allowEnv"), ALLOW_ENV);
+                    }
                     if has("secret") && has("secretReference") {
                         note(
                             format!("spec.triggers[{i}].{hook}.secret"),
@@ -124,12 +140,15 @@ mod tests {
                        "strategy": {"dockerStrategy": {
                            "env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
                            "buildArgs": [{"name": "C", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]}},
-                       "triggers": [{"type": "ConfigChange"}, {"type": "GitHub", "github": {"secret": "s"}},
-                                    {"type": "ImageChange", "imageChange": {}},
-                                    {"type": "Generic", "generic": {"secret": "s", "secretReference": {"name": "n"}}}]}}),
+                       "triggers": [{"type": "ConfigChange"}, {"type": "GitHub", "github": {"secret": "s", "allowEnv": true}},
+                                    {"type": "ImageChange", "imageChange": {"lastTriggeredImageID": "r/ns/base@sha256:ab"}},
+                                    {"type": "Generic", "generic": {"secret": "s", "secretReference": {"name": "n"}, "allowEnv": true}},
+                                    {"type": "ImageChange", "imageChange": {"lastTriggeredImageID": ""}}]}}),
                 vec![
                     "spec.mountTrustedCA",
                     "spec.strategy.dockerStrategy.buildArgs[0].valueFrom",
+                    "spec.triggers[1].github.allowEnv",
+                    "spec.triggers[2].imageChange.lastTriggeredImageID",
                     "spec.triggers[3].generic.secret",
                 ],
             ),
