@@ -51,6 +51,9 @@ kiln=$target_dir/debug/kiln
 sandbox=$target_dir/debug/kiln-sandbox
 
 work=$(mktemp -d -t kiln-demo.XXXXXX)
+# Searchable by others (not listable): user-namespaced build containers, unmapped ids on this
+# machine, pass through it to their root file systems under the kubelet root.
+chmod 0711 "$work"
 pids=()
 storage=(--root "$work/storage/root" --runroot "$work/storage/run")
 cleanup() {
@@ -231,6 +234,9 @@ diff -u examples/go-server/buildconfig.yaml "$work/manifests/buildconfig.yaml" |
 # The platform team: the namespace (Pod Security `baseline`), its builder ServiceAccount, and a
 # tenant bound to edit there.
 kubectl apply -f "$work/manifests/00-namespace.yaml"
+# The controller reads Secrets only where a namespace grants it (the chart's secret-reader role).
+kubectl -n demo create rolebinding kiln-secret-reader --clusterrole=kiln-secret-reader \
+  --serviceaccount="kiln-system:$controller_account"
 echo "namespace demo enforces Pod Security $(kubectl get namespace demo -o jsonpath='{.metadata.labels.pod-security\.kubernetes\.io/enforce}')"
 kubectl -n demo create serviceaccount developer
 kubectl -n demo create rolebinding developer-edit --clusterrole=edit --serviceaccount=demo:developer

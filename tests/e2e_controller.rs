@@ -429,6 +429,7 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
     let namespace_manifest = manifests.join("00-namespace.yaml");
     cluster.kubectl_ok(&["apply", "-f", &namespace_manifest.display().to_string()]);
     if enforcing() {
+        support::cluster::grant_secret_reader(&|args| cluster.kubectl_ok(args), NAMESPACE);
         admit_tenant(cluster);
     }
     for name in ["imagestream.yaml", "buildconfig.yaml"] {

@@ -102,6 +102,18 @@ pub fn start(args: &KubeletArgs, server: &ApiServer) -> Result<Option<Running>, 
         config.image_map.prepend(row.clone());
     }
     if args.runtime == RuntimeKind::Runc {
+        if let Some(closed) = untraversable_ancestor(&root) {
+            return Err(serve::ServeError::Manifest {
+                path: root.clone(),
+                message: format!(
+                    "{} cannot be searched by other users, so a user-namespaced container \
+                     (hostUsers: false) cannot reach its root file system under the kubelet \
+                     root; run `chmod o+x {}` or choose another --kubelet-root",
+                    closed.display(),
+                    closed.display()
+                ),
+            });
+        }
         let mut runc = RuncConfig::under(&root);
         runc.insecure_registries = args.insecure_registries.clone();
         if let Some(dir) = &args.seccomp_root {
@@ -120,6 +132,17 @@ pub fn start(args: &KubeletArgs, server: &ApiServer) -> Result<Option<Running>, 
     Ok(Some(Running { handle, owned_root }))
 }
 
+/// The first directory on the way to `root` (itself included) that other users may not search
+/// (no `o+x`): a user-namespaced container's root, an unmapped id on the host, must pass through.
+fn untraversable_ancestor(root: &std::path::Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::fs::canonicalize(root).ok()?;
+    root.ancestors()
+        .filter(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 == 0))
+        .last()
+        .map(std::path::Path::to_path_buf)
+}
+
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
@@ -133,5 +156,28 @@ pub async fn shutdown_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::untraversable_ancestor;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_closed_directory_on_the_way_to_the_kubelet_root_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let closed = dir.path().join("closed");
+        let root = closed.join("kubelet");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(untraversable_ancestor(&root), None);
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(
+            untraversable_ancestor(&root),
+            Some(std::fs::canonicalize(&closed).unwrap())
+        );
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o711)).unwrap();
+        assert_eq!(untraversable_ancestor(&root), None);
     }
 }

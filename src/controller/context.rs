@@ -127,6 +127,45 @@ pub(crate) fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -
     }
 }
 
+/// Whether the API server refused a request for lack of permission (403). Secrets are readable
+/// only in the namespaces that grant the controller the chart's secret-reader role, so a 403 on a
+/// Secret means "not granted here", not a failure to retry.
+pub(crate) fn is_forbidden(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 403)
+}
+
+/// Reads a Secret by name: `Ok(None)` when it does not exist, `Err(Forbidden)` marked apart from
+/// other failures when this namespace does not let the controller read Secrets.
+pub(crate) async fn read_secret(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<SecretRead, Error> {
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), namespace);
+    match secrets.get_opt(name).await {
+        Ok(secret) => Ok(SecretRead::Read(secret.map(Box::new))),
+        Err(e) if is_forbidden(&e) => Ok(SecretRead::Forbidden),
+        Err(e) => Err(api_error(format!("reading Secret {namespace}/{name}"))(e)),
+    }
+}
+
+/// The outcome of [`read_secret`].
+pub(crate) enum SecretRead {
+    /// The Secret, or `None` when it does not exist.
+    Read(Option<Box<k8s_openapi::api::core::v1::Secret>>),
+    /// The namespace does not grant the controller `get secrets`.
+    Forbidden,
+}
+
+/// What a build or import message says when Secrets could not be read in a namespace.
+pub(crate) fn secrets_not_granted(namespace: &str) -> String {
+    format!(
+        "the controller may not read Secrets in namespace {namespace}: bind the chart's \
+         secret-reader ClusterRole to its ServiceAccount there (docs/install.md)"
+    )
+}
+
 /// Shared state of the reconcilers.
 pub(crate) struct Context {
     /// The API client.

@@ -36,9 +36,6 @@ const CONTROLLER_REQUESTS: &[(&str, &str, &str)] = &[
     // ConfigMap owned by the Build.
     ("", "pods/log", "get"),
     ("", "configmaps", "create"),
-    // controller/build.rs: whether the push secret of a Pending build exists (metadata only);
-    // controller/imports/secrets.rs: the pull secrets the `default` ServiceAccount names.
-    ("", "secrets", "get"),
     ("", "serviceaccounts", "get"),
     // controller/image_stream.rs: TagEvents; the ImageStream is created when missing.
     // controller/imports: imported TagEvents and ImportSuccess conditions (imagestreams/status).
@@ -51,6 +48,13 @@ const CONTROLLER_REQUESTS: &[(&str, &str, &str)] = &[
     // another namespace's ImageStream.
     ("authorization.k8s.io", "subjectaccessreviews", "create"),
 ];
+
+/// The requests granted per namespace only, by the chart's secret-reader ClusterRole bound there:
+/// controller/build/mod.rs, whether the push secret of a Pending build exists (metadata only);
+/// build/confirm.rs, the push and pull secrets a digest is confirmed with;
+/// imports/secrets.rs, the pull secrets the `default` ServiceAccount names; webhook/secrets.rs,
+/// the webhook secrets triggers name.
+const PER_NAMESPACE_REQUESTS: &[(&str, &str, &str)] = &[("", "secrets", "get")];
 
 /// (group, resource, verb) triples a role's rules grant.
 fn grants(role: &Value) -> BTreeSet<(String, String, String)> {
@@ -101,9 +105,45 @@ fn the_controller_cluster_role_grants_exactly_the_requests_the_controller_makes(
     );
     // Git builds record their commit with an update of the Build itself.
     assert!(granted.contains(&("build.kiln.dev".into(), "builds".into(), "update".into())));
-    // Secrets: a get by name only, never a list or watch of every Secret in the cluster.
-    let secret_verbs: Vec<_> = granted.iter().filter(|(_, r, _)| r == "secrets").collect();
-    assert_eq!(secret_verbs.len(), 1, "{secret_verbs:?}");
+    // Secrets: nothing cluster-wide; a get by name, in the namespaces that bind the reader role.
+    assert!(
+        !granted.iter().any(|(_, r, _)| r == "secrets"),
+        "the controller's ClusterRole reads no Secret"
+    );
+    let per_namespace = grants(&secret_reader_role());
+    let wanted: BTreeSet<(String, String, String)> = PER_NAMESPACE_REQUESTS
+        .iter()
+        .map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(per_namespace, wanted);
+    let docs = render("kiln", "kiln-system", &[]);
+    assert!(
+        !docs
+            .iter()
+            .any(|d| kind_of(d) == "ClusterRoleBinding"
+                && d["roleRef"]["name"] == "kiln-secret-reader"),
+        "the reader role is never bound cluster-wide"
+    );
+    let listed = render(
+        "kiln",
+        "kiln-system",
+        &["--set", "builder.namespaces={team-a,team-b}"],
+    );
+    let bound: Vec<&str> = listed
+        .iter()
+        .filter(|d| kind_of(d) == "RoleBinding" && d["roleRef"]["name"] == "kiln-secret-reader")
+        .map(|d| str_at(d, "/metadata/namespace"))
+        .collect();
+    assert_eq!(bound, ["team-a", "team-b"]);
+}
+
+fn secret_reader_role() -> Value {
+    find(
+        &render("kiln", "kiln-system", &[]),
+        "ClusterRole",
+        "kiln-secret-reader",
+    )
+    .clone()
 }
 
 /// The agent the controller's requests carry in the scenario below.
@@ -119,7 +159,11 @@ async fn every_request_the_controller_makes_is_granted_by_the_rendered_cluster_r
     use kiln::api::{Build, BuildPhase};
     use kube::api::{Api, Patch, PatchParams};
 
-    let granted = grants(&controller_role());
+    // What the controller holds in a namespace that binds the secret-reader role.
+    let granted: BTreeSet<_> = grants(&controller_role())
+        .union(&grants(&secret_reader_role()))
+        .cloned()
+        .collect();
     // The harness's own controller is replaced by one whose requests carry CONTROLLER_AGENT; the
     // harness's client (no agent) drives the scenario.
     let mut h = Harness::start().await;
@@ -227,7 +271,7 @@ async fn every_request_the_controller_makes_is_granted_by_the_rendered_cluster_r
         .collect();
     assert!(
         ungranted.is_empty(),
-        "the controller made requests its ClusterRole does not grant: {ungranted:?}"
+        "the controller made requests its roles do not grant: {ungranted:?}"
     );
 }
 

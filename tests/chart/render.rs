@@ -43,6 +43,7 @@ fn default_values_render_a_hardened_controller_with_the_standard_labels() {
         ("ClusterRole", "kiln-view"),
         ("ClusterRole", "kiln-image-pusher"),
         ("ClusterRole", "kiln-image-puller"),
+        ("ClusterRole", "kiln-secret-reader"),
         ("Service", "kiln"),
         ("Deployment", "kiln"),
         ("ConfigMap", "kiln-seccomp"),

@@ -77,6 +77,28 @@ impl Drop for Storage {
     }
 }
 
+/// What a platform team does for a namespace whose Secrets the controller may read (push and pull
+/// secrets, webhook secrets): a RoleBinding of the chart's secret-reader ClusterRole to the
+/// controller's ServiceAccount there. `kubectl` runs kubectl as the admin.
+pub fn grant_secret_reader(kubectl: &dyn Fn(&[&str]) -> String, namespace: &str) {
+    let account = kubectl(&[
+        "get",
+        "clusterrolebinding",
+        "kiln-controller",
+        "-o",
+        "jsonpath={.subjects[0].name}",
+    ]);
+    kubectl(&[
+        "-n",
+        namespace,
+        "create",
+        "rolebinding",
+        "kiln-secret-reader",
+        "--clusterrole=kiln-secret-reader",
+        &format!("--serviceaccount={CONTROLLER_NAMESPACE}:{}", account.trim()),
+    ]);
+}
+
 /// What to start.
 #[derive(Default)]
 pub struct Options {
@@ -189,6 +211,7 @@ impl Cluster {
         }
         cluster.kubectl_ok(&["-n", namespace, "create", "serviceaccount", "builder"]);
         if enforcing() {
+            grant_secret_reader(&|args| cluster.kubectl_ok(args), namespace);
             cluster.admit_tenant();
         }
         cluster.start_controller(&builder_image, &options.controller_args);

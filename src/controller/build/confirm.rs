@@ -4,16 +4,16 @@
 //! status (or run a Pod that looks like it) could report any digest. So before an ImageStream
 //! records a push, the controller asks the output repository for the manifest of that exact
 //! digest, with the build's push secret (or the namespace's pull secrets). A registry that does
-//! not have it, or refuses the controller, fails the build; an unreachable one is retried.
+//! not have it, or refuses the controller, fails the build; an unreachable one is retried. Where
+//! the namespace does not let the controller read Secrets, it asks anonymously, and a refusal
+//! says which grant is missing.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
 use kube::ResourceExt;
 
 use crate::api::{Build, BuildPhase, BuildStatus, StatusReason};
-use crate::controller::context::{api_error, Context, Error};
+use crate::controller::context::{read_secret, secrets_not_granted, Context, Error, SecretRead};
 use crate::controller::imports::secrets::{docker_config, pull_config};
 use crate::registry::auth;
 use crate::registry::digest::{self, Access, FailureReason};
@@ -64,6 +64,7 @@ pub(crate) async fn confirm(
     let host = auth::registry_of(reference);
     let namespace = build.namespace().unwrap_or_default();
     let mut credentials = None;
+    let mut not_granted = false;
     if let Some(secret) = build
         .spec
         .common
@@ -71,14 +72,15 @@ pub(crate) async fn confirm(
         .as_ref()
         .and_then(|o| o.push_secret.as_ref())
     {
-        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-        credentials = secrets
-            .get_opt(&secret.name)
-            .await
-            .map_err(api_error(format!("reading push secret {}", secret.name)))?
-            .as_ref()
-            .and_then(docker_config)
-            .and_then(|config| auth::credentials_for(&config, &host));
+        match read_secret(&ctx.client, &namespace, &secret.name).await? {
+            SecretRead::Read(found) => {
+                credentials = found
+                    .as_ref()
+                    .and_then(|s| docker_config(s))
+                    .and_then(|config| auth::credentials_for(&config, &host));
+            }
+            SecretRead::Forbidden => not_granted = true,
+        }
     }
     // The namespace's pull secrets are read only when the push secret has nothing for the host.
     if credentials.is_none() {
@@ -98,10 +100,17 @@ pub(crate) async fn confirm(
         Err(e) if e.reason() == FailureReason::InternalError => Err(Error::Registry(format!(
             "confirming the pushed digest {pinned}: {e}"
         ))),
-        Err(e) => Ok(Confirmation::Refused(format!(
-            "the build reported {digest_text}, which the registry does not confirm in {}: {e}",
-            digest::repository(reference).unwrap_or_default()
-        ))),
+        Err(e) => {
+            let hint = if not_granted && e.reason() == FailureReason::Unauthorized {
+                format!(" ({})", secrets_not_granted(&namespace))
+            } else {
+                String::new()
+            };
+            Ok(Confirmation::Refused(format!(
+                "the build reported {digest_text}, which the registry does not confirm in {}: {e}{hint}",
+                digest::repository(reference).unwrap_or_default()
+            )))
+        }
     }
 }
 

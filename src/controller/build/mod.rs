@@ -22,7 +22,7 @@ use kube::ResourceExt;
 use self::confirm::{confirm, unconfirmed, Confirmation};
 use self::phase::{cancel_requested, next_status, reported_revision, Observed};
 use self::pod::owned_by;
-use super::context::{api_error, Context, Error};
+use super::context::{api_error, is_forbidden, Context, Error};
 use super::events::EventType;
 use super::image_stream::record_push;
 use super::reconcile::{await_own_writes, preamble};
@@ -139,13 +139,15 @@ async fn push_secret_missing(
     if !pending {
         return Ok(false);
     }
-    let api: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());
-    Ok(api
-        .get_metadata_opt(&secret.name)
-        .await
-        .map_err(api_error(format!("reading Secret {}", secret.name)))?
-        .is_none())
+    let namespace = build.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    match api.get_metadata_opt(&secret.name).await {
+        Ok(found) => Ok(found.is_none()),
+        // Not granted here: the kubelet reports a missing Secret as the Pod's own mount failure,
+        // which the Pending-too-long check turns into the Build's reason.
+        Err(e) if is_forbidden(&e) => Ok(false),
+        Err(e) => Err(api_error(format!("reading Secret {}", secret.name))(e)),
+    }
 }
 
 /// Why the digest a build reports for its ImageStreamTag output cannot be recorded, when the

@@ -2,13 +2,14 @@
 //! ServiceAccount lists in `imagePullSecrets` (what the namespace's Pods pull with), read by name.
 //! OpenShift's import reads every docker-config Secret of the namespace; that needs `list` on
 //! Secrets, which cluster-wide is every Secret of the cluster, so kiln reads only the ones a
-//! namespace has named as pull secrets.
+//! namespace has named as pull secrets, and only where the namespace grants the controller
+//! `get secrets` (the chart's secret-reader role; elsewhere imports are anonymous).
 
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::Api;
 use serde_json::Value;
 
-use crate::controller::context::{api_error, Error};
+use crate::controller::context::{api_error, read_secret, secrets_not_granted, Error, SecretRead};
 use crate::registry::auth;
 
 /// The ServiceAccount whose `imagePullSecrets` imports use.
@@ -31,16 +32,23 @@ pub(crate) async fn pull_config(client: &kube::Client, namespace: &str) -> Resul
         .map(|r| r.name)
         .filter(|n| !n.is_empty())
         .collect();
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let mut configs = Vec::new();
     for name in names {
-        let Some(secret) = secrets
-            .get_opt(&name)
-            .await
-            .map_err(api_error(format!("reading pull secret {namespace}/{name}")))?
-        else {
-            tracing::debug!(namespace, secret = name, "pull secret missing");
-            continue;
+        let secret = match read_secret(client, namespace, &name).await? {
+            SecretRead::Read(Some(secret)) => *secret,
+            SecretRead::Read(None) => {
+                tracing::debug!(namespace, secret = name, "pull secret missing");
+                continue;
+            }
+            SecretRead::Forbidden => {
+                tracing::warn!(
+                    namespace,
+                    secret = name,
+                    "{}",
+                    secrets_not_granted(namespace)
+                );
+                continue;
+            }
         };
         match docker_config(&secret) {
             Some(config) => configs.push(config),
