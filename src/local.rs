@@ -18,6 +18,7 @@ use crate::api::{Build, BuildConfig, TagEvent, TagRef};
 use crate::builder::buildah::Buildah;
 use crate::builder::pipeline::{self, Binary, BuildOptions, FetchOptions, Output};
 use crate::builder::{archive, url_policy};
+use crate::controller::build::layer_cache;
 use crate::controller::build::phase::{finished, report_revision, running, started};
 use crate::controller::build_config::start::output_reference;
 use crate::instantiate::{new_build, BuildRequest};
@@ -91,6 +92,9 @@ pub struct LocalOptions {
     pub driver: Option<String>,
     /// A source secret directory for the clone.
     pub source_secret: Option<PathBuf>,
+    /// Use the layer cache the controller would give the build in `registry`
+    /// (`<registry>/<namespace>/<buildconfig>-cache`).
+    pub layer_cache: bool,
 }
 
 /// The outcome of a local build: the report, the Build with its status, and the TagEvent.
@@ -319,6 +323,10 @@ pub fn run(opts: &LocalOptions) -> Result<LocalResult, Error> {
             insecure_registries: insecure,
             output: Some(output),
             volumes_dir: workspace.path().join("volumes"),
+            layer_cache: opts
+                .layer_cache
+                .then(|| layer_cache::repository(&build, registry))
+                .flatten(),
         };
         let fetched = std::mem::take(&mut report);
         report = pipeline::build(&build, fetched.source.clone(), &build_opts);

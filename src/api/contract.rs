@@ -31,6 +31,9 @@ pub const TERMINATION_LOG_PATH: &str = "/dev/termination-log";
 pub const BUILD_ENV: &str = "BUILD";
 /// Comma-separated registries (host[:port]) reached over plain HTTP or without TLS verification.
 pub const INSECURE_REGISTRIES_ENV: &str = "KILN_INSECURE_REGISTRIES";
+/// The build container's layer-cache repository (`host[:port]/<namespace>/<config>-cache`), set by
+/// the controller only: buildah reads cached layers from it and pushes new ones to it.
+pub const LAYER_CACHE_ENV: &str = "KILN_LAYER_CACHE_REPOSITORY";
 /// The prefix of the build container's variables that carry the strategy env's `valueFrom`
 /// entries, resolved by the kubelet as any container env: `<prefix><index>` holds the value of
 /// `dockerStrategy.env[index]`, so a Secret's value never passes through the controller.

@@ -72,6 +72,8 @@ pub(crate) struct BudOptions {
     pub(crate) authfile: Option<PathBuf>,
     /// `--tls-verify=false`.
     pub(crate) insecure: bool,
+    /// `--cache-from` and `--cache-to` this repository (with `--layers` only).
+    pub(crate) cache_repository: Option<String>,
 }
 
 impl Buildah {
@@ -228,6 +230,14 @@ pub(crate) fn bud_args(opts: &BudOptions) -> Vec<String> {
     if opts.no_cache {
         a.push("--no-cache".into());
     }
+    if let Some(repo) = opts.cache_repository.as_ref().filter(|_| opts.layers) {
+        a.extend([
+            "--cache-from".into(),
+            repo.clone(),
+            "--cache-to".into(),
+            repo.clone(),
+        ]);
+    }
     if opts.insecure {
         a.push("--tls-verify=false".into());
     }
@@ -366,7 +376,17 @@ mod tests {
             layers: false,
             ..base.clone()
         };
+        let cached = BudOptions {
+            cache_repository: Some("r:5000/ns/app-cache".into()),
+            ..base.clone()
+        };
+        let squashed = BudOptions {
+            layers: false,
+            ..cached.clone()
+        };
         let cases = [
+            (cached, "bud --isolation chroot --format docker --layers=true --cache-from r:5000/ns/app-cache --cache-to r:5000/ns/app-cache --file /w/Dockerfile --tag img:1 /ctx"),
+            (squashed, "bud --isolation chroot --format docker --layers=false --file /w/Dockerfile --tag img:1 /ctx"),
             (base, "bud --isolation chroot --format docker --layers=true --file /w/Dockerfile --tag img:1 /ctx"),
             (full, "bud --isolation chroot --format docker --layers=false --no-cache --tls-verify=false --authfile /a.json --build-arg A=1 --target builder --volume /v/s:/run/s:ro --file /w/Dockerfile --tag img:1 /ctx"),
         ];

@@ -17,6 +17,7 @@ pub(crate) mod fetch;
 pub(crate) mod git_auth;
 pub(crate) mod heredoc;
 pub(crate) mod input;
+pub(crate) mod layer_cache;
 pub(crate) mod pipeline;
 pub(crate) mod plan;
 pub(crate) mod registry;

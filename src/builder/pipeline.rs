@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::buildah::{self, BudOptions, Buildah};
 pub(crate) use super::fetch::{fetch, Binary, FetchOptions};
+use super::layer_cache::{self, Decision};
 use super::report::{Failure, StageClock};
 use super::{auth, context_dir, dockerfile, plan, registry};
 use crate::api::build::StageName;
@@ -44,6 +45,8 @@ pub(crate) struct BuildOptions {
     pub(crate) output: Option<Output>,
     /// Where build volumes are mounted, one directory per volume name.
     pub(crate) volumes_dir: PathBuf,
+    /// The layer-cache repository (the controller's choice in a Pod); None: no cache.
+    pub(crate) layer_cache: Option<String>,
 }
 
 /// Prepares the Dockerfile, pulls, builds, runs the post-commit hook and pushes.
@@ -204,7 +207,24 @@ fn build_inner(
         opts.buildah.driver,
         context.display()
     );
-    let bud = BudOptions {
+    let cache = match layer_cache::decide(opts.layer_cache.as_deref(), plan.no_cache, plan.layers) {
+        Decision::Off => None,
+        Decision::Bypassed(why) => {
+            println!("==> Build: layer cache not used: {why}");
+            None
+        }
+        Decision::Use(repo) => match layer_cache::probe(&repo, layer_cache::PROBE_TIMEOUT) {
+            Ok(()) => {
+                println!("==> Build: layer cache {repo}");
+                Some(repo)
+            }
+            Err(e) => {
+                println!("==> Build: layer cache {repo} is unreachable ({e}); building without it");
+                None
+            }
+        },
+    };
+    let mut bud = BudOptions {
         context: context.clone(),
         dockerfile: dockerfile_path,
         tag: tag.clone(),
@@ -214,9 +234,19 @@ fn build_inner(
         target: plan.target.clone(),
         volumes: plan::volume_mounts(&plan, &opts.volumes_dir),
         authfile: authfile.clone(),
-        insecure: images.iter().any(|i| insecure(i)),
+        insecure: images.iter().chain(cache.iter()).any(|i| insecure(i)),
+        cache_repository: cache,
     };
-    opts.buildah.run(&buildah::bud_args(&bud)).map_err(|e| {
+    let mut built = opts.buildah.run(&buildah::bud_args(&bud));
+    if let (Err(e), Some(repo)) = (&built, &bud.cache_repository) {
+        if layer_cache::is_cache_failure(&e.to_string()) {
+            // The layers built so far are in local storage: the second run reuses them.
+            println!("==> Build: the layer cache {repo} failed ({e}); building again without it");
+            bud.cache_repository = None;
+            built = opts.buildah.run(&buildah::bud_args(&bud));
+        }
+    }
+    built.map_err(|e| {
         Failure::new(
             StatusReason::DockerBuildFailed,
             format!("{e}; see the build log"),

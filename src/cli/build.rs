@@ -54,6 +54,10 @@ pub(crate) struct LocalBuildArgs {
     /// The storage driver (default: overlay, falling back to vfs).
     #[arg(long)]
     pub(crate) storage_driver: Option<String>,
+    /// Read and write the layer cache a build Pod of this BuildConfig would use,
+    /// `<registry>/<namespace>/<buildconfig>-cache` (needs --registry; skipped with noCache).
+    #[arg(long, requires = "registry")]
+    pub(crate) layer_cache: bool,
     /// Also write the builder's JSON report to this file.
     #[arg(long)]
     pub(crate) report: Option<PathBuf>,
@@ -98,6 +102,7 @@ pub(crate) fn run(args: &LocalBuildArgs) -> Result<ExitCode, Error> {
         runroot: args.runroot.clone(),
         driver: args.storage_driver.clone(),
         source_secret: args.source_secret.clone(),
+        layer_cache: args.layer_cache,
     };
     let result = local::run(&opts)?;
     if let Some(path) = &args.report {

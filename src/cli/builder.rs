@@ -108,6 +108,10 @@ pub(crate) struct PodBuildArgs {
     /// Where build volumes are mounted, one directory per volume name.
     #[arg(long, env = "KILN_BUILD_VOLUMES_DIR", default_value = contract::BUILD_VOLUMES_DIR)]
     pub(crate) volumes_dir: PathBuf,
+    /// The layer-cache repository buildah reads cached layers from and pushes new ones to (set
+    /// by the controller; a miss or an unreachable cache never fails the build).
+    #[arg(long, env = contract::LAYER_CACHE_ENV)]
+    pub(crate) layer_cache: Option<String>,
 }
 
 /// Runs a builder step and returns its exit code.
@@ -254,6 +258,7 @@ fn build(a: &PodBuildArgs) -> BuildReport {
             .collect(),
         output: a.output_image.clone().map(Output::Registry),
         volumes_dir: a.volumes_dir.clone(),
+        layer_cache: a.layer_cache.clone(),
     };
     let mut report = pipeline::build(&build, source, &opts);
     report.prepend_stages(earlier);

@@ -73,6 +73,11 @@ pub(crate) struct ControllerArgs {
     /// ImageStream (`false` trusts the build Pod's report).
     #[arg(long, env = "KILN_CONFIRM_DIGESTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) confirm_digests: bool,
+    /// Keep a layer cache per BuildConfig in the internal registry
+    /// (`<registry>/<namespace>/<buildconfig>-cache`), so a build Pod with empty storage reuses
+    /// the layers of earlier builds (`false`: every build starts cold).
+    #[arg(long, env = "KILN_LAYER_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) layer_cache: bool,
     /// Seconds a watch may fail without a break before /healthz fails.
     #[arg(long, env = "KILN_WATCH_FAILURE_TIMEOUT", default_value_t = DEFAULT_WATCH_FAILURE_TIMEOUT.as_secs())]
     pub(crate) watch_failure_timeout: u64,
@@ -116,6 +121,7 @@ impl ControllerArgs {
                 seccomp_profile: self.seccomp_profile.clone(),
                 insecure_registries: insecure,
                 binary_input_timeout: std::time::Duration::from_secs(self.binary_input_timeout),
+                layer_cache_registry: self.registry.clone().filter(|_| self.layer_cache),
             },
             tag_history_limit: self.tag_history_limit.max(1),
             retry_after: std::time::Duration::from_secs(2),

@@ -108,6 +108,10 @@ fn default_values_render_a_hardened_controller_with_the_standard_labels() {
         Some("kiln/builder.json")
     );
     assert_eq!(env_value(deployment, "KILN_PRIVILEGED_NAMESPACES"), None);
+    assert_eq!(
+        env_value(deployment, "KILN_LAYER_CACHE").as_deref(),
+        Some("true")
+    );
     // The selector matches the Pod template's labels.
     let selector = deployment["spec"]["selector"]["matchLabels"]
         .as_object()
@@ -169,6 +173,10 @@ fn full_values_reach_the_manifests() {
     assert_eq!(
         env_value(deployment, "KILN_INSECURE_REGISTRY_INTERNAL").as_deref(),
         Some("true")
+    );
+    assert_eq!(
+        env_value(deployment, "KILN_LAYER_CACHE").as_deref(),
+        Some("false")
     );
     assert_eq!(
         env_value(deployment, "KILN_INSECURE_REGISTRIES").as_deref(),

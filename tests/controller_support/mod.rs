@@ -64,6 +64,7 @@ pub fn settings() -> Settings {
             seccomp_profile: kiln::controller::DEFAULT_SECCOMP_PROFILE.into(),
             insecure_registries: vec![],
             binary_input_timeout: Duration::from_secs(600),
+            layer_cache_registry: None,
         },
         tag_history_limit: 10,
         retry_after: Duration::from_millis(100),

@@ -1,10 +1,11 @@
 //! The Build reconciler: follows each active build's Pod to a phase, cancels, and records pushed
 //! images. Starting New builds is the BuildConfig reconciler's job (it owns the run policy).
 //!
-//! `phase` is the phase machine and `pod` the build Pod, both pure; `log_copy` keeps the log of a
-//! finishing build.
+//! `phase` is the phase machine, `pod` the build Pod and `layer_cache` its cache repository, all
+//! pure; `log_copy` keeps the log of a finishing build.
 
 pub(crate) mod confirm;
+pub(crate) mod layer_cache;
 pub(crate) mod log_copy;
 pub(crate) mod phase;
 pub(crate) mod pod;

@@ -76,6 +76,9 @@ pub struct PodSettings {
     /// How long a Binary build's clone step waits for its upload (before the first byte and
     /// between reads) before it fails with `FetchSourceFailed`.
     pub binary_input_timeout: std::time::Duration,
+    /// The registry build Pods keep a layer cache per BuildConfig in (the internal registry, with
+    /// `--layer-cache`); None: builds start from empty storage every time.
+    pub layer_cache_registry: Option<String>,
 }
 
 /// Why a Build cannot be turned into a Pod.
@@ -200,6 +203,11 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
             contract::INSECURE_REGISTRIES_ENV,
             &settings.insecure_registries.join(","),
         ));
+    }
+    if let Some(cache) =
+        super::layer_cache::repository(build, settings.layer_cache_registry.as_deref())
+    {
+        build_env.push(env_var(contract::LAYER_CACHE_ENV, &cache));
     }
     let mut main = container(
         BUILD_CONTAINER,

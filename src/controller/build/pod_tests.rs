@@ -22,6 +22,7 @@ fn settings(security: SecurityProfile) -> PodSettings {
         seccomp_profile: DEFAULT_SECCOMP_PROFILE.into(),
         insecure_registries: vec!["registry:5000".into()],
         binary_input_timeout: std::time::Duration::from_secs(90),
+        layer_cache_registry: None,
     }
 }
 
@@ -403,4 +404,66 @@ fn value_from_env_reaches_only_the_build_container_as_a_reference() {
     assert!(!env_names(clone)
         .iter()
         .any(|n| n.starts_with(contract::VALUE_FROM_ENV_PREFIX)));
+}
+
+#[test]
+fn the_layer_cache_is_the_controllers_choice_in_the_builds_own_namespace() {
+    let in_namespace = |namespace: &str, no_cache: bool, user_env: &str| -> Build {
+        serde_json::from_value(json!({
+            "apiVersion": "build.kiln.dev/v1alpha1", "kind": "Build",
+            "metadata": {"name": "app-3", "namespace": namespace, "uid": "u-1",
+                         "annotations": {naming::BUILD_CONFIG_ANNOTATION: "app"}},
+            "spec": {
+                "source": {"type": "Git", "git": {"uri": "https://git/x.git"}},
+                "strategy": {"type": "Docker", "dockerStrategy": {"noCache": no_cache, "env": [
+                    {"name": contract::LAYER_CACHE_ENV, "value": user_env}
+                ]}},
+                "output": {"to": {"kind": "ImageStreamTag", "name": "app:latest"}}
+            },
+            "status": {"phase": "New",
+                       "outputDockerImageReference": format!("registry:5000/{namespace}/app:latest")}
+        }))
+        .unwrap()
+    };
+    let cache_env = |b: &Build, registry: Option<&str>| -> (Vec<String>, Vec<String>) {
+        let mut s = settings(SecurityProfile::Privileged);
+        s.layer_cache_registry = registry.map(String::from);
+        let spec = build_pod(b, &s).unwrap().spec.unwrap();
+        let values = |c: &Container| -> Vec<String> {
+            c.env
+                .iter()
+                .flatten()
+                .filter(|e| e.name == contract::LAYER_CACHE_ENV)
+                .map(|e| e.value.clone().unwrap_or_default())
+                .collect()
+        };
+        (
+            values(&spec.init_containers.unwrap()[0]),
+            values(&spec.containers[0]),
+        )
+    };
+    let cases = [
+        (
+            "team-a",
+            false,
+            Some("registry:5000"),
+            vec!["registry:5000/team-a/app-cache"],
+        ),
+        (
+            "team-b",
+            false,
+            Some("registry:5000"),
+            vec!["registry:5000/team-b/app-cache"],
+        ),
+        ("team-b", true, Some("registry:5000"), vec![]),
+        ("team-a", false, None, vec![]),
+    ];
+    for (namespace, no_cache, registry, want) in cases {
+        // The Build's own env naming the variable never reaches the container: only the
+        // controller sets it.
+        let b = in_namespace(namespace, no_cache, "registry:5000/team-a/app-cache");
+        let (clone, main) = cache_env(&b, registry);
+        assert_eq!(clone, Vec::<String>::new(), "{namespace}");
+        assert_eq!(main, want, "{namespace} noCache={no_cache} {registry:?}");
+    }
 }
