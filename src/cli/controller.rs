@@ -202,3 +202,37 @@ pub(crate) fn run(args: &ControllerArgs) -> Result<ExitCode, Error> {
         Ok(ExitCode::SUCCESS)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::ControllerArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ControllerArgs,
+    }
+
+    #[test]
+    fn the_layer_cache_follows_the_internal_registry_unless_switched_off() {
+        for (argv, want) in [
+            (vec!["--registry", "r:5000"], Some("r:5000")),
+            (
+                vec!["--registry", "r:5000", "--layer-cache=true"],
+                Some("r:5000"),
+            ),
+            (vec!["--registry", "r:5000", "--layer-cache=false"], None),
+            (vec![], None),
+        ] {
+            let cli =
+                Cli::try_parse_from(std::iter::once("kiln").chain(argv.iter().copied())).unwrap();
+            assert_eq!(
+                cli.args.settings().pod.layer_cache_registry.as_deref(),
+                want,
+                "{argv:?}"
+            );
+        }
+    }
+}
