@@ -104,6 +104,9 @@ pub fn grant_secret_reader(kubectl: &dyn Fn(&[&str]) -> String, namespace: &str)
 pub struct Options {
     /// Start a `docker-registry` (the controller's `--registry`, plain HTTP).
     pub registry: bool,
+    /// Also name that registry `localhost:<port>` to the controller, as an insecure registry: under
+    /// that name its images are external ones (imports), not the internal registry's.
+    pub registry_alias: bool,
     /// More arguments for `kiln controller`.
     pub controller_args: Vec<String>,
     /// Run build Pods in a real builder image under runc instead of as host processes.
@@ -214,7 +217,12 @@ impl Cluster {
             grant_secret_reader(&|args| cluster.kubectl_ok(args), namespace);
             cluster.admit_tenant();
         }
-        cluster.start_controller(&builder_image, &options.controller_args);
+        let mut controller_args = options.controller_args.clone();
+        if let (true, Some(registry)) = (options.registry_alias, &cluster.registry) {
+            controller_args.push("--insecure-registry".into());
+            controller_args.push(format!("localhost:{}", registry.service.port));
+        }
+        cluster.start_controller(&builder_image, &controller_args);
         cluster
     }
 
