@@ -2,7 +2,9 @@
 //! Complete and a Failed build with their reasons and durations; a build Pod the API refuses (its
 //! ServiceAccount is missing) shows as a `warn` log line, a Warning Event and the Build's reason
 //! (`CannotRetrieveServiceAccount`), each carrying the API's message, and ends the build `Error`
-//! once the refusal has lasted the retry window; `/healthz` fails once a controller task has stopped.
+//! once the refusal has lasted the retry window; `/healthz` fails once a controller task has stopped;
+//! a BuildConfig, Build and ImageStream changed in the store past every check are each skipped
+//! with a `warn` line, a Warning Event `InvalidObject` and a count, while other namespaces build on.
 
 mod controller_support;
 
@@ -296,4 +298,153 @@ async fn a_build_pod_pending_too_long_gives_the_pods_reason_a_warn_line_and_an_e
             .any(|l| l.contains("WARN") && l.contains("stuck-1") && l.contains("Unschedulable")),
         "{text}"
     );
+}
+
+/// The Warning Events in `namespace` about `kind`/`name` with the undecodable-object reason.
+async fn invalid_object_events(h: &Harness, namespace: &str, kind: &str, name: &str) -> Vec<Event> {
+    Api::<Event>::namespaced(h.client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            let regarding = e.regarding.clone().unwrap_or_default();
+            e.type_.as_deref() == Some("Warning")
+                && e.reason.as_deref() == Some("InvalidObject")
+                && regarding.kind.as_deref() == Some(kind)
+                && regarding.name.as_deref() == Some(name)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn poisoned_objects_are_skipped_with_an_event_and_stop_no_other_namespace() {
+    let logs = logs();
+    let mut h = Harness::start().await;
+    let addr = serve(&h).await;
+    // A tenant's BuildConfig, Build and ImageStream, valid when written, then changed in the
+    // store past every check (an older schema, a skipped bound, a direct etcd write).
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
+    namespaces
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "tenant-a"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let bad =
+        bc_yaml("bad", "Parallel", "").replace(&format!("namespace: {NS}"), "namespace: tenant-a");
+    let bad: kiln::api::BuildConfig =
+        serde_json::from_value(kiln::yaml::read_documents(&bad).unwrap().remove(0)).unwrap();
+    Api::<kiln::api::BuildConfig>::namespaced(h.client.clone(), "tenant-a")
+        .create(&Default::default(), &bad)
+        .await
+        .unwrap();
+    let request = kiln::instantiate::BuildRequest {
+        request_id: "one".into(),
+        ..Default::default()
+    };
+    kiln::instantiate::instantiate(&h.client, "tenant-a", "bad", &request)
+        .await
+        .unwrap();
+    let stream: kiln::api::ImageStream =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "bad"}, "spec": {}}))
+            .unwrap();
+    Api::<kiln::api::ImageStream>::namespaced(h.client.clone(), "tenant-a")
+        .create(&Default::default(), &stream)
+        .await
+        .unwrap();
+    let poison = [
+        ("build.kiln.dev", "buildconfigs", "bad", "BuildConfig"),
+        ("build.kiln.dev", "builds", "bad-1", "Build"),
+        ("image.kiln.dev", "imagestreams", "bad", "ImageStream"),
+    ];
+    for (group, plural, name, _) in poison {
+        h.server
+            .edit_unchecked(group, plural, "tenant-a", name, |object| {
+                // Past i64, and a string where an object belongs.
+                object["spec"]["completionDeadlineSeconds"] = serde_json::json!(u64::MAX);
+                object["spec"]["lookupPolicy"] = serde_json::json!("local");
+            })
+            .unwrap();
+    }
+
+    // Running: each watch event is decoded on its own; the bad ones are reported and skipped.
+    for (_, _, name, kind) in poison {
+        let event = eventually(
+            &format!("an InvalidObject Event on {kind} {name}"),
+            || async {
+                invalid_object_events(&h, "tenant-a", kind, name)
+                    .await
+                    .pop()
+            },
+        )
+        .await;
+        let note = event.note.unwrap_or_default();
+        assert!(note.contains(&format!("{kind} tenant-a/{name}")), "{note}");
+        assert!(note.contains("spec"), "where it fails is named: {note}");
+    }
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    assert!(
+        text.lines().any(|l| l.contains("WARN")
+            && l.contains("BuildConfig tenant-a/bad")
+            && l.contains("does not decode")),
+        "a warn line names the object:\n{text}"
+    );
+    h.create_bc(&bc_yaml("app", "Serial", "")).await;
+    h.start_build("app", "one").await;
+    h.complete("app-1", &controller_support::digest(1)).await;
+    let (_, metrics) = get(addr, "/metrics").await;
+    for watch in ["buildconfigs", "builds", "imagestreams"] {
+        let line = format!("kiln_objects_skipped_total{{watch=\"{watch}\"}}");
+        assert!(
+            metrics.contains(&line),
+            "missing {line:?} in /metrics:\n{metrics}"
+        );
+    }
+
+    // Restarted: the first list of every watch holds the bad objects; it still syncs.
+    h.start_controller().await;
+    h.start_build("app", "two").await;
+    h.complete("app-2", &controller_support::digest(2)).await;
+    eventually(
+        "the restarted controller reports the BuildConfig again",
+        || async {
+            (invalid_object_events(&h, "tenant-a", "BuildConfig", "bad")
+                .await
+                .len()
+                >= 2)
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Repaired in place, the BuildConfig is the controller's again: its next build runs.
+    h.server
+        .edit_unchecked(
+            "build.kiln.dev",
+            "buildconfigs",
+            "tenant-a",
+            "bad",
+            |object| {
+                let spec = object["spec"].as_object_mut().unwrap();
+                spec.remove("completionDeadlineSeconds");
+                spec.remove("lookupPolicy");
+            },
+        )
+        .unwrap();
+    let request = kiln::instantiate::BuildRequest {
+        request_id: "two".into(),
+        ..Default::default()
+    };
+    kiln::instantiate::instantiate(&h.client, "tenant-a", "bad", &request)
+        .await
+        .unwrap();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(h.client.clone(), "tenant-a");
+    eventually(
+        "a build Pod for the repaired BuildConfig's build",
+        || async { pods.get_opt("bad-2-build").await.unwrap().map(|_| ()) },
+    )
+    .await;
 }

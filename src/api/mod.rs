@@ -7,6 +7,7 @@ pub mod build_config;
 pub mod build_log;
 pub mod common;
 pub mod contract;
+pub mod decode;
 pub mod image_stream;
 pub mod lenient;
 pub mod reason;

@@ -73,6 +73,7 @@ pub(crate) struct Metrics {
     builds_waiting: Family<PolicyLabels, Gauge>,
     tag_events: Counter,
     watch_restarts: Family<WatchLabels, Counter>,
+    objects_skipped: Family<WatchLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -134,6 +135,12 @@ impl Default for Metrics {
             "Watches that failed and were restarted after a backoff",
             watch_restarts.clone(),
         );
+        let objects_skipped = Family::<WatchLabels, Counter>::default();
+        registry.register(
+            "objects_skipped",
+            "Watched objects that did not decode as their kind and were skipped",
+            objects_skipped.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -146,6 +153,7 @@ impl Default for Metrics {
             builds_waiting,
             tag_events,
             watch_restarts,
+            objects_skipped,
         }
     }
 }
@@ -198,6 +206,13 @@ impl Metrics {
     /// Counts a watch failure (the watch restarts after a backoff).
     pub(crate) fn watch_restarted(&self, watch: &'static str) {
         self.watch_restarts
+            .get_or_create(&WatchLabels { watch })
+            .inc();
+    }
+
+    /// Counts a watched object that did not decode and was skipped.
+    pub(crate) fn object_skipped(&self, watch: &'static str) {
+        self.objects_skipped
             .get_or_create(&WatchLabels { watch })
             .inc();
     }

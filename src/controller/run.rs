@@ -14,10 +14,12 @@ use super::cache::index::{BuildIndex, TriggerIndex};
 use super::cache::superseded::Superseded;
 use super::cache::views::{slim_build, BuildPod};
 use super::context::{event_publisher, Context, Settings};
+use super::events::EventType;
 use super::health::Health;
 use super::metrics::Metrics;
 use super::reconcile::{error_policy, FailureLog};
 use super::{build, build_config, imports};
+use crate::api::decode::{self, Undecodable};
 use crate::api::{Build, BuildConfig, ImageStream};
 use crate::naming;
 
@@ -90,21 +92,26 @@ pub async fn run(
     let build_tx = config_tx.clone();
     let build_index = builds.clone();
     let build_context = context.clone();
-    let build_stream = watcher(Api::<Build>::all(client.clone()), config.clone())
-        .default_backoff()
-        .inspect(observe_watch(&context, "builds"))
-        .modify(slim_build)
-        .reflect(build_writer)
-        .inspect_ok(move |event| {
-            if let watcher::Event::Delete(build) = event {
-                build_context.superseded.forget(build);
-            }
-            if let Some(config) = build_index.apply(event) {
-                let _ = build_tx.send(config);
-            }
-        })
-        .inspect_ok(synced.mark(Cache::Builds))
-        .touched_objects();
+    let build_stream = decode::watch(
+        client.clone(),
+        config.clone(),
+        Some(build_reader.clone()),
+        report_undecodable(&context, "builds"),
+    )
+    .default_backoff()
+    .inspect(observe_watch(&context, "builds"))
+    .modify(slim_build)
+    .reflect(build_writer)
+    .inspect_ok(move |event| {
+        if let watcher::Event::Delete(build) = event {
+            build_context.superseded.forget(build);
+        }
+        if let Some(config) = build_index.apply(event) {
+            let _ = build_tx.send(config);
+        }
+    })
+    .inspect_ok(synced.mark(Cache::Builds))
+    .touched_objects();
 
     let pod_stream = watcher(
         Api::<BuildPod>::all(client.clone()),
@@ -119,20 +126,25 @@ pub async fn run(
 
     let is_tx = config_tx;
     let is_triggers = triggers.clone();
-    let is_stream = watcher(Api::<ImageStream>::all(client.clone()), config.clone())
-        .default_backoff()
-        .inspect(observe_watch(&context, "imagestreams"))
-        .reflect(is_writer)
-        .inspect_ok(synced.mark(Cache::ImageStreams))
-        .touched_objects()
-        .inspect_ok(move |stream| {
-            // A changed ImageStream reconciles the BuildConfigs that watch it (their triggers).
-            let namespace = stream.metadata.namespace.clone().unwrap_or_default();
-            let name = stream.metadata.name.clone().unwrap_or_default();
-            for config in is_triggers.configs_for(&namespace, &name) {
-                let _ = is_tx.send(config);
-            }
-        });
+    let is_stream = decode::watch(
+        client.clone(),
+        config.clone(),
+        Some(is_reader.clone()),
+        report_undecodable(&context, "imagestreams"),
+    )
+    .default_backoff()
+    .inspect(observe_watch(&context, "imagestreams"))
+    .reflect(is_writer)
+    .inspect_ok(synced.mark(Cache::ImageStreams))
+    .touched_objects()
+    .inspect_ok(move |stream| {
+        // A changed ImageStream reconciles the BuildConfigs that watch it (their triggers).
+        let namespace = stream.metadata.namespace.clone().unwrap_or_default();
+        let name = stream.metadata.name.clone().unwrap_or_default();
+        for config in is_triggers.configs_for(&namespace, &name) {
+            let _ = is_tx.send(config);
+        }
+    });
 
     let (shutdown_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut build_shutdown = shutdown_tx.subscribe();
@@ -159,12 +171,17 @@ pub async fn run(
         .for_each(log_controller_error);
 
     let (config_reader, config_writer) = reflector::store::<BuildConfig>();
-    let config_stream = watcher(Api::<BuildConfig>::all(client.clone()), config)
-        .default_backoff()
-        .inspect(observe_watch(&context, "buildconfigs"))
-        .modify(|bc| bc.metadata.managed_fields = None)
-        .reflect(config_writer)
-        .touched_objects();
+    let config_stream = decode::watch(
+        client.clone(),
+        config,
+        Some(config_reader.clone()),
+        report_undecodable(&context, "buildconfigs"),
+    )
+    .default_backoff()
+    .inspect(observe_watch(&context, "buildconfigs"))
+    .modify(|bc| bc.metadata.managed_fields = None)
+    .reflect(config_writer)
+    .touched_objects();
     let config_controller = Controller::for_stream(config_stream, config_reader.clone())
         .reconcile_on(tokio_stream_from(config_rx))
         .graceful_shutdown_on(async move {
@@ -267,6 +284,46 @@ fn observe_watch<K>(
         }
     }
 }
+
+/// What becomes of a watched object that does not decode: it is counted, logged at `warn` and
+/// published as a Warning Event about the object (once a minute per object version, since every
+/// relist meets it again); the watch skips it and goes on.
+fn report_undecodable(
+    context: &Arc<Context>,
+    watch: &'static str,
+) -> impl Fn(Undecodable) + Send + Sync + 'static {
+    let context = context.clone();
+    move |bad| {
+        context.metrics.object_skipped(watch);
+        let key = format!(
+            "undecodable/{}/{}@{}",
+            bad.subject(),
+            bad.object.uid.as_deref().unwrap_or_default(),
+            bad.object.resource_version.as_deref().unwrap_or_default()
+        );
+        if !context
+            .failures
+            .should_report(&key, std::time::Instant::now())
+        {
+            tracing::debug!(watch, object = %bad.subject(), error = %bad.error, "undecodable object skipped again");
+            return;
+        }
+        tracing::warn!(watch, object = %bad.subject(), error = %bad.error, "object does not decode; skipped");
+        let events = context.events.clone();
+        tokio::spawn(async move {
+            let note = bad.to_string();
+            if let Err(err) = events
+                .publish(&bad.object, EventType::Warning, UNDECODABLE_REASON, note)
+                .await
+            {
+                tracing::debug!(%err, "cannot publish the undecodable-object event");
+            }
+        });
+    }
+}
+
+/// The reason of the Event about an object the controller cannot decode.
+pub(crate) const UNDECODABLE_REASON: &str = "InvalidObject";
 
 /// What a controller's result stream carries besides reconcile results: reconcile failures were
 /// reported by the error policy; anything else is logged.

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use futures::StreamExt;
-use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::ResourceExt;
@@ -69,10 +68,15 @@ impl Webhooks {
     /// Starts the receiver with its own BuildConfig watch (`kiln webhooks`).
     pub fn start(client: kube::Client) -> Self {
         let (reader, writer) = reflector::store::<BuildConfig>();
-        let shared = Shared::new(client.clone(), reader);
+        let shared = Shared::new(client.clone(), reader.clone());
         let marker = shared.clone();
-        let stream = watcher(Api::<BuildConfig>::all(client), watcher::Config::default())
-            .default_backoff()
+        let stream = crate::api::decode::watch(
+            client,
+            watcher::Config::default(),
+            Some(reader.clone()),
+            |bad| tracing::warn!(object = %bad.subject(), error = %bad.error, "webhooks: object does not decode; skipped"),
+        )
+        .default_backoff()
             .modify(|bc| {
                 bc.metadata.managed_fields = None;
                 bc.status = None;

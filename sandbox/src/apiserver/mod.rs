@@ -338,6 +338,27 @@ impl ApiServer {
         }
         Ok(created)
     }
+
+    /// Changes a stored object in place with no admission, schema or CEL check — what an older
+    /// schema, a skipped bound or a direct etcd write leaves behind — and records a MODIFIED
+    /// event (poison-object tests); returns the stored object.
+    pub fn edit_unchecked(
+        &self,
+        group: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> ApiResult<Value> {
+        let mut store = self.shared.store();
+        let key = store::ObjectKey::new(&format!("{group}/{plural}"), namespace, name);
+        let mut object = store
+            .get(&key)
+            .map(|o| o.as_ref().clone())
+            .ok_or(ApiError::UnknownPath)?;
+        edit(&mut object);
+        Ok(store.put(key, object).as_ref().clone())
+    }
 }
 
 /// Handle to inject faults into a running server.
