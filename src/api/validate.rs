@@ -212,6 +212,13 @@ pub fn url_credentials(url: &str) -> Option<std::ops::Range<usize>> {
     (user.contains(':') || (http && !user.is_empty())).then_some(start..start + at)
 }
 
+/// Why a build's source is refused when its repository URL carries credentials (naming the
+/// field), or None.
+pub fn source_url_credentials(spec: &super::common::CommonSpec) -> Option<String> {
+    let uri = &spec.source.as_ref()?.git.as_ref()?.uri;
+    url_credentials(uri).map(|_| format!("spec.source.git.uri: {URL_CREDENTIALS_MESSAGE}"))
+}
+
 /// The URL with its credential (see [`url_credentials`]) replaced by `***`.
 pub fn redact_url(url: &str) -> String {
     match url_credentials(url) {
@@ -304,6 +311,18 @@ mod tests {
             scrub("failed to connect to https://user:s3cr3t-token@git.example/r.git: password s3cr3t-token", url),
             "failed to connect to https://***@git.example/r.git: password ***"
         );
+        let spec = |uri: &str| -> crate::api::CommonSpec {
+            serde_json::from_value(serde_json::json!({
+                "source": {"git": {"uri": uri}}, "strategy": {"type": "Docker"}
+            }))
+            .unwrap()
+        };
+        assert_eq!(
+            source_url_credentials(&spec("https://u:tok@h/r.git")).as_deref(),
+            Some(&*format!("spec.source.git.uri: {URL_CREDENTIALS_MESSAGE}"))
+        );
+        assert_eq!(source_url_credentials(&spec("https://h/r.git")), None);
+        assert_eq!(source_url_credentials(&Default::default()), None);
     }
 
     #[test]

@@ -252,6 +252,11 @@ impl Cluster {
         self.work.path().join(name)
     }
 
+    /// `GET path` from the controller's HTTP server (`/metrics`, `/healthz`): (status, body).
+    pub fn controller_get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.controller.as_ref()?.port, path)
+    }
+
     /// The controller's PID.
     pub fn controller_pid(&self) -> Option<u32> {
         self.controller.as_ref().map(Service::pid)

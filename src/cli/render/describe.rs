@@ -48,7 +48,11 @@ fn spec_fields(spec: &CommonSpec) -> Vec<(&'static str, String)> {
     match source_type(source) {
         "Git" => {
             let git = source.and_then(|s| s.git.as_ref());
-            out.push(("URL", git.map(|g| g.uri.clone()).unwrap_or_default()));
+            out.push((
+                "URL",
+                git.map(|g| crate::api::validate::redact_url(&g.uri))
+                    .unwrap_or_default(),
+            ));
             if let Some(r) = git.and_then(|g| g.ref_.clone()).filter(|r| !r.is_empty()) {
                 out.push(("Ref", r));
             }
@@ -432,6 +436,28 @@ mod tests {
         let text = build_config(&f.configs[0], &f.builds, "https://h", now());
         assert!(text.contains("/webhooks/<secret>/github"), "{text}");
         assert!(!text.contains("s3cr3t-inline"), "{text}");
+    }
+
+    #[test]
+    fn describe_never_shows_credentials_of_a_repository_url() {
+        let f = fixtures();
+        let mut config = f.configs[0].clone();
+        let mut build = f.builds[0].clone();
+        let uri = "https://x-access-token:ghp_tok3n@git.example.com/app.git";
+        for spec in [&mut config.spec.common, &mut build.spec.common] {
+            let source = spec.source.get_or_insert_with(Default::default);
+            source.git.get_or_insert_with(Default::default).uri = uri.into();
+        }
+        for text in [
+            build_config(&config, &f.builds, "https://h", now()),
+            super::build(&build, now()),
+        ] {
+            assert!(
+                text.contains("https://***@git.example.com/app.git"),
+                "{text}"
+            );
+            assert!(!text.contains("ghp_tok3n"), "{text}");
+        }
     }
 
     #[test]

@@ -99,9 +99,12 @@ async fn start_build(ctx: &Context, build: &Build) -> Result<(), Error> {
     let now = Timestamp::now();
     // A reference kind OpenShift refuses (the CRD does too) can never resolve: the build ends.
     let unsupported = unsupported_kind(build);
+    // A URL carrying credentials never reaches a Pod (its env would hold the Build).
+    let credentials = crate::api::validate::source_url_credentials(&build.spec.common)
+        .map(|message| (StatusReason::FetchSourceFailed, message));
     // Another namespace's images are checked before anything of theirs is read.
-    let refused = match unsupported {
-        Some(_) => unsupported,
+    let refused = match unsupported.or(credentials) {
+        Some(refusal) => Some(refusal),
         None => refused_access(ctx, build).await?,
     };
     let resolved = match refused {
