@@ -336,3 +336,108 @@ fn a_submodule_url_outside_the_policy_is_refused_by_name() {
         "leaf 1\n"
     );
 }
+
+/// A plain HTTP/1.1 server on 127.0.0.1 answering every request with `answer(request head)`;
+/// records each request head it read.
+fn http_server(
+    answer: impl Fn(&str) -> String + Send + 'static,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            log.lock().unwrap().push(head.clone());
+            let _ = stream.write_all(answer(&head).as_bytes());
+        }
+    });
+    (port, seen)
+}
+
+/// A basic-auth source secret (user `kiln`) as the build Pod mounts it.
+fn secret(dir: &std::path::Path, password: &str) -> source::SourceAuth {
+    let secret = dir.join("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("username"), "kiln").unwrap();
+    std::fs::write(secret.join("password"), password).unwrap();
+    source::SourceAuth::from_dir(&secret)
+}
+
+#[test]
+fn a_redirect_to_another_host_is_refused() {
+    // The repository's server sends every request to a server on another host name.
+    let (elsewhere, reached) = http_server(|_| {
+        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+    });
+    let (port, _) = http_server(move |head| {
+        let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+        format!(
+            "HTTP/1.1 302 Found\r\nLocation: http://localhost:{elsewhere}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    });
+    let dest = tempfile::tempdir().unwrap();
+    let mut req = request(
+        &format!("http://127.0.0.1:{port}/r.git"),
+        None,
+        None,
+        &dest.path().join("c"),
+    );
+    req.auth = secret(dest.path(), "s3cr3t");
+    let err = source::clone(&req).unwrap_err().to_string();
+    assert!(err.contains("cannot redirect"), "{err}");
+    assert!(
+        reached.lock().unwrap().is_empty(),
+        "nothing reached the other host: {:?}",
+        reached.lock().unwrap()
+    );
+}
+
+#[test]
+fn credentials_go_only_to_the_repositorys_own_host() {
+    let unauthorized = |head: &str| {
+        if head.to_ascii_lowercase().contains("authorization: basic") {
+            "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+        } else {
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+        }
+    };
+    for (credentials_host, sent) in [(None, true), (Some("git.example"), false)] {
+        let (port, seen) = http_server(unauthorized);
+        let dest = tempfile::tempdir().unwrap();
+        let mut req = request(
+            &format!("http://127.0.0.1:{port}/r.git"),
+            None,
+            None,
+            &dest.path().join("c"),
+        );
+        req.auth = secret(dest.path(), "s3cr3t");
+        // A submodule's request keeps its superproject's host: here, another one.
+        req.credentials_host = credentials_host.map(String::from);
+        let err = source::clone(&req).unwrap_err().to_string();
+        let authorized = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|h| h.to_ascii_lowercase().contains("authorization: basic"));
+        assert_eq!(authorized, sent, "{credentials_host:?}: {err}");
+        if !sent {
+            assert!(
+                err.contains("127.0.0.1 asks for credentials; the source secret's are sent only to git.example"),
+                "{err}"
+            );
+        }
+        assert!(!err.contains("s3cr3t"), "{err}");
+    }
+}

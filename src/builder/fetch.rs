@@ -186,6 +186,7 @@ fn fetch_inner(build: &Build, opts: &FetchOptions) -> Result<SourceInfo, Failure
                 submodules: opts.submodules,
                 allow_local_paths: opts.mode == url_policy::Mode::Local,
                 max_bytes: None,
+                credentials_host: None,
             };
             let at = req
                 .commit

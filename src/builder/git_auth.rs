@@ -23,7 +23,7 @@ pub struct SourceAuth {
 impl SourceAuth {
     /// Reads `username`, `password`, `ssh-privatekey`, `known_hosts` and `insecure-ignore-host-key`
     /// from a mounted secret directory; absent files are absent fields.
-    pub(crate) fn from_dir(dir: &Path) -> Self {
+    pub fn from_dir(dir: &Path) -> Self {
         let read = |name: &str| {
             std::fs::read_to_string(dir.join(name))
                 .ok()
@@ -42,12 +42,28 @@ impl SourceAuth {
     }
 }
 
-/// libgit2 callbacks: credentials from the secret, SSH host keys checked against known_hosts.
-pub(crate) fn callbacks(auth: &SourceAuth) -> RemoteCallbacks<'static> {
+/// Whether the source secret's credentials may go to the server at `asking` (the URL libgit2
+/// authenticates against): only when its host is `own`, the host of the repository the secret
+/// was given for.
+pub(crate) fn credentials_allowed(own: Option<&str>, asking: &str) -> bool {
+    own.is_some_and(|own| super::url_policy::host(asking).as_deref() == Some(own))
+}
+
+/// libgit2 callbacks: credentials from the secret, offered only to `own_host` (the repository's
+/// host); SSH host keys checked against known_hosts.
+pub(crate) fn callbacks(auth: &SourceAuth, own_host: Option<&str>) -> RemoteCallbacks<'static> {
     let mut cb = RemoteCallbacks::new();
     let creds = auth.clone();
+    let own_host = own_host.map(str::to_string);
     let mut attempts = 0;
-    cb.credentials(move |_url, user_from_url, allowed| {
+    cb.credentials(move |url, user_from_url, allowed| {
+        if !credentials_allowed(own_host.as_deref(), url) {
+            let asking = super::url_policy::host(url).unwrap_or_else(|| "a local path".into());
+            return Err(git2::Error::from_str(&format!(
+                "{asking} asks for credentials; the source secret's are sent only to {}",
+                own_host.as_deref().unwrap_or("the repository's own host")
+            )));
+        }
         attempts += 1;
         if attempts > 3 {
             return Err(git2::Error::from_str(
@@ -194,6 +210,27 @@ mod tests {
             ("other", "AAAA", false),
         ] {
             assert_eq!(known_host_matches(kh, host, key), want, "{host} {key}");
+        }
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_repositorys_host() {
+        for (own, asking, want) in [
+            (Some("git.corp"), "https://git.corp/o/r.git", true),
+            (Some("git.corp"), "https://user@GIT.corp:8443/o/r.git", true),
+            (Some("git.corp"), "ssh://git@git.corp/o/r.git", true),
+            (Some("git.corp"), "git@git.corp:o/r.git", true),
+            (Some("git.corp"), "https://evil.example/o/r.git", false),
+            (
+                Some("git.corp"),
+                "https://git.corp.evil.example/r.git",
+                false,
+            ),
+            (Some("127.0.0.1"), "http://localhost/r.git", false),
+            (None, "https://git.corp/o/r.git", false),
+            (Some("git.corp"), "/srv/r.git", false),
+        ] {
+            assert_eq!(credentials_allowed(own, asking), want, "{own:?} {asking}");
         }
     }
 

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use git2::{AutotagOption, FetchOptions, Oid, ProxyOptions, Repository};
+use git2::{AutotagOption, FetchOptions, Oid, ProxyOptions, RemoteRedirect, Repository};
 
 pub use super::git_auth::SourceAuth;
 pub(crate) use super::git_auth::{choose_proxy, trust_ca};
@@ -101,6 +101,18 @@ pub struct CloneRequest {
     pub allow_local_paths: bool,
     /// The most bytes one fetch may receive (default [`DEFAULT_MAX_FETCH_BYTES`]).
     pub max_bytes: Option<u64>,
+    /// The only host the credentials are offered to (default: the host of `url`; a submodule
+    /// keeps its superproject's).
+    pub credentials_host: Option<String>,
+}
+
+impl CloneRequest {
+    /// The host the source secret's credentials belong to.
+    fn own_host(&self) -> Option<String> {
+        self.credentials_host
+            .clone()
+            .or_else(|| url_policy::host(&self.url))
+    }
 }
 
 /// How deep submodules may nest (a submodule of a submodule is depth 2).
@@ -123,6 +135,11 @@ fn clone_nested(req: &CloneRequest, depth: usize) -> Result<SourceInfo, Error> {
         source: git2::Error::from_str(&e.to_string()),
     })?;
     let repo = Repository::init(&req.dest).map_err(git("initializing the checkout"))?;
+    // Redirects to another host are refused: the connect below reads this (fetches say so in
+    // their options). A redirect within the host is still followed.
+    repo.config()
+        .and_then(|mut c| c.set_bool("http.followRedirects", false))
+        .map_err(git("configuring the checkout"))?;
     let mut remote = repo
         .remote("origin", &req.url)
         .map_err(git("adding the remote"))?;
@@ -132,7 +149,7 @@ fn clone_nested(req: &CloneRequest, depth: usize) -> Result<SourceInfo, Error> {
     let mut conn = remote
         .connect_auth(
             git2::Direction::Fetch,
-            Some(git_auth::callbacks(&req.auth)),
+            Some(git_auth::callbacks(&req.auth, req.own_host().as_deref())),
             proxy(req),
         )
         .map_err(|e| Error::Unreachable {
@@ -260,7 +277,7 @@ fn fetch_on(
     let limit = req.max_bytes.unwrap_or(DEFAULT_MAX_FETCH_BYTES);
     let exceeded = std::rc::Rc::new(std::cell::Cell::new(false));
     let flag = exceeded.clone();
-    let mut callbacks = git_auth::callbacks(&req.auth);
+    let mut callbacks = git_auth::callbacks(&req.auth, req.own_host().as_deref());
     // Returning false from the progress callback makes libgit2 stop the transfer.
     callbacks.transfer_progress(move |p| {
         let within = (p.received_bytes() as u64) <= limit;
@@ -270,6 +287,7 @@ fn fetch_on(
     let mut opts = FetchOptions::new();
     opts.remote_callbacks(callbacks)
         .download_tags(AutotagOption::None)
+        .follow_redirects(RemoteRedirect::None)
         .depth(depth);
     if let Some(p) = proxy(req) {
         opts.proxy_options(p);
@@ -335,6 +353,7 @@ fn update_submodules(repo: &Repository, req: &CloneRequest, depth: usize) -> Res
             ref_: None,
             commit: Some(commit.to_string()),
             dest: workdir.join(&path),
+            credentials_host: req.own_host(),
             ..req.clone()
         };
         println!(

@@ -93,6 +93,31 @@ pub(crate) fn check(url: &str, mode: Mode) -> Result<Location, Error> {
     local(url, mode)
 }
 
+/// The host a repository URL names, lower-cased, without user or port (`https://u@Host:8443/r`
+/// → `host`; scp-like `git@host:r` → `host`; `[::1]` → `::1`); None for local paths.
+pub(crate) fn host(url: &str) -> Option<String> {
+    let url = url.trim();
+    let authority = match url.split_once("://") {
+        Some((scheme, rest)) if !scheme.eq_ignore_ascii_case("file") => {
+            rest.split(['/', '?', '#']).next()?
+        }
+        Some(_) => return None,
+        None => {
+            let (before, _) = url.split_once(':')?;
+            if before.contains('/') || before.is_empty() {
+                return None;
+            }
+            before
+        }
+    };
+    let host_port = authority.rsplit('@').next()?;
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next()?,
+        None => host_port.split(':').next()?,
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
 fn local(url: &str, mode: Mode) -> Result<Location, Error> {
     match mode {
         Mode::Local => Ok(Location::Local),
@@ -103,6 +128,24 @@ fn local(url: &str, mode: Mode) -> Result<Location, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts() {
+        for (url, want) in [
+            ("https://github.com/o/r.git", Some("github.com")),
+            ("https://u@GitHub.com:8443/o/r.git", Some("github.com")),
+            ("http://127.0.0.1:8080/r.git", Some("127.0.0.1")),
+            ("ssh://git@[::1]:22/r.git", Some("::1")),
+            ("git://h?x", Some("h")),
+            ("git@host.example:o/r.git", Some("host.example")),
+            ("file:///srv/r.git", None),
+            ("/srv/r.git", None),
+            ("./r", None),
+            ("https:///r", None),
+        ] {
+            assert_eq!(host(url).as_deref(), want, "{url}");
+        }
+    }
 
     #[test]
     fn policy_table() {
