@@ -441,3 +441,84 @@ fn credentials_go_only_to_the_repositorys_own_host() {
         assert!(!err.contains("s3cr3t"), "{err}");
     }
 }
+
+/// A server on 127.0.0.1 that accepts connections and, past the first `answered` requests
+/// (answered with `answer`), never says anything; the connections stay open.
+fn silent_server(answered: usize, answer: String) -> u16 {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            if n < answered {
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    line.clear();
+                }
+                let _ = stream.write_all(answer.as_bytes());
+            }
+            open.push(stream);
+        }
+    });
+    port
+}
+
+fn pkt(line: &str) -> String {
+    format!("{:04x}{line}", line.len() + 4)
+}
+
+#[test]
+fn a_server_that_stops_answering_ends_the_clone() {
+    // Connects, then nothing: the connect limit passes.
+    let port = silent_server(0, String::new());
+    let dest = tempfile::tempdir().unwrap();
+    let mut req = request(
+        &format!("http://127.0.0.1:{port}/r.git"),
+        None,
+        None,
+        &dest.path().join("connect"),
+    );
+    req.connect_timeout = Some(std::time::Duration::from_secs(1));
+    let err = source::clone(&req).unwrap_err();
+    assert!(
+        matches!(err, source::Error::Stalled { .. }),
+        "{err}: want a stall"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("was given up: no answer from the server within 1s"),
+        "{err}"
+    );
+
+    // Lists its refs, then sends no objects: the idle limit passes.
+    let oid = "1111111111111111111111111111111111111111";
+    let body = format!(
+        "{}0000{}{}0000",
+        pkt("# service=git-upload-pack\n"),
+        pkt(&format!(
+            "{oid} HEAD\0multi_ack_detailed side-band-64k shallow symref=HEAD:refs/heads/main\n"
+        )),
+        pkt(&format!("{oid} refs/heads/main\n")),
+    );
+    let advertisement = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-git-upload-pack-advertisement\r\nCache-Control: no-cache\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let port = silent_server(1, advertisement);
+    let mut req = request(
+        &format!("http://127.0.0.1:{port}/r.git"),
+        None,
+        None,
+        &dest.path().join("idle"),
+    );
+    req.idle_timeout = Some(std::time::Duration::from_secs(1));
+    let err = source::clone(&req).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("was given up: no data from the server for 1s"),
+        "{err}"
+    );
+}

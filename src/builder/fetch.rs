@@ -187,6 +187,8 @@ fn fetch_inner(build: &Build, opts: &FetchOptions) -> Result<SourceInfo, Failure
                 allow_local_paths: opts.mode == url_policy::Mode::Local,
                 max_bytes: None,
                 credentials_host: None,
+                connect_timeout: None,
+                idle_timeout: None,
             };
             let at = req
                 .commit

@@ -11,6 +11,7 @@
 pub(crate) mod archive;
 pub(crate) use crate::registry::auth;
 pub(crate) mod buildah;
+pub(crate) mod clone_watch;
 pub(crate) mod context_dir;
 pub(crate) mod dockerfile;
 pub(crate) mod fetch;

@@ -7,9 +7,12 @@
 //! the same way: shallow at its recorded commit, deeper only when that commit is below the tip.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use git2::{AutotagOption, FetchOptions, Oid, ProxyOptions, RemoteRedirect, Repository};
 
+use super::clone_watch::{self, Activity, Phase};
 pub use super::git_auth::SourceAuth;
 pub(crate) use super::git_auth::{choose_proxy, trust_ca};
 use super::{git_auth, url_policy};
@@ -64,6 +67,14 @@ pub enum Error {
         /// Why.
         detail: String,
     },
+    /// The server stopped answering (see [`CloneRequest::connect_timeout`]).
+    #[error("the clone of {url} was given up: {detail}")]
+    Stalled {
+        /// The repository URL.
+        url: String,
+        /// Which limit passed.
+        detail: String,
+    },
     /// Any other git failure.
     #[error("{context}: {source}")]
     Git {
@@ -101,6 +112,11 @@ pub struct CloneRequest {
     pub allow_local_paths: bool,
     /// The most bytes one fetch may receive (default [`DEFAULT_MAX_FETCH_BYTES`]).
     pub max_bytes: Option<u64>,
+    /// How long connecting and listing the remote may take (default
+    /// [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub connect_timeout: Option<Duration>,
+    /// How long receiving may go without data (default [`DEFAULT_IDLE_TIMEOUT`]).
+    pub idle_timeout: Option<Duration>,
     /// The only host the credentials are offered to (default: the host of `url`; a submodule
     /// keeps its superproject's).
     pub credentials_host: Option<String>,
@@ -118,6 +134,11 @@ impl CloneRequest {
 /// How deep submodules may nest (a submodule of a submodule is depth 2).
 const MAX_SUBMODULE_DEPTH: usize = 8;
 
+/// How long a clone may take by default to connect and list the remote's refs.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a clone may go without data by default while receiving.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The default bound on the bytes one fetch may receive (8 GiB).
 pub const DEFAULT_MAX_FETCH_BYTES: u64 = 8 << 30;
 
@@ -125,11 +146,33 @@ pub const DEFAULT_MAX_FETCH_BYTES: u64 = 8 << 30;
 const DEEPEN: [i32; 4] = [1, 50, 1000, i32::MAX];
 
 /// Clones `req.url` into `req.dest` and returns the checked-out commit's source info.
+///
+/// The clone gives up when it is quiet too long ([`clone_watch`]): no list of refs within
+/// `connect_timeout`, no data for `idle_timeout` while receiving.
 pub fn clone(req: &CloneRequest) -> Result<SourceInfo, Error> {
-    clone_nested(req, 0)
+    let limits = clone_watch::Limits {
+        connect: req.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        idle: req.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+    };
+    let activity = clone_watch::Activity::new();
+    let watched = activity.clone();
+    let owned = req.clone();
+    clone_watch::run(limits, activity, move || clone_nested(&owned, 0, &watched)).unwrap_or_else(
+        |stall| {
+            Err(Error::Stalled {
+                url: redact_url(&req.url),
+                detail: stall.to_string(),
+            })
+        },
+    )
 }
 
-fn clone_nested(req: &CloneRequest, depth: usize) -> Result<SourceInfo, Error> {
+fn clone_nested(
+    req: &CloneRequest,
+    depth: usize,
+    activity: &Arc<Activity>,
+) -> Result<SourceInfo, Error> {
+    activity.enter(Phase::Connecting);
     std::fs::create_dir_all(&req.dest).map_err(|e| Error::Git {
         context: format!("creating {}", req.dest.display()),
         source: git2::Error::from_str(&e.to_string()),
@@ -156,6 +199,7 @@ fn clone_nested(req: &CloneRequest, depth: usize) -> Result<SourceInfo, Error> {
             url: redact_url(&req.url),
             detail: scrub(e.message(), &req.url),
         })?;
+    activity.enter(Phase::Transferring);
     let heads: Vec<(String, Oid)> = conn
         .list()
         .map_err(git("listing remote refs"))?
@@ -199,11 +243,11 @@ fn clone_nested(req: &CloneRequest, depth: usize) -> Result<SourceInfo, Error> {
     let local = super::url_policy::check(&req.url, super::url_policy::Mode::Local)
         == Ok(super::url_policy::Location::Local);
     let depths: &[i32] = if local { &[0] } else { &DEEPEN };
-    fetch_on(conn.remote(), req, &refspec, depths[0])?;
+    fetch_on(conn.remote(), req, &refspec, depths[0], activity)?;
     drop(conn);
     for (round, &depth) in depths.iter().enumerate() {
         if round > 0 {
-            fetch(&repo, req, &refspec, depth)?;
+            fetch(&repo, req, &refspec, depth, activity)?;
         }
         let tip = repo
             .refname_to_id(&local_ref)
@@ -230,7 +274,7 @@ fn clone_nested(req: &CloneRequest, depth: usize) -> Result<SourceInfo, Error> {
     }
     if let (None, Some(c), None) = (found, wanted_commit, &req.ref_) {
         // No ref was named and the commit is not on the default branch: look in every branch.
-        fetch(&repo, req, "+refs/heads/*:refs/kiln/heads/*", 0)?;
+        fetch(&repo, req, "+refs/heads/*:refs/kiln/heads/*", 0, activity)?;
         found = repo
             .revparse_single(c)
             .and_then(|o| o.peel_to_commit())
@@ -247,11 +291,12 @@ fn clone_nested(req: &CloneRequest, depth: usize) -> Result<SourceInfo, Error> {
     let commit = repo.find_commit(oid).map_err(git("reading the commit"))?;
     let mut checkout = git2::build::CheckoutBuilder::new();
     checkout.force();
+    activity.enter(Phase::Local);
     repo.checkout_tree(commit.as_object(), Some(&mut checkout))
         .map_err(git("checking out"))?;
     repo.set_head_detached(oid).map_err(git("setting HEAD"))?;
     if req.submodules {
-        update_submodules(&repo, req, depth)?;
+        update_submodules(&repo, req, depth, activity)?;
     }
     Ok(source_info(
         &commit,
@@ -260,11 +305,18 @@ fn clone_nested(req: &CloneRequest, depth: usize) -> Result<SourceInfo, Error> {
     ))
 }
 
-fn fetch(repo: &Repository, req: &CloneRequest, refspec: &str, depth: i32) -> Result<(), Error> {
+fn fetch(
+    repo: &Repository,
+    req: &CloneRequest,
+    refspec: &str,
+    depth: i32,
+    activity: &Arc<Activity>,
+) -> Result<(), Error> {
+    activity.enter(Phase::Transferring);
     let mut remote = repo
         .find_remote("origin")
         .map_err(git("finding the remote"))?;
-    fetch_on(&mut remote, req, refspec, depth)
+    fetch_on(&mut remote, req, refspec, depth, activity)
 }
 
 /// Fetches one refspec; reuses the remote's connection when it is connected.
@@ -273,13 +325,21 @@ fn fetch_on(
     req: &CloneRequest,
     refspec: &str,
     depth: i32,
+    activity: &Arc<Activity>,
 ) -> Result<(), Error> {
     let limit = req.max_bytes.unwrap_or(DEFAULT_MAX_FETCH_BYTES);
     let exceeded = std::rc::Rc::new(std::cell::Cell::new(false));
     let flag = exceeded.clone();
     let mut callbacks = git_auth::callbacks(&req.auth, req.own_host().as_deref());
+    let alive = activity.clone();
+    callbacks.sideband_progress(move |_| {
+        alive.touch();
+        true
+    });
+    let alive = activity.clone();
     // Returning false from the progress callback makes libgit2 stop the transfer.
     callbacks.transfer_progress(move |p| {
+        alive.touch();
         let within = (p.received_bytes() as u64) <= limit;
         flag.set(!within);
         within
@@ -310,7 +370,12 @@ fn fetch_on(
 }
 
 /// Clones every submodule of HEAD's tree at its recorded commit into its path, recursively.
-fn update_submodules(repo: &Repository, req: &CloneRequest, depth: usize) -> Result<(), Error> {
+fn update_submodules(
+    repo: &Repository,
+    req: &CloneRequest,
+    depth: usize,
+    activity: &Arc<Activity>,
+) -> Result<(), Error> {
     let Some(workdir) = repo.workdir().map(std::path::Path::to_path_buf) else {
         return Ok(());
     };
@@ -360,7 +425,7 @@ fn update_submodules(repo: &Repository, req: &CloneRequest, depth: usize) -> Res
             "    submodule {shown}: {} at {commit}",
             redact_url(&child.url)
         );
-        clone_nested(&child, depth + 1).map_err(|e| match e {
+        clone_nested(&child, depth + 1, activity).map_err(|e| match e {
             nested @ Error::Submodule { .. } => nested,
             other => failed(other.to_string()),
         })?;
