@@ -33,7 +33,7 @@ use serde_json::json;
 type Check = fn(Client, String) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Every check, by name.
-const CHECKS: [(&str, Check); 8] = [
+const CHECKS: [(&str, Check); 9] = [
     ("a second create of a name is AlreadyExists", |c, ns| {
         Box::pin(create_twice_conflicts(c, ns))
     }),
@@ -61,6 +61,10 @@ const CHECKS: [(&str, Check); 8] = [
     ("spec.revision may be set once", |c, ns| {
         Box::pin(revision_set_once(c, ns))
     }),
+    (
+        "a Lease is taken by compare-and-swap, and its spec validated",
+        |c, ns| Box::pin(lease_compare_and_swap(c, ns)),
+    ),
 ];
 
 /// Makes a client of the same cluster that authenticates with a bearer token.
@@ -315,6 +319,105 @@ async fn revision_set_once(client: Client, ns: String) {
 }
 
 /// ServiceAccount `conformance` in `ns` and a token for it (TokenRequest).
+/// What leader election relies on (controller/leader): a Lease is read with `get` (404 when
+/// missing), created once (the second create is AlreadyExists), and replaced only from the
+/// resourceVersion the writer read: of two replicas racing from the same read, one wins and the
+/// other gets 409. An unconditional replace is allowed (the elector never sends one). The spec
+/// round-trips (MicroTimes at microseconds), and a non-positive duration or a negative
+/// transitions count is Invalid.
+async fn lease_compare_and_swap(client: Client, ns: String) {
+    use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    use k8s_openapi::jiff::Timestamp;
+
+    let api: Api<Lease> = Api::namespaced(client, &ns);
+    assert!(api.get_opt("kiln").await.unwrap().is_none());
+    let now = Timestamp::from_microsecond(1_790_000_000_123_456).unwrap();
+    let lease = |holder: &str, transitions: i32| Lease {
+        metadata: ObjectMeta {
+            name: Some("kiln".into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(holder.into()),
+            lease_duration_seconds: Some(15),
+            acquire_time: Some(MicroTime(now)),
+            renew_time: Some(MicroTime(now)),
+            lease_transitions: Some(transitions),
+            ..LeaseSpec::default()
+        }),
+    };
+    let created = api
+        .create(&PostParams::default(), &lease("a", 0))
+        .await
+        .unwrap();
+    assert_eq!(created.spec, lease("a", 0).spec, "the spec round-trips");
+    assert_eq!(
+        status_code(api.create(&PostParams::default(), &lease("b", 0)).await),
+        409
+    );
+    // b and c both read `created` and try to take it.
+    let mut by_b = lease("b", 1);
+    by_b.metadata.resource_version = created.resource_version();
+    let mut by_c = lease("c", 1);
+    by_c.metadata.resource_version = created.resource_version();
+    let taken = api
+        .replace("kiln", &PostParams::default(), &by_b)
+        .await
+        .unwrap();
+    assert_ne!(taken.resource_version(), created.resource_version());
+    assert_eq!(
+        status_code(api.replace("kiln", &PostParams::default(), &by_c).await),
+        409,
+        "the second taker wrote from a stale read"
+    );
+    let now_held = api.get("kiln").await.unwrap();
+    assert_eq!(
+        now_held.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("b")
+    );
+    // Released (no holder): the spec keeps the rest.
+    let mut released = taken.clone();
+    if let Some(spec) = released.spec.as_mut() {
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+    }
+    let released = api
+        .replace("kiln", &PostParams::default(), &released)
+        .await
+        .unwrap();
+    let spec = released.spec.clone().unwrap();
+    assert_eq!(spec.holder_identity, None);
+    assert_eq!(spec.lease_transitions, Some(1));
+    // The apiserver's validation of a Lease spec.
+    for (field, bad) in [
+        (
+            "spec.leaseDurationSeconds",
+            LeaseSpec {
+                lease_duration_seconds: Some(0),
+                ..spec.clone()
+            },
+        ),
+        (
+            "spec.leaseTransitions",
+            LeaseSpec {
+                lease_transitions: Some(-1),
+                ..spec.clone()
+            },
+        ),
+    ] {
+        let mut invalid = released.clone();
+        invalid.spec = Some(bad);
+        match api.replace("kiln", &PostParams::default(), &invalid).await {
+            Err(kube::Error::Api(s)) => {
+                assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{field}");
+                assert!(s.message.contains(field), "{field}: {}", s.message);
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+}
+
 async fn service_account_token(client: &Client, ns: &str) -> String {
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
     let account: ServiceAccount =
@@ -566,6 +669,11 @@ async fn sandbox_build_spec_immutable() {
 #[tokio::test]
 async fn sandbox_revision_set_once() {
     on_sandbox(revision_set_once).await;
+}
+
+#[tokio::test]
+async fn sandbox_lease_compare_and_swap() {
+    on_sandbox(lease_compare_and_swap).await;
 }
 
 #[tokio::test]

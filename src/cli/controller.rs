@@ -91,6 +91,21 @@ pub(crate) struct ControllerArgs {
     /// before it fails with FetchSourceFailed.
     #[arg(long, env = "KILN_BINARY_INPUT_TIMEOUT", default_value_t = crate::api::contract::DEFAULT_INPUT_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) binary_input_timeout: u64,
+    /// Compete with the other replicas for a Lease and reconcile only while holding it (the
+    /// webhooks and /metrics are served either way). Default: on when the namespace is known
+    /// (`--lease-namespace`, POD_NAMESPACE).
+    #[arg(long, env = "KILN_LEADER_ELECTION", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub(crate) leader_election: Option<bool>,
+    /// The Lease's namespace (the controller's own; default: the client's namespace).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub(crate) lease_namespace: Option<String>,
+    /// The Lease's name.
+    #[arg(long, env = "KILN_LEASE_NAME", default_value = "kiln-controller")]
+    pub(crate) lease_name: String,
+    /// Seconds a Lease not renewed stays held: how long the replicas wait for a leader that
+    /// died without releasing it (its writes stop after two thirds of this).
+    #[arg(long, env = "KILN_LEASE_DURATION", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub(crate) lease_duration: u64,
     /// Log lines as human-readable text or as JSON objects (colour only on a terminal).
     #[arg(long, env = "KILN_LOG_FORMAT", value_enum, default_value = "text")]
     pub(crate) log_format: LogFormat,
@@ -134,6 +149,37 @@ impl ControllerArgs {
     }
 }
 
+impl ControllerArgs {
+    /// The Lease to compete for, None without leader election. `client_namespace` is the
+    /// client's own (kubeconfig context or in-cluster ServiceAccount), `pod_name` names this
+    /// replica (the hostname when unset).
+    pub(crate) fn lease(
+        &self,
+        client_namespace: &str,
+        pod_name: Option<&str>,
+    ) -> Option<crate::controller::LeaseConfig> {
+        let namespace = self.lease_namespace.as_deref().filter(|n| !n.is_empty());
+        if !self.leader_election.unwrap_or(namespace.is_some()) {
+            return None;
+        }
+        Some(crate::controller::LeaseConfig {
+            namespace: namespace.unwrap_or(client_namespace).to_string(),
+            name: self.lease_name.clone(),
+            identity: crate::controller::leader::identity(pod_name.unwrap_or("kiln-controller")),
+            duration: std::time::Duration::from_secs(self.lease_duration),
+        })
+    }
+}
+
+/// This replica's name: POD_NAME, else the host name.
+fn pod_name() -> Option<String> {
+    std::env::var("POD_NAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+}
+
 /// The controller's HTTP routes: `/healthz`, `/readyz`, `/metrics` (the controller's families,
 /// then the webhook receiver's) and the webhook endpoints, the receiver reading the controller's
 /// own BuildConfig cache.
@@ -170,6 +216,17 @@ pub(crate) fn run(args: &ControllerArgs) -> Result<ExitCode, Error> {
                 _ = term.recv() => {}
             }
         };
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|source| Error::Io {
+                context: format!("listening on {}", args.listen),
+                source,
+            })?;
+        if let Some(lease) = args.lease(client.default_namespace(), pod_name().as_deref()) {
+            tracing::info!(listen = %args.listen, "kiln controller started (leader election)");
+            super::replica::run(client, args.settings(), lease, listener, shutdown).await;
+            return Ok(ExitCode::SUCCESS);
+        }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let running = crate::controller::run(client.clone(), args.settings(), {
             let mut rx = stop_rx.clone();
@@ -178,12 +235,6 @@ pub(crate) fn run(args: &ControllerArgs) -> Result<ExitCode, Error> {
             }
         })
         .await;
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|source| Error::Io {
-                context: format!("listening on {}", args.listen),
-                source,
-            })?;
         tracing::info!(listen = %args.listen, "kiln controller started");
         let webhooks = std::sync::Arc::new(crate::webhook::Webhooks::on_store(
             client.clone(),
@@ -196,8 +247,9 @@ pub(crate) fn run(args: &ControllerArgs) -> Result<ExitCode, Error> {
         });
         let server = tokio::spawn(async move { server.await });
         shutdown.await;
-        tracing::info!("shutting down");
+        tracing::info!("shutting down: letting the reconciles in flight finish");
         let _ = stop_tx.send(true);
+        running.finished().await;
         let _ = server.await;
         Ok(ExitCode::SUCCESS)
     })
@@ -232,6 +284,70 @@ mod tests {
                 cli.args.settings().pod.layer_cache_registry.as_deref(),
                 want,
                 "{argv:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn leader_election_is_on_when_the_namespace_is_known() {
+        // (arguments, expected lease namespace, or None for no election)
+        let cases: &[(&[&str], Option<&str>)] = &[
+            (&[], None),
+            (&["--lease-namespace", "kiln-system"], Some("kiln-system")),
+            (&["--lease-namespace", ""], None),
+            (&["--leader-election"], Some("client-ns")),
+            (&["--leader-election=true"], Some("client-ns")),
+            (
+                &[
+                    "--leader-election=false",
+                    "--lease-namespace",
+                    "kiln-system",
+                ],
+                None,
+            ),
+            (
+                &["--leader-election", "--lease-namespace", "ops"],
+                Some("ops"),
+            ),
+        ];
+        for (args, want) in cases {
+            let parsed = Cli::try_parse_from(std::iter::once("kiln").chain(args.iter().copied()))
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let lease = parsed.args.lease("client-ns", Some("kiln-7d9f"));
+            assert_eq!(
+                lease.as_ref().map(|l| l.namespace.as_str()),
+                *want,
+                "{args:?}"
+            );
+            if let Some(lease) = lease {
+                assert_eq!(lease.name, "kiln-controller");
+                assert_eq!(lease.duration, std::time::Duration::from_secs(15));
+                assert!(
+                    lease.identity.starts_with("kiln-7d9f_"),
+                    "{}",
+                    lease.identity
+                );
+            }
+        }
+        let custom = Cli::try_parse_from([
+            "kiln",
+            "--leader-election",
+            "--lease-name",
+            "kiln-a",
+            "--lease-duration",
+            "30",
+        ])
+        .unwrap();
+        let lease = custom.args.lease("ns", None).unwrap();
+        assert_eq!(
+            (lease.name.as_str(), lease.duration.as_secs()),
+            ("kiln-a", 30)
+        );
+        assert!(lease.identity.starts_with("kiln-controller_"));
+        for bad in ["1", "0", "3601", "soon"] {
+            assert!(
+                Cli::try_parse_from(["kiln", "--lease-duration", bad]).is_err(),
+                "{bad}"
             );
         }
     }

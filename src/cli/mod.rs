@@ -18,6 +18,7 @@ pub(crate) mod kind;
 pub(crate) mod logs;
 pub(crate) mod new_build;
 pub(crate) mod render;
+pub(crate) mod replica;
 pub(crate) mod start_build;
 pub(crate) mod upload;
 pub mod usage;

@@ -11,6 +11,7 @@ pub(crate) mod events;
 pub(crate) mod health;
 pub(crate) mod image_stream;
 pub(crate) mod imports;
+pub(crate) mod leader;
 pub(crate) mod metrics;
 pub(crate) mod reconcile;
 pub mod run;
@@ -19,4 +20,5 @@ pub(crate) mod status;
 
 pub use build::pod::{PodSettings, SecurityProfile, DEFAULT_SECCOMP_PROFILE};
 pub use context::Settings;
+pub use leader::LeaseConfig;
 pub use run::{run, Running};

@@ -42,6 +42,14 @@ impl Running {
         self.configs.clone()
     }
 
+    /// Waits until every task has ended: after `shutdown` resolved, once the reconciles in
+    /// flight have finished.
+    pub async fn finished(self) {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
     /// Stops every task at once, wherever it is, as a crash would (tests use this).
     pub fn abort(&self) {
         for task in &self.tasks {

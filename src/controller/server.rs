@@ -50,6 +50,16 @@ async fn readyz(State(ctx): State<Arc<Context>>) -> (StatusCode, &'static str) {
 }
 
 async fn metrics(State(ctx): State<Arc<Context>>, more: Option<MoreMetrics>) -> impl IntoResponse {
+    let mut text = String::new();
+    encode_families(&ctx, &mut text);
+    if let Some(more) = more {
+        more(&mut text);
+    }
+    openmetrics(text)
+}
+
+/// The controller's metric families (without `# EOF`).
+pub(crate) fn encode_families(ctx: &Context, text: &mut String) {
     let builds = ctx.builds.all();
     let waiting = waiting_per_policy(builds.iter().map(|b| {
         let phase = b.status.as_ref().map(|s| s.phase).unwrap_or_default();
@@ -62,11 +72,11 @@ async fn metrics(State(ctx): State<Arc<Context>>, more: Option<MoreMetrics>) -> 
         );
         (phase, policy)
     }));
-    let mut text = String::new();
-    ctx.metrics.encode_families(&waiting, &mut text);
-    if let Some(more) = more {
-        more(&mut text);
-    }
+    ctx.metrics.encode_families(&waiting, text);
+}
+
+/// `text` (metric families) ended with `# EOF` and served as OpenMetrics.
+pub(crate) fn openmetrics(mut text: String) -> impl IntoResponse {
     // Writing to a String cannot fail.
     let _ = prometheus_client::encoding::text::encode_eof(&mut text);
     (

@@ -146,6 +146,34 @@ fn secret_reader_role() -> Value {
     .clone()
 }
 
+/// The requests leader election makes (controller/leader/mod.rs: read the Lease, create it when
+/// missing, replace it with the resourceVersion read to take, renew and release it).
+const LEASE_REQUESTS: &[(&str, &str, &str)] = &[
+    ("coordination.k8s.io", "leases", "get"),
+    ("coordination.k8s.io", "leases", "create"),
+    ("coordination.k8s.io", "leases", "update"),
+];
+
+#[test]
+fn the_lease_is_granted_by_a_role_in_the_release_namespace_only() {
+    let docs = render("kiln", "kiln-system", &[]);
+    let role = find(&docs, "Role", "kiln-leader-election");
+    assert_eq!(str_at(role, "/metadata/namespace"), "kiln-system");
+    let wanted: BTreeSet<(String, String, String)> = LEASE_REQUESTS
+        .iter()
+        .map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(grants(role), wanted);
+    let binding = find(&docs, "RoleBinding", "kiln-leader-election");
+    assert_eq!(str_at(binding, "/roleRef/name"), "kiln-leader-election");
+    assert_eq!(str_at(binding, "/subjects/0/name"), "kiln");
+    assert_eq!(str_at(binding, "/subjects/0/namespace"), "kiln-system");
+    // Nothing about Leases in the ClusterRole: no replica may touch another namespace's.
+    assert!(!grants(&controller_role())
+        .iter()
+        .any(|(group, _, _)| group == "coordination.k8s.io"));
+}
+
 /// The agent the controller's requests carry in the scenario below.
 const CONTROLLER_AGENT: &str = "kiln-controller";
 

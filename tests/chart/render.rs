@@ -39,6 +39,8 @@ fn default_values_render_a_hardened_controller_with_the_standard_labels() {
         ("ServiceAccount", "kiln"),
         ("ClusterRole", "kiln-controller"),
         ("ClusterRoleBinding", "kiln-controller"),
+        ("Role", "kiln-leader-election"),
+        ("RoleBinding", "kiln-leader-election"),
         ("ClusterRole", "kiln-edit"),
         ("ClusterRole", "kiln-view"),
         ("ClusterRole", "kiln-image-pusher"),
@@ -79,7 +81,24 @@ fn default_values_render_a_hardened_controller_with_the_standard_labels() {
 
     let deployment = only(&docs, "Deployment");
     assert_eq!(deployment["spec"]["replicas"], 1);
-    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    // Leader election (on by default) lets an upgrade overlap the old and the new Pod.
+    assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
+    assert_eq!(
+        deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+        0
+    );
+    assert_eq!(
+        env_value(deployment, "KILN_LEADER_ELECTION").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        env_value(deployment, "KILN_LEASE_NAME").as_deref(),
+        Some("kiln-controller")
+    );
+    assert_eq!(
+        env_of(deployment)["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], "kiln");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
@@ -344,8 +363,17 @@ fn a_value_of_the_wrong_type_fails_helm_template_with_the_schema_error() {
             "registry: Invalid type. Expected: object, given: string",
         ),
         (
-            &["--set", "controller.replicas=2"],
+            &[
+                "--set",
+                "controller.replicas=2",
+                "--set",
+                "controller.leaderElection.enabled=false",
+            ],
             "controller.replicas: Must be less than or equal to 1",
+        ),
+        (
+            &["--set", "controller.leaderElection.leaseDurationSeconds=1"],
+            "controller.leaderElection.leaseDurationSeconds: Must be greater than or equal to 2",
         ),
         (
             &["--set", "builder.securityProfile=root"],
@@ -386,6 +414,21 @@ fn a_value_of_the_wrong_type_fails_helm_template_with_the_schema_error() {
             "controller.replicas=0",
         ],
     );
+    // Two or more replicas with leader election; without it, one and Recreate, and no Lease role.
+    let docs = render("kiln", "kiln-system", &["--set", "controller.replicas=3"]);
+    assert_eq!(only(&docs, "Deployment")["spec"]["replicas"], 3);
+    let docs = render(
+        "kiln",
+        "kiln-system",
+        &["--set", "controller.leaderElection.enabled=false"],
+    );
+    let deployment = only(&docs, "Deployment");
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    assert_eq!(
+        env_value(deployment, "KILN_LEADER_ELECTION").as_deref(),
+        Some("false")
+    );
+    assert!(!docs.iter().any(|d| kind_of(d) == "Role"));
 }
 
 #[test]

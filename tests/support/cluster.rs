@@ -17,7 +17,8 @@ use super::{free_port, http_get, kiln, run_bounded, Registry, Service};
 pub const BUILDER_IMAGE: &str = "kiln-builder:e2e";
 /// The tenant's ServiceAccount (bound to `edit` in the test namespace, nothing else).
 pub const TENANT: &str = "developer";
-const CONTROLLER_NAMESPACE: &str = "kiln-system";
+/// The controller's namespace (the chart's release namespace, where its Lease lives).
+pub const CONTROLLER_NAMESPACE: &str = "kiln-system";
 
 /// Whether the sandbox enforces RBAC (unless `KILN_E2E_ENFORCE=off`).
 pub fn enforcing() -> bool {
@@ -113,6 +114,8 @@ pub struct Options {
     pub runc: Option<RuncKubelet>,
     /// Enforce Pod Security admission; the test namespace is labelled `baseline`.
     pub pod_security: bool,
+    /// Start no controller (the test starts replicas with [`Cluster::start_replica`]).
+    pub no_controller: bool,
 }
 
 /// The kubelet's runc runtime, as a node would have it.
@@ -132,6 +135,8 @@ pub struct Cluster {
     /// Logs, kubeconfigs and whatever the test writes.
     pub work: tempfile::TempDir,
     namespace: String,
+    /// The builder image the controllers put in build Pods.
+    builder_image: String,
 }
 
 impl Cluster {
@@ -145,6 +150,7 @@ impl Cluster {
             registry,
             work: tempfile::tempdir().unwrap(),
             namespace: namespace.to_string(),
+            builder_image: BUILDER_IMAGE.to_string(),
         };
         let port = free_port();
         let mut serve = Command::new(sandbox_binary());
@@ -222,7 +228,10 @@ impl Cluster {
             controller_args.push("--insecure-registry".into());
             controller_args.push(format!("localhost:{}", registry.service.port));
         }
-        cluster.start_controller(&builder_image, &controller_args);
+        cluster.builder_image = builder_image;
+        if !options.no_controller {
+            cluster.start_controller(&controller_args);
+        }
         cluster
     }
 
@@ -370,7 +379,7 @@ impl Cluster {
             .filter(|d| {
                 let kind = d["kind"].as_str().unwrap_or_default();
                 matches!(kind, "ClusterRole" | "ClusterRoleBinding")
-                    || (kind == "ServiceAccount"
+                    || (matches!(kind, "ServiceAccount" | "Role" | "RoleBinding")
                         && d["metadata"]["namespace"] == CONTROLLER_NAMESPACE)
             })
             .collect();
@@ -427,29 +436,52 @@ impl Cluster {
         self.write_token_kubeconfig(TENANT, ns, &self.tenant_kubeconfig());
     }
 
-    fn start_controller(&mut self, builder_image: &str, extra: &[String]) {
+    fn start_controller(&mut self, extra: &[String]) {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        self.controller = Some(self.spawn_controller(&extra, &[], "controller.log"));
+    }
+
+    /// Starts one more `kiln controller`, the replica `name` (its POD_NAME), with leader election
+    /// on a Lease in the controller's namespace, logging to `controller-<name>.log`; returns once
+    /// it answers `/readyz`. The caller owns it (declare it after the cluster, so it stops first).
+    pub fn start_replica(&self, name: &str, extra: &[&str]) -> Service {
+        let mut args = vec![
+            "--leader-election",
+            "--lease-namespace",
+            CONTROLLER_NAMESPACE,
+        ];
+        args.extend(extra);
+        self.spawn_controller(
+            &args,
+            &[("POD_NAME", name)],
+            &format!("controller-{name}.log"),
+        )
+    }
+
+    /// `kiln controller` with `extra` arguments and `env` on a free port, once it answers
+    /// `/readyz`.
+    fn spawn_controller(&self, extra: &[&str], env: &[(&str, &str)], log: &str) -> Service {
         let port = free_port();
         let mut cmd = kiln();
         cmd.args(["controller", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--builder-image", builder_image])
+            .args(["--builder-image", &self.builder_image])
             .args(extra)
             .env("KUBECONFIG", self.controller_kubeconfig())
             .env("RUST_LOG", "info,kiln=debug");
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
         if let Some(registry) = &self.registry {
             cmd.args(["--registry", &registry.addr()])
                 .arg("--insecure-registry-internal");
         }
-        self.controller = Some(Service::spawn_logged(
-            cmd,
-            port,
-            "kiln controller",
-            &self.log("controller.log"),
-        ));
+        let service = Service::spawn_logged(cmd, port, "kiln controller", &self.log(log));
         let deadline = Instant::now() + Duration::from_secs(60);
         while http_get(port, "/readyz").map(|(code, _)| code) != Some(200) {
             assert!(Instant::now() < deadline, "the controller never got ready");
             std::thread::sleep(Duration::from_millis(200));
         }
+        service
     }
 
     fn dump(&self) {
@@ -457,7 +489,17 @@ impl Cluster {
         for line in self.refusals() {
             eprintln!("{line}");
         }
-        for name in ["controller.log", "sandbox.log"] {
+        let mut logs: Vec<String> = std::fs::read_dir(self.work.path())
+            .map(|dir| {
+                dir.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("controller") && n.ends_with(".log"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        logs.sort();
+        logs.push("sandbox.log".into());
+        for name in &logs {
             let text = std::fs::read_to_string(self.log(name)).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             let tail = lines[lines.len().saturating_sub(200)..].join("\n");

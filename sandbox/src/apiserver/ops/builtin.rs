@@ -147,6 +147,9 @@ pub fn validate(info: &ResourceInfo, object: &Value) -> Vec<FieldCause> {
     if is(info, "", "pods") {
         validate_pod(object, &mut causes);
     }
+    if is(info, "coordination.k8s.io", "leases") {
+        validate_lease(object, &mut causes);
+    }
     if is(info, "", "configmaps") || is(info, "", "secrets") {
         for field in ["data", "binaryData"] {
             let Some(data) = object.get(field) else {
@@ -180,6 +183,49 @@ pub fn validate(info: &ResourceInfo, object: &Value) -> Vec<FieldCause> {
         }
     }
     causes
+}
+
+/// The apiserver's `ValidateLeaseSpec`: a positive duration, a non-negative transitions count, a
+/// known strategy, and a preferred holder only with a strategy.
+fn validate_lease(lease: &Value, causes: &mut Vec<FieldCause>) {
+    let spec = |field: &str| lease.pointer(&format!("/spec/{field}"));
+    if let Some(duration) = spec("leaseDurationSeconds").filter(|v| !v.is_null()) {
+        if duration.as_i64().is_none_or(|d| d <= 0) {
+            causes.push(FieldCause::invalid(
+                "spec.leaseDurationSeconds",
+                duration,
+                "must be greater than 0",
+            ));
+        }
+    }
+    if let Some(transitions) = spec("leaseTransitions").filter(|v| !v.is_null()) {
+        if transitions.as_i64().is_none_or(|t| t < 0) {
+            causes.push(FieldCause::invalid(
+                "spec.leaseTransitions",
+                transitions,
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+    let strategy = spec("strategy").and_then(Value::as_str).unwrap_or_default();
+    if !strategy.is_empty() && strategy != "OldestEmulationVersion" {
+        causes.push(FieldCause::new(
+            "FieldValueNotSupported",
+            "spec.strategy",
+            format!(
+                "Unsupported value: {strategy:?}: supported values: \"OldestEmulationVersion\""
+            ),
+        ));
+    }
+    let preferred = spec("preferredHolder")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !preferred.is_empty() && strategy.is_empty() {
+        causes.push(FieldCause::forbidden(
+            "spec.preferredHolder",
+            "may only be specified if `strategy` is defined",
+        ));
+    }
 }
 
 fn validate_pod(pod: &Value, causes: &mut Vec<FieldCause>) {
@@ -251,6 +297,44 @@ mod tests {
         ];
         for (image, want) in cases {
             assert_eq!(default_pull_policy(image), want, "{image}");
+        }
+    }
+
+    #[test]
+    fn lease_rules_table() {
+        let registry = Registry::new();
+        let leases = registry.get("coordination.k8s.io", "v1", "leases").unwrap();
+        // (spec, the fields refused)
+        let cases: &[(Value, &[&str])] = &[
+            (json!({}), &[]),
+            (
+                json!({"holderIdentity": "a", "leaseDurationSeconds": 15, "leaseTransitions": 0}),
+                &[],
+            ),
+            (
+                json!({"holderIdentity": null, "leaseDurationSeconds": 1}),
+                &[],
+            ),
+            (
+                json!({"leaseDurationSeconds": 0}),
+                &["spec.leaseDurationSeconds"],
+            ),
+            (
+                json!({"leaseDurationSeconds": -3}),
+                &["spec.leaseDurationSeconds"],
+            ),
+            (json!({"leaseTransitions": -1}), &["spec.leaseTransitions"]),
+            (json!({"preferredHolder": "a"}), &["spec.preferredHolder"]),
+            (
+                json!({"preferredHolder": "a", "strategy": "OldestEmulationVersion"}),
+                &[],
+            ),
+            (json!({"strategy": "Newest"}), &["spec.strategy"]),
+        ];
+        for (spec, refused) in cases {
+            let causes = validate(leases, &json!({"metadata": {"name": "l"}, "spec": spec}));
+            let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+            assert_eq!(fields, *refused, "{spec}");
         }
     }
 
