@@ -396,6 +396,79 @@ mod tests {
         }
     }
 
+    /// Against the in-process API server: the elector takes the Lease and the fenced client
+    /// writes; once another replica holds the Lease, the elector reports the loss and the same
+    /// client refuses writes without sending them (reads still pass); a release then leaves the
+    /// other replica's Lease alone.
+    #[tokio::test]
+    async fn a_replica_whose_lease_is_taken_stops_writing() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+
+        let server = kiln_sandbox::ApiServer::new();
+        let client = server.client();
+        let elector = Elector::start(
+            client.clone(),
+            LeaseConfig {
+                namespace: "default".into(),
+                name: "kiln".into(),
+                identity: "a_1".into(),
+                duration: Duration::from_secs(3),
+            },
+        );
+        let mut leading = elector.leading();
+        let led = tokio::time::timeout(Duration::from_secs(10), leading.wait_for(|l| *l))
+            .await
+            .map(|r| r.is_ok());
+        assert!(matches!(led, Ok(true)), "a never led");
+        let fenced = fenced(client.clone(), elector.fence());
+        let config_map = |name: &str| ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            ..ConfigMap::default()
+        };
+        let maps: Api<ConfigMap> = Api::namespaced(fenced, "default");
+        maps.create(&PostParams::default(), &config_map("one"))
+            .await
+            .expect("the leader writes");
+
+        // Another replica takes the Lease (from the version it read, as an elector would).
+        let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+        let mut lease = leases.get("kiln").await.unwrap();
+        if let Some(spec) = lease.spec.as_mut() {
+            spec.holder_identity = Some("b_2".into());
+        }
+        leases
+            .replace("kiln", &PostParams::default(), &lease)
+            .await
+            .unwrap();
+        let lost = tokio::time::timeout(Duration::from_secs(10), leading.wait_for(|l| !*l))
+            .await
+            .map(|r| r.is_ok());
+        assert!(matches!(lost, Ok(true)), "a never noticed");
+        match maps
+            .create(&PostParams::default(), &config_map("two"))
+            .await
+        {
+            Err(kube::Error::Service(err)) => {
+                assert!(err.to_string().contains("not the leader"), "{err}")
+            }
+            other => panic!("a write after the loss: {other:?}"),
+        }
+        assert!(maps.get_opt("one").await.unwrap().is_some(), "reads pass");
+        let direct: Api<ConfigMap> = Api::namespaced(client, "default");
+        assert!(direct.get_opt("two").await.unwrap().is_none(), "never sent");
+
+        elector.release().await;
+        let held = leases.get("kiln").await.unwrap();
+        assert_eq!(
+            held.spec.and_then(|s| s.holder_identity).as_deref(),
+            Some("b_2"),
+            "a release gives up only this replica's own Lease"
+        );
+    }
+
     #[test]
     fn identities_are_unique_per_process_start() {
         let a = identity("kiln-7d9f");
