@@ -8,6 +8,10 @@ use crate::template;
 
 mod inert;
 
+#[cfg(test)]
+#[path = "convert/fuzz_tests.rs"]
+mod fuzz_tests;
+
 /// Why a conversion could not be done at all.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

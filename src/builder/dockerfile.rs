@@ -343,6 +343,10 @@ pub(crate) fn expand(word: &str, args: &BTreeMap<String, String>) -> String {
 }
 
 #[cfg(test)]
+#[path = "dockerfile_fuzz_tests.rs"]
+mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -394,6 +394,10 @@ pub(crate) fn log_snippet(text: &str) -> String {
 #[path = "phase_tests.rs"]
 mod tests;
 
+#[cfg(test)]
+#[path = "phase_fuzz_tests.rs"]
+mod fuzz_tests;
+
 /// The status of a New build whose Pod was just created: Pending, with where it pushes.
 pub(crate) fn started(
     build: &Build,
