@@ -1,7 +1,8 @@
 //! End to end: the real `kiln controller` binary against `kiln-sandbox serve --kubelet` over TCP,
 //! with a real `docker-registry`, `git daemon`, buildah and kubectl. Applying `examples/go-server/`
 //! builds the seed's image; ImageStream `go-server:latest` records the registry's digest; a second
-//! build started with `kiln start-build` prepends a second TagEvent; the image's server answers.
+//! build started with `kiln start-build` prepends a second TagEvent (both builds keep their layers
+//! in the BuildConfig's cache repository); the image's server answers.
 //! A Dockerfile-only BuildConfig builds too, its image carrying OpenShift's build env and labels.
 //!
 //! `kiln-sandbox` is another package's binary: the test runs `cargo build -p kiln-sandbox` into the
@@ -176,6 +177,18 @@ fn go_server_example_builds_through_the_controller_and_records_image_history() {
         .manifest_digest(&repo, "latest", None)
         .expect("the registry has demo/go-server:latest");
     assert_ne!(digest1, digest2, "build 2 pushed a new manifest");
+    // The builds kept their layers in the BuildConfig's cache repository, in its own namespace.
+    let (code, tags) = support::http_get(
+        registry.service.port,
+        &format!("/v2/{NAMESPACE}/go-server-cache/tags/list"),
+    )
+    .expect("the registry answers");
+    assert_eq!(code, 200, "{tags}");
+    let tags: Value = serde_json::from_str(&tags).unwrap();
+    assert!(
+        tags["tags"].as_array().is_some_and(|t| !t.is_empty()),
+        "the layer cache holds the builds' steps: {tags}"
+    );
     let events = latest_events(seed, 2);
     let images: Vec<&str> = events.iter().filter_map(|e| e["image"].as_str()).collect();
     assert_eq!(
