@@ -327,6 +327,7 @@ pub fn run(opts: &LocalOptions) -> Result<LocalResult, Error> {
                 .layer_cache
                 .then(|| layer_cache::repository(&build, registry))
                 .flatten(),
+            registry_token: None,
         };
         let fetched = std::mem::take(&mut report);
         report = pipeline::build(&build, fetched.source.clone(), &build_opts);

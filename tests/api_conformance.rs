@@ -2,7 +2,8 @@
 //! cluster, so the sandbox cannot drift from Kubernetes where it matters to kiln.
 //!
 //! Every check runs against the in-process sandbox (CEL rules on; the authorization checks with
-//! `--authorization rbac`) in the normal test run. To run
+//! `--authorization rbac`; TokenReview, which kiln's registry token server uses) in the normal
+//! test run. To run
 //! the same checks against a cluster (kiln's CRDs are applied; each run uses its own namespace,
 //! deleted at the end):
 //!
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenReview, TokenReviewStatus};
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -73,7 +74,7 @@ type Mint = Arc<dyn Fn(&str) -> Client + Send + Sync>;
 type AuthCheck = fn(Client, Mint, String) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Checks of what authorization answers (the sandbox runs them with `--authorization rbac`).
-const AUTH_CHECKS: [(&str, AuthCheck); 2] = [
+const AUTH_CHECKS: [(&str, AuthCheck); 3] = [
     (
         "a refused request is Forbidden with the apiserver's message",
         |c, mint, ns| Box::pin(refused_request_is_forbidden(c, mint, ns)),
@@ -81,6 +82,10 @@ const AUTH_CHECKS: [(&str, AuthCheck); 2] = [
     (
         "a SubjectAccessReview answers as RBAC grants",
         |c, _, ns| Box::pin(subject_access_review_follows_rbac(c, ns)),
+    ),
+    (
+        "a TokenReview authenticates a token for the audiences it names only",
+        |c, mint, ns| Box::pin(token_review_checks_audiences(c, mint, ns)),
     ),
 ];
 
@@ -552,6 +557,77 @@ async fn subject_access_review_follows_rbac(client: Client, ns: String) {
         .await;
 }
 
+/// A token of ServiceAccount `conformance` in `ns` for `audiences` (none: the API server's).
+async fn token_for(client: &Client, ns: &str, audiences: &[&str]) -> String {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let request: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": audiences}})).unwrap();
+    let answer = accounts
+        .create_token_request("conformance", &PostParams::default(), &request)
+        .await
+        .unwrap();
+    answer.status.expect("a token").token
+}
+
+/// What a TokenReview of `token` for `audiences` answers: its status.
+async fn token_review(client: &Client, token: &str, audiences: &[&str]) -> TokenReviewStatus {
+    let review: TokenReview =
+        serde_json::from_value(json!({"spec": {"token": token, "audiences": audiences}})).unwrap();
+    Api::<TokenReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .unwrap()
+        .status
+        .expect("a review status")
+}
+
+/// What kiln's registry token server relies on: a ServiceAccount token made for kiln's audience
+/// authenticates in a TokenReview naming that audience, as its ServiceAccount, and nowhere else
+/// (not for another audience, not as an API credential).
+async fn token_review_checks_audiences(client: Client, mint: Mint, ns: String) {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "conformance"}})).unwrap();
+    accounts
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    let token = token_for(&client, &ns, &["kiln-conformance"]).await;
+    let status = token_review(&client, &token, &["kiln-conformance"]).await;
+    assert_eq!(status.authenticated, Some(true), "{status:?}");
+    assert_eq!(
+        status.audiences.as_deref(),
+        Some(&["kiln-conformance".to_string()][..])
+    );
+    let user = status.user.expect("the user");
+    assert_eq!(
+        user.username.as_deref(),
+        Some(format!("system:serviceaccount:{ns}:conformance").as_str())
+    );
+    let groups = user.groups.unwrap_or_default();
+    for group in [
+        "system:serviceaccounts".to_string(),
+        format!("system:serviceaccounts:{ns}"),
+        "system:authenticated".to_string(),
+    ] {
+        assert!(groups.contains(&group), "{groups:?}");
+    }
+    let other = token_review(&client, &token, &["another-audience"]).await;
+    assert_ne!(other.authenticated, Some(true), "{other:?}");
+    assert!(other.error.is_some_and(|e| !e.is_empty()));
+    let forged = token_review(&client, "not-a-token", &["kiln-conformance"]).await;
+    assert_ne!(forged.authenticated, Some(true), "{forged:?}");
+    // Not an API credential: its audience is not the API server's.
+    let refused = Api::<ServiceAccount>::namespaced(mint(&token), &ns)
+        .get("conformance")
+        .await;
+    assert_eq!(status_code(refused), 401);
+    // A token for the API server reviews without naming audiences.
+    let api_token = token_for(&client, &ns, &[]).await;
+    let status = token_review(&client, &api_token, &[]).await;
+    assert_eq!(status.authenticated, Some(true), "{status:?}");
+}
+
 /// A fresh namespace for one check.
 async fn namespace(client: &Client) -> String {
     let api: Api<Namespace> = Api::all(client.clone());
@@ -617,6 +693,11 @@ async fn on_rbac_sandbox<F: Future<Output = ()>>(check: fn(Client, Mint, String)
 #[tokio::test]
 async fn sandbox_refused_request_is_forbidden() {
     on_rbac_sandbox(refused_request_is_forbidden).await;
+}
+
+#[tokio::test]
+async fn sandbox_token_review_checks_audiences() {
+    on_rbac_sandbox(token_review_checks_audiences).await;
 }
 
 #[tokio::test]

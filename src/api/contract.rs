@@ -19,6 +19,19 @@ pub const SOURCE_SECRET_DIR: &str = "/var/run/secrets/kiln.dev/source";
 pub const PUSH_SECRET_DIR: &str = "/var/run/secrets/kiln.dev/push";
 /// Where the pull secret (`.dockerconfigjson` or `.dockercfg`) is mounted in the Pod.
 pub const PULL_SECRET_DIR: &str = "/var/run/secrets/kiln.dev/pull";
+/// Where the build container finds its registry password when kiln is the internal registry's
+/// token server: a ServiceAccount token projected for the token server's audience, bound to the
+/// Pod and refreshed by the kubelet.
+pub const REGISTRY_TOKEN_DIR: &str = "/var/run/secrets/kiln.dev/registry";
+/// The file in [`REGISTRY_TOKEN_DIR`] holding the token.
+pub const REGISTRY_TOKEN_FILE: &str = "token";
+/// The registry (`host[:port]`) the projected token is a password for.
+pub const REGISTRY_TOKEN_REGISTRY_ENV: &str = "KILN_REGISTRY_TOKEN_REGISTRY";
+/// The user name sent with the token (the token server reads only the password).
+pub const REGISTRY_TOKEN_USER: &str = "serviceaccount";
+/// The projected token's lifetime (seconds): the kubelet refreshes it at 80 %, and the builder
+/// reads it again before its push.
+pub const REGISTRY_TOKEN_SECONDS: i64 = 3600;
 /// Where build volumes (Secrets, ConfigMaps, CSI) are mounted in the Pod: one directory per volume name.
 pub const BUILD_VOLUMES_DIR: &str = "/var/run/kiln.dev/build-volumes";
 /// The workspace shared by the clone and build containers.

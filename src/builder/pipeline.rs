@@ -47,6 +47,9 @@ pub(crate) struct BuildOptions {
     pub(crate) volumes_dir: PathBuf,
     /// The layer-cache repository (the controller's choice in a Pod); None: no cache.
     pub(crate) layer_cache: Option<String>,
+    /// A registry (`host[:port]`) and the file holding the ServiceAccount token that is its
+    /// password (kiln's registry token server); pull and push secrets override it.
+    pub(crate) registry_token: Option<(String, PathBuf)>,
 }
 
 /// Prepares the Dockerfile, pulls, builds, runs the post-commit hook and pushes.
@@ -160,7 +163,7 @@ fn build_inner(
     });
     let secrets_dir = tempfile::tempdir()
         .map_err(|e| Failure::new(StatusReason::GenericBuildFailed, format!("temp dir: {e}")))?;
-    let (authfile, configs) = write_authfile(opts, secrets_dir.path())?;
+    let (authfile, _) = write_authfile(opts, secrets_dir.path())?;
     let insecure = |image: &str| {
         opts.insecure_registries
             .iter()
@@ -266,6 +269,8 @@ fn build_inner(
     let push_failed = |m: String| Failure::new(StatusReason::PushImageToRegistryFailed, m);
     match &output {
         Output::Registry(reference) => {
+            // A projected registry token may have been refreshed during a long build.
+            let (authfile, configs) = write_authfile(opts, secrets_dir.path())?;
             println!("==> PushImage: pushing {reference}");
             let dest = format!("docker://{reference}");
             let args = buildah::push_args(
@@ -329,6 +334,16 @@ fn write_authfile(
     dir: &Path,
 ) -> Result<(Option<PathBuf>, serde_json::Value), Failure> {
     let mut configs = Vec::new();
+    if let Some((registry, file)) = &opts.registry_token {
+        // Missing only outside a build Pod (the kubelet writes it before the container starts).
+        if let Ok(token) = std::fs::read_to_string(file) {
+            configs.push(auth::basic_config(
+                registry,
+                crate::api::contract::REGISTRY_TOKEN_USER,
+                token.trim(),
+            ));
+        }
+    }
     for (path, reason) in [
         (&opts.pull_secret, StatusReason::PullBuilderImageFailed),
         (&opts.push_secret, StatusReason::PushImageToRegistryFailed),

@@ -28,6 +28,7 @@ pub(crate) fn manifest_digest(
     let access = Access {
         insecure,
         credentials,
+        bearer: None,
         timeout: None,
     };
     Ok(rt.block_on(digest::manifest_digest(reference, &access))?)

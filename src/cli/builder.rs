@@ -99,6 +99,13 @@ pub(crate) struct PodBuildArgs {
     /// The storage driver (default: overlay, falling back to vfs).
     #[arg(long)]
     pub(crate) storage_driver: Option<String>,
+    /// The registry (`host[:port]`) the projected ServiceAccount token in `--registry-token` is
+    /// a password for (kiln's registry token server).
+    #[arg(long, env = contract::REGISTRY_TOKEN_REGISTRY_ENV)]
+    pub(crate) registry_token_registry: Option<String>,
+    /// The directory holding that token.
+    #[arg(long, default_value = contract::REGISTRY_TOKEN_DIR)]
+    pub(crate) registry_token: PathBuf,
     /// Registries (host:port) reached without TLS verification; repeat or separate with commas.
     #[arg(long = "insecure-registry", env = contract::INSECURE_REGISTRIES_ENV, value_delimiter = ',')]
     pub(crate) insecure_registries: Vec<String>,
@@ -259,6 +266,11 @@ fn build(a: &PodBuildArgs) -> BuildReport {
         output: a.output_image.clone().map(Output::Registry),
         volumes_dir: a.volumes_dir.clone(),
         layer_cache: a.layer_cache.clone(),
+        registry_token: a
+            .registry_token_registry
+            .clone()
+            .filter(|r| !r.is_empty())
+            .map(|r| (r, a.registry_token.join(contract::REGISTRY_TOKEN_FILE))),
     };
     let mut report = pipeline::build(&build, source, &opts);
     report.prepend_stages(earlier);

@@ -109,6 +109,9 @@ pub(crate) struct ControllerArgs {
     /// Log lines as human-readable text or as JSON objects (colour only on a terminal).
     #[arg(long, env = "KILN_LOG_FORMAT", value_enum, default_value = "text")]
     pub(crate) log_format: LogFormat,
+    /// The registry token server.
+    #[command(flatten)]
+    pub(crate) registry_token: super::registry_token::RegistryTokenArgs,
 }
 
 /// How log lines are written.
@@ -137,6 +140,14 @@ impl ControllerArgs {
                 insecure_registries: insecure,
                 binary_input_timeout: std::time::Duration::from_secs(self.binary_input_timeout),
                 layer_cache_registry: self.registry.clone().filter(|_| self.layer_cache),
+                registry_token: self
+                    .registry
+                    .clone()
+                    .zip(self.registry_token.audience())
+                    .map(|(registry, audience)| crate::controller::RegistryToken {
+                        registry,
+                        audience,
+                    }),
             },
             tag_history_limit: self.tag_history_limit.max(1),
             retry_after: std::time::Duration::from_secs(2),
@@ -145,6 +156,7 @@ impl ControllerArgs {
             pod_pending_timeout: std::time::Duration::from_secs(self.pod_pending_timeout.max(1)),
             import_interval: std::time::Duration::from_secs(self.image_import_interval),
             confirm_digests: self.confirm_digests,
+            registry_tokens: None,
         }
     }
 }
@@ -216,6 +228,9 @@ pub(crate) fn run(args: &ControllerArgs) -> Result<ExitCode, Error> {
                 _ = term.recv() => {}
             }
         };
+        let token_server = args.registry_token.server(client.clone())?;
+        let mut settings = args.settings();
+        settings.registry_tokens = token_server.clone().map(crate::controller::RegistryTokens);
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|source| Error::Io {
@@ -224,11 +239,11 @@ pub(crate) fn run(args: &ControllerArgs) -> Result<ExitCode, Error> {
             })?;
         if let Some(lease) = args.lease(client.default_namespace(), pod_name().as_deref()) {
             tracing::info!(listen = %args.listen, "kiln controller started (leader election)");
-            super::replica::run(client, args.settings(), lease, listener, shutdown).await;
+            super::replica::run(client, settings, lease, listener, shutdown).await;
             return Ok(ExitCode::SUCCESS);
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let running = crate::controller::run(client.clone(), args.settings(), {
+        let running = crate::controller::run(client.clone(), settings, {
             let mut rx = stop_rx.clone();
             async move {
                 let _ = rx.changed().await;
@@ -240,7 +255,10 @@ pub(crate) fn run(args: &ControllerArgs) -> Result<ExitCode, Error> {
             client.clone(),
             running.build_configs(),
         ));
-        let app = routes(&running, webhooks);
+        let mut app = routes(&running, webhooks);
+        if let Some(tokens) = token_server {
+            app = app.merge(tokens.router());
+        }
         let mut server_stop = stop_rx;
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = server_stop.changed().await;

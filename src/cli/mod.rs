@@ -17,6 +17,7 @@ pub(crate) mod import_image;
 pub(crate) mod kind;
 pub(crate) mod logs;
 pub(crate) mod new_build;
+pub(crate) mod registry_token;
 pub(crate) mod render;
 pub(crate) mod replica;
 pub(crate) mod start_build;

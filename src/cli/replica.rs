@@ -106,10 +106,14 @@ pub(crate) async fn run(
         term: Mutex::new(None),
     });
     let (server_stop, mut server_stopped) = watch::channel(false);
-    let server =
-        axum::serve(listener, router(replica.clone())).with_graceful_shutdown(async move {
-            let _ = server_stopped.changed().await;
-        });
+    // The registry token server answers on every replica, as the webhooks do.
+    let app = match &settings.registry_tokens {
+        Some(tokens) => router(replica.clone()).merge(tokens.router()),
+        None => router(replica.clone()),
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = server_stopped.changed().await;
+    });
     let server = tokio::spawn(async move { server.await });
 
     let mut leading = replica.elector.leading();

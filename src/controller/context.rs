@@ -45,6 +45,9 @@ pub struct Settings {
     /// Confirm each reported digest in the output repository before recording it in an
     /// ImageStream (off only where no registry exists, as in the scripted scenario tests).
     pub confirm_digests: bool,
+    /// kiln's registry token server, when the internal registry uses it: the controller reads
+    /// that registry (digest confirmation) with pull tokens it signs for itself.
+    pub registry_tokens: Option<crate::registry::token::RegistryTokens>,
 }
 
 /// How long a refused build Pod is retried, unless configured.

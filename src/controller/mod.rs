@@ -18,7 +18,8 @@ pub mod run;
 pub(crate) mod server;
 pub(crate) mod status;
 
-pub use build::pod::{PodSettings, SecurityProfile, DEFAULT_SECCOMP_PROFILE};
+pub use crate::registry::token::RegistryTokens;
+pub use build::pod::{PodSettings, RegistryToken, SecurityProfile, DEFAULT_SECCOMP_PROFILE};
 pub use context::Settings;
 pub use leader::LeaseConfig;
 pub use run::{run, Running};

@@ -73,6 +73,12 @@ pub(crate) fn normalize(text: &str) -> Result<Value, String> {
     Ok(Value::Object(out))
 }
 
+/// A docker config holding one registry's basic credentials.
+pub(crate) fn basic_config(registry: &str, user: &str, password: &str) -> Value {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    serde_json::json!({"auths": {registry: {"auth": auth}}})
+}
+
 /// Merges configs; later entries win for the same registry.
 pub(crate) fn merge(configs: &[Value]) -> Value {
     let mut auths = Map::new();

@@ -101,6 +101,9 @@ pub(crate) struct Access {
     pub(crate) insecure: bool,
     /// Basic credentials (user, password).
     pub(crate) credentials: Option<(String, String)>,
+    /// A registry token used as is (the controller's own, from kiln's token server); preferred
+    /// to `credentials`.
+    pub(crate) bearer: Option<String>,
     /// The connect and read timeout.
     pub(crate) timeout: Option<Duration>,
 }
@@ -128,10 +131,11 @@ pub(crate) async fn manifest_digest(reference: &str, access: &Access) -> Result<
         connect_timeout: access.timeout,
         ..Default::default()
     });
-    let auth = access
-        .credentials
-        .clone()
-        .map_or(RegistryAuth::Anonymous, |(u, p)| RegistryAuth::Basic(u, p));
+    let auth = match (&access.bearer, &access.credentials) {
+        (Some(token), _) => RegistryAuth::Bearer(token.clone()),
+        (None, Some((u, p))) => RegistryAuth::Basic(u.clone(), p.clone()),
+        (None, None) => RegistryAuth::Anonymous,
+    };
     client
         .fetch_manifest_digest(&parsed, &auth)
         .await

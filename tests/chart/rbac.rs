@@ -47,6 +47,8 @@ const CONTROLLER_REQUESTS: &[(&str, &str, &str)] = &[
     // controller/build_config/start.rs: may the build's ServiceAccount push to or pull from
     // another namespace's ImageStream.
     ("authorization.k8s.io", "subjectaccessreviews", "create"),
+    // registry/token: the registry token server's TokenReview of a registry password.
+    ("authentication.k8s.io", "tokenreviews", "create"),
 ];
 
 /// The requests granted per namespace only, by the chart's secret-reader ClusterRole bound there:

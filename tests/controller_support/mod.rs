@@ -65,6 +65,7 @@ pub fn settings() -> Settings {
             insecure_registries: vec![],
             binary_input_timeout: Duration::from_secs(600),
             layer_cache_registry: None,
+            registry_token: None,
         },
         tag_history_limit: 10,
         retry_after: Duration::from_millis(100),
@@ -74,6 +75,7 @@ pub fn settings() -> Settings {
         import_interval: Duration::from_secs(900),
         // The scripted kubelet reports made-up digests of a registry that does not exist.
         confirm_digests: false,
+        registry_tokens: None,
     }
 }
 

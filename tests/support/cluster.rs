@@ -116,6 +116,9 @@ pub struct Options {
     pub pod_security: bool,
     /// Start no controller (the test starts replicas with [`Cluster::start_replica`]).
     pub no_controller: bool,
+    /// Start the registry with token authentication, `kiln controller` as its token server (a
+    /// P-256 key and self-signed certificate made with openssl).
+    pub registry_tokens: bool,
 }
 
 /// The kubelet's runc runtime, as a node would have it.
@@ -125,6 +128,9 @@ pub struct RuncKubelet {
     /// Localhost seccomp profiles to put under the kubelet's seccomp root: (relative path, file).
     pub seccomp_profiles: Vec<(String, PathBuf)>,
 }
+
+/// The registry's `auth.token.service` (kiln's default).
+pub const TOKEN_SERVICE: &str = "kiln-registry";
 
 /// Everything started. Fields drop in order: controller, sandbox, registry, work dir.
 pub struct Cluster {
@@ -137,21 +143,45 @@ pub struct Cluster {
     namespace: String,
     /// The builder image the controllers put in build Pods.
     builder_image: String,
+    /// The port of the controller `start` runs (chosen first: the registry's token realm).
+    controller_port: u16,
 }
 
 impl Cluster {
     /// Starts the sandbox (RBAC, kubelet), the CRDs, the controller's identity, the namespace
     /// with its `builder` ServiceAccount and the tenant, then the controller.
     pub fn start(namespace: &str, options: Options) -> Cluster {
-        let registry = options.registry.then(|| Registry::start(None));
         let mut cluster = Cluster {
             controller: None,
             sandbox: None,
-            registry,
+            registry: None,
             work: tempfile::tempdir().unwrap(),
             namespace: namespace.to_string(),
             builder_image: BUILDER_IMAGE.to_string(),
+            controller_port: 0,
         };
+        let controller_port = free_port();
+        let mut controller_args = options.controller_args.clone();
+        if options.registry_tokens {
+            let (key, cert) = cluster.token_key();
+            let realm = format!("http://127.0.0.1:{controller_port}/registry/token");
+            cluster.registry = Some(Registry::start_token_auth(
+                free_port(),
+                &realm,
+                TOKEN_SERVICE,
+                "kiln",
+                &cert,
+                &cluster.log("registry.log"),
+            ));
+            controller_args.extend([
+                "--registry-token-key".to_string(),
+                key.display().to_string(),
+                "--registry-token-certificate".to_string(),
+                cert.display().to_string(),
+            ]);
+        } else if options.registry {
+            cluster.registry = Some(Registry::start(None));
+        }
         let port = free_port();
         let mut serve = Command::new(sandbox_binary());
         serve
@@ -223,16 +253,47 @@ impl Cluster {
             grant_secret_reader(&|args| cluster.kubectl_ok(args), namespace);
             cluster.admit_tenant();
         }
-        let mut controller_args = options.controller_args.clone();
         if let (true, Some(registry)) = (options.registry_alias, &cluster.registry) {
             controller_args.push("--insecure-registry".into());
             controller_args.push(format!("localhost:{}", registry.service.port));
         }
         cluster.builder_image = builder_image;
+        cluster.controller_port = controller_port;
         if !options.no_controller {
             cluster.start_controller(&controller_args);
         }
         cluster
+    }
+
+    /// A P-256 signing key (PKCS#8) and its self-signed certificate, made with openssl.
+    fn token_key(&self) -> (PathBuf, PathBuf) {
+        let key = self.work.path().join("token-key.pem");
+        let cert = self.work.path().join("token-cert.pem");
+        let mut openssl = Command::new("openssl");
+        openssl
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+            .args(["-subj", "/CN=kiln registry tokens", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert);
+        let out = run_bounded(openssl, Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "openssl req: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (key, cert)
+    }
+
+    /// The controller's HTTP port (the registry token server's too).
+    pub fn controller_port(&self) -> u16 {
+        self.controller_port
+    }
+
+    /// The admin's kubeconfig.
+    pub fn admin_kubeconfig(&self) -> PathBuf {
+        self.kubeconfig()
     }
 
     fn kubeconfig(&self) -> PathBuf {
@@ -438,7 +499,8 @@ impl Cluster {
 
     fn start_controller(&mut self, extra: &[String]) {
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        self.controller = Some(self.spawn_controller(&extra, &[], "controller.log"));
+        self.controller =
+            Some(self.spawn_controller(self.controller_port, &extra, &[], "controller.log"));
     }
 
     /// Starts one more `kiln controller`, the replica `name` (its POD_NAME), with leader election
@@ -452,6 +514,7 @@ impl Cluster {
         ];
         args.extend(extra);
         self.spawn_controller(
+            free_port(),
             &args,
             &[("POD_NAME", name)],
             &format!("controller-{name}.log"),
@@ -460,8 +523,13 @@ impl Cluster {
 
     /// `kiln controller` with `extra` arguments and `env` on a free port, once it answers
     /// `/readyz`.
-    fn spawn_controller(&self, extra: &[&str], env: &[(&str, &str)], log: &str) -> Service {
-        let port = free_port();
+    fn spawn_controller(
+        &self,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        log: &str,
+    ) -> Service {
         let mut cmd = kiln();
         cmd.args(["controller", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--builder-image", &self.builder_image])

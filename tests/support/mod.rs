@@ -146,6 +146,33 @@ impl Registry {
         }
     }
 
+    /// Starts a registry on `port` using token authentication: tokens from `realm` for
+    /// `service`, issued by `issuer`, signed with the key of the certificate `bundle`. Its log
+    /// (token refusals included) goes to `log`.
+    pub fn start_token_auth(
+        port: u16,
+        realm: &str,
+        service: &str,
+        issuer: &str,
+        bundle: &Path,
+        log: &Path,
+    ) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n    rootcertbundle: {}\n",
+            dir.path().join("data").display(),
+            bundle.display()
+        );
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(&cfg, config).unwrap();
+        let mut cmd = Command::new("docker-registry");
+        cmd.arg("serve").arg(&cfg);
+        Registry {
+            service: Service::spawn_logged(cmd, port, "docker-registry", log),
+            _dir: dir,
+        }
+    }
+
     /// `127.0.0.1:<port>`.
     pub fn addr(&self) -> String {
         self.service.addr()

@@ -315,6 +315,16 @@ const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         group: "authentication.k8s.io",
+        plural: "tokenreviews",
+        kind: "TokenReview",
+        namespaced: false,
+        short: &[],
+        status: false,
+        generation: false,
+        extra: &[],
+    },
+    Builtin {
+        group: "authentication.k8s.io",
         plural: "selfsubjectreviews",
         kind: "SelfSubjectReview",
         namespaced: false,

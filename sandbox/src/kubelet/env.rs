@@ -9,13 +9,16 @@ use super::error::{Error, Result};
 /// Key → value data of one Secret or ConfigMap (ConfigMap `binaryData` included).
 pub type ObjectData = BTreeMap<String, Vec<u8>>;
 
-/// The Secrets and ConfigMaps of the Pod's namespace that exist, by name.
+/// The Secrets and ConfigMaps of the Pod's namespace that exist, by name, and the
+/// ServiceAccount tokens requested for its projected volumes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Objects {
     /// Existing Secrets.
     pub secrets: BTreeMap<String, ObjectData>,
     /// Existing ConfigMaps.
     pub config_maps: BTreeMap<String, ObjectData>,
+    /// Tokens of `serviceAccountToken` projections, by (volume name, path).
+    pub tokens: BTreeMap<(String, String), String>,
 }
 
 /// Names of the Secrets and ConfigMaps a Pod refers to (env, envFrom, volumes).

@@ -30,6 +30,7 @@ fn objects() -> Objects {
         )]
         .into(),
         config_maps: [("cfg".to_string(), data(&[("mode", "fast")]))].into(),
+        ..Objects::default()
     }
 }
 

@@ -86,9 +86,16 @@ pub fn volume_content(pod: &Pod, volume: &Volume, objects: &Objects) -> Result<V
             } else if let Some(d) = &source.downward_api {
                 files.extend(downward_files(pod, d.items.as_deref(), mode)?);
             } else if let Some(t) = &source.service_account_token {
+                let key = (volume.name.clone(), t.path.clone());
+                let token = objects.tokens.get(&key).ok_or_else(|| {
+                    Error::Unsupported(format!(
+                        "projected volume {}: no token requested for {}",
+                        volume.name, t.path
+                    ))
+                })?;
                 files.push(FileEntry {
                     path: t.path.clone(),
-                    data: b"sandbox".to_vec(),
+                    data: token.as_bytes().to_vec(),
                     mode: mode_bits(mode),
                 });
             } else {

@@ -19,6 +19,7 @@ fn objects() -> Objects {
     Objects {
         secrets: [("s".to_string(), data(&[("a", "1"), ("b", "2")]))].into(),
         config_maps: [("cm".to_string(), data(&[("conf", "x=y")]))].into(),
+        tokens: [(("v".to_string(), "token".to_string()), "t0k".to_string())].into(),
     }
 }
 
@@ -82,7 +83,7 @@ fn volume_contents() {
                 file("sa", "1", 0o440),
                 file("conf", "x=y", 0o440),
                 file("ns", "ns1", 0o440),
-                file("token", "sandbox", 0o440),
+                file("token", "t0k", 0o440),
             ]),
         ),
     ];

@@ -3,7 +3,8 @@
 //! The build Pod reports its digest in its termination message; anyone who can write that Pod's
 //! status (or run a Pod that looks like it) could report any digest. So before an ImageStream
 //! records a push, the controller asks the output repository for the manifest of that exact
-//! digest, with the build's push secret (or the namespace's pull secrets). A registry that does
+//! digest, with the build's push secret (or the namespace's pull secrets; for the internal
+//! registry behind kiln's token server, a pull token it signs itself). A registry that does
 //! not have it, or refuses the controller, fails the build; an unreachable one is retried. Where
 //! the namespace does not let the controller read Secrets, it asks anonymously, and a refusal
 //! says which grant is missing.
@@ -87,9 +88,19 @@ pub(crate) async fn confirm(
         let pull = pull_config(&ctx.client, &namespace).await?;
         credentials = auth::credentials_for(&pull, &host);
     }
+    // The internal registry behind kiln's token server: a pull token of the controller's own.
+    let bearer = match &ctx.settings.registry_tokens {
+        Some(tokens) if ctx.settings.registry.as_deref() == Some(host.as_str()) => {
+            let path = digest::repository(reference)
+                .and_then(|r| r.strip_prefix(&format!("{host}/")).map(String::from));
+            path.and_then(|p| tokens.pull_token(&p))
+        }
+        _ => None,
+    };
     let access = Access {
         insecure: ctx.settings.pod.insecure_registries.contains(&host),
         credentials,
+        bearer,
         timeout: Some(CONFIRM_TIMEOUT),
     };
     match digest::manifest_digest(&pinned, &access).await {

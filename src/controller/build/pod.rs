@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, Pod, PodSecurityContext, PodSpec,
-    SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    ProjectedVolumeSource, SeccompProfile, SecretVolumeSource, SecurityContext,
+    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
@@ -79,6 +80,18 @@ pub struct PodSettings {
     /// The registry build Pods keep a layer cache per BuildConfig in (the internal registry, with
     /// `--layer-cache`); None: builds start from empty storage every time.
     pub layer_cache_registry: Option<String>,
+    /// Registry credentials every build gets when kiln is the internal registry's token server.
+    pub registry_token: Option<RegistryToken>,
+}
+
+/// The internal registry and the audience of the ServiceAccount token build Pods present to
+/// kiln's registry token server as their password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryToken {
+    /// The registry (`host[:port]`).
+    pub registry: String,
+    /// The token server's audience.
+    pub audience: String,
 }
 
 /// Why a Build cannot be turned into a Pod.
@@ -167,6 +180,10 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
         volumes.push(secret_volume("pull-secret", &pull.name));
         build_mounts.push(mount("pull-secret", contract::PULL_SECRET_DIR, true));
     }
+    if let Some(token) = &settings.registry_token {
+        volumes.push(registry_token_volume(&token.audience));
+        build_mounts.push(mount("registry-token", contract::REGISTRY_TOKEN_DIR, true));
+    }
     for (i, volume) in docker.volumes.iter().enumerate() {
         let volume_name = format!("build-volume-{i}");
         let source = &volume.source;
@@ -197,6 +214,12 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
                 });
             }
         }
+    }
+    if let Some(token) = &settings.registry_token {
+        build_env.push(env_var(
+            contract::REGISTRY_TOKEN_REGISTRY_ENV,
+            &token.registry,
+        ));
     }
     if !settings.insecure_registries.is_empty() {
         build_env.push(env_var(
@@ -422,6 +445,27 @@ fn empty_dir(name: &str) -> Volume {
     Volume {
         name: name.into(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }
+}
+
+/// The build's registry password: a ServiceAccount token projected for the token server's
+/// audience (bound to the Pod, refreshed by the kubelet; not an API credential, whose audience
+/// differs).
+fn registry_token_volume(audience: &str) -> Volume {
+    Volume {
+        name: "registry-token".into(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: None,
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    audience: Some(audience.to_string()),
+                    expiration_seconds: Some(contract::REGISTRY_TOKEN_SECONDS),
+                    path: contract::REGISTRY_TOKEN_FILE.into(),
+                }),
+                ..VolumeProjection::default()
+            }]),
+        }),
         ..Volume::default()
     }
 }

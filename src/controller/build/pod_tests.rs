@@ -23,6 +23,7 @@ fn settings(security: SecurityProfile) -> PodSettings {
         insecure_registries: vec!["registry:5000".into()],
         binary_input_timeout: std::time::Duration::from_secs(90),
         layer_cache_registry: None,
+        registry_token: None,
     }
 }
 
@@ -466,4 +467,55 @@ fn the_layer_cache_is_the_controllers_choice_in_the_builds_own_namespace() {
         assert_eq!(clone, Vec::<String>::new(), "{namespace}");
         assert_eq!(main, want, "{namespace} noCache={no_cache} {registry:?}");
     }
+}
+
+#[test]
+fn a_registry_token_is_projected_into_the_build_container_only() {
+    let mut with_token = settings(SecurityProfile::Privileged);
+    with_token.registry_token = Some(RegistryToken {
+        registry: "registry:5000".into(),
+        audience: "kiln-registry".into(),
+    });
+    let pod = build_pod(&full(), &with_token).unwrap();
+    let spec = pod.spec.unwrap();
+    let volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "registry-token")
+        .expect("the token volume");
+    let projection = volume.projected.as_ref().unwrap().sources.as_ref().unwrap()[0]
+        .service_account_token
+        .clone()
+        .unwrap();
+    assert_eq!(projection.audience.as_deref(), Some("kiln-registry"));
+    assert_eq!(projection.expiration_seconds, Some(3600));
+    assert_eq!(projection.path, contract::REGISTRY_TOKEN_FILE);
+    // Still no API credential: the projected token is for kiln's audience only.
+    assert_eq!(spec.automount_service_account_token, Some(false));
+    let main = &spec.containers[0];
+    assert!(mounts(main).contains(&(
+        "registry-token".to_string(),
+        contract::REGISTRY_TOKEN_DIR.to_string()
+    )));
+    let registry = main
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == contract::REGISTRY_TOKEN_REGISTRY_ENV)
+        .and_then(|e| e.value.clone());
+    assert_eq!(registry.as_deref(), Some("registry:5000"));
+    for init in spec.init_containers.iter().flatten() {
+        assert!(!mounts(init).iter().any(|(n, _)| n == "registry-token"));
+    }
+    // Without the token server, nothing.
+    let pod = build_pod(&full(), &settings(SecurityProfile::Privileged)).unwrap();
+    let spec = pod.spec.unwrap();
+    assert!(!spec
+        .volumes
+        .iter()
+        .flatten()
+        .any(|v| v.name == "registry-token"));
+    assert!(!env_names(&spec.containers[0])
+        .contains(&contract::REGISTRY_TOKEN_REGISTRY_ENV.to_string()));
 }

@@ -264,6 +264,7 @@ async fn import(ctx: &Context, image: &str, insecure: bool, pull: Option<&Value>
     let access = Access {
         insecure: insecure || ctx.settings.pod.insecure_registries.contains(&host),
         credentials: pull.and_then(|c| auth::credentials_for(c, &host)),
+        bearer: None,
         timeout: Some(IMPORT_TIMEOUT),
     };
     match digest::manifest_digest(image, &access).await {

@@ -92,6 +92,20 @@ pub fn cluster_roles() -> Vec<Value> {
                 ),
             ],
         ),
+        // What a delegating authenticator and authorizer needs (a webhook or token server that
+        // checks its callers against the API server).
+        cluster_role(
+            "system:auth-delegator",
+            json!({}),
+            vec![
+                rule(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
+                rule(
+                    &["authorization.k8s.io"],
+                    &["subjectaccessreviews"],
+                    &["create"],
+                ),
+            ],
+        ),
         cluster_role(
             "system:aggregate-to-view",
             json!({format!("{LABEL}view"): "true"}),

@@ -4,7 +4,10 @@
 //! A token is shaped like the apiserver's (a JWT whose claims name the ServiceAccount, so tools
 //! that decode it see the usual claims), but the sandbox does not verify signatures: it keeps
 //! every token it issued in a table. A token authenticates while its ServiceAccount exists with
-//! the same uid and until `status.expirationTimestamp`.
+//! the same uid, while the Pod it is bound to (`spec.boundObjectRef`) exists with the same uid,
+//! and until `status.expirationTimestamp`. Requests to the API server need a token whose
+//! audiences include the API server's ([`ISSUER`]); a TokenReview (what a token server or webhook
+//! asks) checks the audiences it names instead, as kube-apiserver does.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -26,6 +29,9 @@ struct Issued {
     name: String,
     uid: String,
     expires: DateTime<Utc>,
+    audiences: Vec<String>,
+    /// The Pod the token is bound to: (name, uid).
+    pod: Option<(String, String)>,
 }
 
 /// Every token issued.
@@ -39,9 +45,23 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 impl Tokens {
-    /// The user a token authenticates, if it is one of ours, unexpired, and its ServiceAccount
-    /// still exists with the uid it was issued for.
+    /// The user a token authenticates to the API server, if it is one of ours, unexpired, meant
+    /// for the API server, and its ServiceAccount (and bound Pod) still exist with the uids it was
+    /// issued for.
     pub fn user_of(&self, store: &Store, token: &str) -> Option<UserInfo> {
+        let issued = self.valid(store, token)?;
+        if !issued.audiences.iter().any(|a| a == ISSUER) {
+            return None;
+        }
+        Some(UserInfo::service_account(
+            &issued.namespace,
+            &issued.name,
+            &issued.uid,
+        ))
+    }
+
+    /// The record of a token that still authenticates someone (any audience).
+    fn valid(&self, store: &Store, token: &str) -> Option<Issued> {
         let issued = self
             .issued
             .lock()
@@ -59,11 +79,81 @@ impl Tokens {
         if super::super::meta::uid(&account) != Some(issued.uid.as_str()) {
             return None;
         }
-        Some(UserInfo::service_account(
-            &issued.namespace,
-            &issued.name,
-            &issued.uid,
-        ))
+        if let Some((pod, uid)) = &issued.pod {
+            let bound = store.get(&ObjectKey::new("/pods", &issued.namespace, pod))?;
+            if super::super::meta::uid(&bound) != Some(uid.as_str()) {
+                return None;
+            }
+        }
+        Some(issued)
+    }
+
+    /// Answers a TokenReview: whether `spec.token` authenticates for one of `spec.audiences`
+    /// (the API server's when none are named), and as whom.
+    pub fn review(&self, store: &Store, body: &Value) -> ApiResult<Value> {
+        let spec = body.get("spec").cloned().unwrap_or(json!({}));
+        let token = spec
+            .get("token")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if token.is_empty() {
+            return Err(ApiError::BadRequest(
+                "token is required for TokenReview in authentication".into(),
+            ));
+        }
+        let wanted: Vec<String> = match spec.get("audiences").and_then(Value::as_array) {
+            Some(a) if !a.is_empty() => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+            _ => vec![ISSUER.to_string()],
+        };
+        let status = match self.valid(store, token) {
+            None => json!({"user": {}, "error": "[invalid bearer token, token lookup failed]"}),
+            Some(issued) => {
+                let common: Vec<&String> = wanted
+                    .iter()
+                    .filter(|a| issued.audiences.contains(a))
+                    .collect();
+                if common.is_empty() {
+                    json!({
+                        "user": {},
+                        "error": format!(
+                            "[invalid bearer token, token audiences {:?} is invalid for the target audiences {:?}]",
+                            issued.audiences, wanted
+                        ),
+                    })
+                } else {
+                    let user =
+                        UserInfo::service_account(&issued.namespace, &issued.name, &issued.uid);
+                    let mut info = json!({
+                        "username": user.name,
+                        "uid": user.uid,
+                        "groups": user.groups,
+                    });
+                    if let Some((pod, uid)) = &issued.pod {
+                        info["extra"] = json!({
+                            "authentication.kubernetes.io/pod-name": [pod],
+                            "authentication.kubernetes.io/pod-uid": [uid],
+                        });
+                    }
+                    json!({"authenticated": true, "user": info, "audiences": common})
+                }
+            }
+        };
+        let mut metadata = body
+            .get("metadata")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        metadata.insert("creationTimestamp".into(), Value::Null);
+        Ok(json!({
+            "kind": "TokenReview",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": metadata,
+            "spec": spec,
+            "status": status,
+        }))
     }
 
     /// Answers a TokenRequest for ServiceAccount `namespace/name` (the request body is a
@@ -126,6 +216,7 @@ impl Tokens {
             Some(a) if !a.is_empty() => Value::Array(a.clone()),
             _ => json!([ISSUER]),
         };
+        let pod = bound_pod(store, namespace, &subject, &spec)?;
         let now = Utc::now();
         let expires = now + chrono::Duration::seconds(seconds);
         let claims = json!({
@@ -140,6 +231,10 @@ impl Tokens {
                 "serviceaccount": {"name": name, "uid": uid},
             },
         });
+        let mut claims = claims;
+        if let Some((pod, pod_uid)) = &pod {
+            claims["kubernetes.io"]["pod"] = json!({"name": pod, "uid": pod_uid});
+        }
         let token = format!(
             "{}.{}.{}",
             b64(br#"{"alg":"RS256","kid":"kiln-sandbox"}"#),
@@ -156,6 +251,13 @@ impl Tokens {
                     name: name.to_string(),
                     uid,
                     expires,
+                    audiences: audiences
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|a| a.as_str().map(String::from))
+                        .collect(),
+                    pod,
                 },
             );
         let expiration = expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -173,4 +275,54 @@ impl Tokens {
             "status": {"token": token, "expirationTimestamp": expiration},
         }))
     }
+}
+
+/// The Pod a TokenRequest binds its token to (`spec.boundObjectRef` of kind Pod): it must exist in
+/// the ServiceAccount's namespace, with the uid given if one is.
+fn bound_pod(
+    store: &Store,
+    namespace: &str,
+    subject: &Subject,
+    spec: &Value,
+) -> ApiResult<Option<(String, String)>> {
+    let Some(reference) = spec.get("boundObjectRef").filter(|r| !r.is_null()) else {
+        return Ok(None);
+    };
+    let field = |f: &str| {
+        reference
+            .get(f)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (kind, name, uid) = (field("kind"), field("name"), field("uid"));
+    if kind != "Pod" {
+        return Err(ApiError::Invalid(
+            subject.clone(),
+            vec![FieldCause::new(
+                "FieldValueNotSupported",
+                "spec.boundObjectRef.kind",
+                format!("Unsupported value: {kind:?}: supported values: \"Pod\""),
+            )],
+        ));
+    }
+    let pod = store
+        .get(&ObjectKey::new("/pods", namespace, &name))
+        .ok_or_else(|| {
+            ApiError::NotFound(Subject {
+                group: String::new(),
+                resource: "pods".into(),
+                kind: "Pod".into(),
+                name: name.clone(),
+            })
+        })?;
+    let actual = super::super::meta::uid(&pod)
+        .unwrap_or_default()
+        .to_string();
+    if !uid.is_empty() && uid != actual {
+        return Err(ApiError::Conflict(subject.clone(), format!(
+            "the UID in the bound object reference ({uid}) does not match the UID in record. The object might have been deleted and then recreated"
+        )));
+    }
+    Ok(Some((name, actual)))
 }

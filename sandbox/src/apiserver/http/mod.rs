@@ -179,7 +179,7 @@ fn unstored(info: &ResourceInfo, path: &ResourcePath) -> bool {
             && path.subresource.as_deref() == Some("token"))
 }
 
-/// Answers an access review or a TokenRequest (create only).
+/// Answers an access review, a TokenReview or a TokenRequest (create only).
 fn answer_unstored(
     shared: &Shared,
     info: &ResourceInfo,
@@ -193,6 +193,8 @@ fn answer_unstored(
     let answer = if info.plural == "serviceaccounts" {
         let name = path.name.clone().unwrap_or_default();
         shared.tokens.request(&store, &namespace, &name, &object)?
+    } else if info.group == "authentication.k8s.io" && info.plural == "tokenreviews" {
+        shared.tokens.review(&store, &object)?
     } else {
         super::authz::reviews::review(
             &store,

@@ -1,8 +1,11 @@
-//! Before containers start: fetching referenced Secrets and ConfigMaps, writing volumes.
+//! Before containers start: fetching referenced Secrets and ConfigMaps, requesting projected
+//! ServiceAccount tokens, writing volumes.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use kube::api::PostParams;
 use kube::Api;
 
 use super::containers::cannot_run;
@@ -100,6 +103,50 @@ impl Worker {
                 objects.config_maps.insert(name.clone(), data);
             }
         }
+        objects.tokens = self.request_tokens().await?;
         Ok(objects)
+    }
+
+    /// A token per `serviceAccountToken` projection, from the TokenRequest API for the Pod's
+    /// ServiceAccount and bound to the Pod, with the projection's audience and lifetime (as the
+    /// kubelet does; it also refreshes them at 80 % of their lifetime, which the sandbox does not:
+    /// its Pods live shorter than the shortest token, 10 minutes).
+    async fn request_tokens(&self) -> Result<BTreeMap<(String, String), String>> {
+        let mut tokens = BTreeMap::new();
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let account = spec
+            .service_account_name
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".into());
+        let accounts: Api<ServiceAccount> =
+            Api::namespaced(self.shared.client.clone(), &self.namespace);
+        for volume in spec.volumes.iter().flatten() {
+            let sources = volume
+                .projected
+                .iter()
+                .flat_map(|p| p.sources.iter().flatten());
+            for projection in sources.filter_map(|s| s.service_account_token.as_ref()) {
+                let request = TokenRequest {
+                    spec: TokenRequestSpec {
+                        audiences: projection.audience.clone().into_iter().collect(),
+                        expiration_seconds: Some(projection.expiration_seconds.unwrap_or(3600)),
+                        bound_object_ref: Some(BoundObjectReference {
+                            api_version: Some("v1".into()),
+                            kind: Some("Pod".into()),
+                            name: self.pod.metadata.name.clone(),
+                            uid: self.pod.metadata.uid.clone(),
+                        }),
+                    },
+                    ..TokenRequest::default()
+                };
+                let issued = accounts
+                    .create_token_request(&account, &PostParams::default(), &request)
+                    .await?;
+                let token = issued.status.map(|s| s.token).unwrap_or_default();
+                tokens.insert((volume.name.clone(), projection.path.clone()), token);
+            }
+        }
+        Ok(tokens)
     }
 }
