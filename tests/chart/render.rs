@@ -197,6 +197,26 @@ fn full_values_reach_the_manifests() {
         env_value(deployment, "KILN_LAYER_CACHE").as_deref(),
         Some("false")
     );
+    // kiln as the registry's token server: the Secret's key and certificate, and the settings.
+    for (name, want) in [
+        (
+            "KILN_REGISTRY_TOKEN_KEY",
+            "/var/run/secrets/kiln.dev/registry-token/tls.key",
+        ),
+        (
+            "KILN_REGISTRY_TOKEN_CERTIFICATE",
+            "/var/run/secrets/kiln.dev/registry-token/tls.crt",
+        ),
+        ("KILN_REGISTRY_TOKEN_SERVICE", "registry.kiln-system"),
+        ("KILN_REGISTRY_TOKEN_ISSUER", "kiln-system"),
+        ("KILN_REGISTRY_TOKEN_LIFETIME", "120"),
+    ] {
+        assert_eq!(env_value(deployment, name).as_deref(), Some(want), "{name}");
+    }
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"],
+        "kiln-registry-token"
+    );
     assert_eq!(
         env_value(deployment, "KILN_INSECURE_REGISTRIES").as_deref(),
         Some("mirror.example.org,cache.example.org:5000")
