@@ -137,8 +137,9 @@ pub(crate) fn is_forbidden(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 403)
 }
 
-/// Reads a Secret by name: `Ok(None)` when it does not exist, `Err(Forbidden)` marked apart from
-/// other failures when this namespace does not let the controller read Secrets.
+/// Reads a Secret by name: `SecretRead::Read(None)` when it does not exist,
+/// `SecretRead::Forbidden` (apart from other failures) when this namespace does not let the
+/// controller read Secrets.
 pub(crate) async fn read_secret(
     client: &kube::Client,
     namespace: &str,
