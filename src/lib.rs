@@ -9,6 +9,8 @@ pub mod cli;
 pub mod controller;
 pub mod convert;
 pub mod crdgen;
+#[cfg(test)]
+mod fuzz_runner;
 pub mod instantiate;
 pub mod local;
 pub mod naming;

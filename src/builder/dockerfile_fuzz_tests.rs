@@ -8,7 +8,6 @@
 //! another.
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use super::*;
 
@@ -59,28 +58,13 @@ fn edits() -> impl Strategy<Value = Edits> {
         })
 }
 
-fn cases() -> u32 {
-    std::env::var("KILN_DOCKERFILE_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000)
-}
-
 #[test]
 fn preparation_never_panics_and_gives_a_dockerfile() {
-    let seed: u64 = std::env::var("KILN_DOCKERFILE_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x646f_636b);
-    let mut seed_bytes = [0_u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(
-        Config {
-            cases: cases(),
-            failure_persistence: None,
-            ..Config::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
+    let (mut runner, seed) = crate::fuzz_runner::seeded_runner(
+        "KILN_DOCKERFILE_FUZZ_SEED",
+        0x646f_636b,
+        "KILN_DOCKERFILE_FUZZ_CASES",
+        2_000,
     );
     let tried = std::cell::Cell::new(0_u64);
     let prepared = std::cell::Cell::new(0_u64);

@@ -8,7 +8,6 @@
 //! `make fuzz` runs 50,000. The seed is fixed; `KILN_CONVERT_FUZZ_SEED=<u64>` picks another.
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::Value;
 
 use super::*;
@@ -130,13 +129,6 @@ fn mutate(mut doc: Value, edits: &[(prop::sample::Index, Edit)]) -> Value {
     doc
 }
 
-fn cases() -> u32 {
-    std::env::var("KILN_CONVERT_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000)
-}
-
 #[test]
 fn conversion_never_panics_and_answers_with_documents_or_problems() {
     let corpus = corpus();
@@ -145,19 +137,11 @@ fn conversion_never_panics_and_answers_with_documents_or_problems() {
         "the corpus is read: {} documents",
         corpus.len()
     );
-    let seed: u64 = std::env::var("KILN_CONVERT_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x636f_6e76);
-    let mut seed_bytes = [0_u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(
-        Config {
-            cases: cases(),
-            failure_persistence: None,
-            ..Config::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
+    let (mut runner, seed) = crate::fuzz_runner::seeded_runner(
+        "KILN_CONVERT_FUZZ_SEED",
+        0x636f_6e76,
+        "KILN_CONVERT_FUZZ_CASES",
+        1_000,
     );
     let input = prop_oneof![
         4 => (prop::collection::vec((any::<prop::sample::Index>(), edits()), 1..3)).prop_map({

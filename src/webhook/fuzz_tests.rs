@@ -7,7 +7,6 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use super::decide::{decide, Decision, Incoming};
 use super::provider::Provider;
@@ -156,19 +155,11 @@ fn cases() -> u32 {
 #[test]
 fn no_panic_and_no_build_without_proof_or_from_malformed_bodies() {
     let bc = config();
-    let seed: u64 = std::env::var("WEBHOOK_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x6b69_6c6e);
-    let mut seed_bytes = [0_u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(
-        Config {
-            cases: cases(),
-            failure_persistence: None,
-            ..Config::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
+    let (mut runner, seed) = crate::fuzz_runner::seeded_runner(
+        "WEBHOOK_FUZZ_SEED",
+        0x6b69_6c6e,
+        "WEBHOOK_FUZZ_CASES",
+        20_000,
     );
     let strategy = (
         (

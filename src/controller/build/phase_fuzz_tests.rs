@@ -10,7 +10,6 @@
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::json;
 
 use super::*;
@@ -97,28 +96,13 @@ fn pod(container: &str, code: i32, reason: &str, message: &str) -> Pod {
     }
 }
 
-fn cases() -> u32 {
-    std::env::var("KILN_TERMINATION_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000)
-}
-
 #[test]
 fn any_termination_message_gives_a_status_without_a_panic() {
-    let seed: u64 = std::env::var("KILN_TERMINATION_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x7465_726d);
-    let mut seed_bytes = [0_u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(
-        Config {
-            cases: cases(),
-            failure_persistence: None,
-            ..Config::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
+    let (mut runner, seed) = crate::fuzz_runner::seeded_runner(
+        "KILN_TERMINATION_FUZZ_SEED",
+        0x7465_726d,
+        "KILN_TERMINATION_FUZZ_CASES",
+        2_000,
     );
     let observed = Observed {
         now: Timestamp::from_second(1_700_000_100).unwrap_or_default(),
