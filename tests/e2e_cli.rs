@@ -72,21 +72,6 @@ fn registry(cluster: &Cluster) -> String {
     cluster.registry.as_ref().expect("a registry").addr()
 }
 
-/// Pushes the base image `library/busybox:latest` (alone: a few seconds) to the cluster's registry.
-fn push_base_images(cluster: &Cluster, storage: &Storage) {
-    let mut make = Command::new(support::repo_root().join("scripts/make-base-images.sh"));
-    make.arg(registry(cluster))
-        .arg("--busybox")
-        .env("BUILDAH_ROOT", storage.root())
-        .env("BUILDAH_RUNROOT", storage.runroot());
-    let out = run_bounded(make, Duration::from_secs(300));
-    assert!(
-        out.status.success(),
-        "make-base-images: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A git repository `cli.git` with three Dockerfiles: `quick/` builds and pushes, `failing/`
 /// fails in a RUN step, `slow/` sleeps; served by the returned daemon.
 fn make_repository(cluster: &Cluster, repos: &Path) -> GitDaemon {
@@ -162,7 +147,12 @@ fn the_oc_workflow_runs_against_the_cluster() {
     );
     let cluster = &cluster;
     let storage = Storage::new();
-    push_base_images(cluster, &storage);
+    // The base image `library/busybox:latest` alone: a few seconds.
+    support::seed::make_base_images(
+        cluster.registry.as_ref().expect("a registry"),
+        &storage,
+        &["--busybox"],
+    );
     let repos = cluster.work.path().join("git");
     let daemon = make_repository(cluster, &repos);
     let git_url = daemon.url("cli.git");

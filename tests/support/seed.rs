@@ -45,8 +45,15 @@ impl SeedSource {
 /// Pushes the example's base images (`library/golang:1.19`, `library/busybox:latest`, made from
 /// Debian packages by `scripts/make-base-images.sh`) to `registry`, through `storage`.
 pub fn push_base_images(registry: &Registry, storage: &Storage) {
+    make_base_images(registry, storage, &[]);
+}
+
+/// `scripts/make-base-images.sh REGISTRY ARGS…` (`--busybox`: the busybox image alone) through
+/// `storage`, pushed to `registry`.
+pub fn make_base_images(registry: &Registry, storage: &Storage, args: &[&str]) {
     let mut make = Command::new(repo_root().join("scripts/make-base-images.sh"));
     make.arg(registry.addr())
+        .args(args)
         .env("BUILDAH_ROOT", storage.root())
         .env("BUILDAH_RUNROOT", storage.runroot());
     let out = run_bounded(make, Duration::from_secs(300));
