@@ -248,7 +248,7 @@ fn pod_build(name: &str, cache: &str, late: &str) -> (bool, String) {
             "strategy": {"type": "Docker", "dockerStrategy": {
                 "buildArgs": [{"name": "REGISTRY", "value": registry}]
             }},
-            "output": {"to": {"kind": "DockerImage", "name": format!("{registry}/team-a/app:latest")}}
+            "output": {"to": {"kind": "DockerImage", "name": format!("{registry}/team-a/{name}:latest")}}
         }
     });
     let mut log = String::new();
