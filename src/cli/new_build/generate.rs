@@ -16,9 +16,15 @@ use crate::api::common::{
     BinaryBuildSource, BuildOutput, BuildSource, BuildSourceType, BuildStrategy, BuildStrategyType,
     DockerBuildStrategy, GitBuildSource,
 };
-use crate::api::image_stream::{ImageLookupPolicy, TagImportPolicy, TagReference};
+use crate::api::image_stream::ImageLookupPolicy;
 use crate::api::{BuildConfig, BuildConfigSpec, CommonSpec, ImageStream, ImageStreamSpec};
-use crate::builder::dockerfile::{self, LastFrom};
+use crate::builder::dockerfile;
+
+mod base;
+mod names;
+
+use base::{base_image, base_stream};
+use names::{bc_name, output_target};
 
 /// The label every generated object carries, with the BuildConfig's name (as `oc new-build`).
 pub(crate) const BUILD_LABEL: &str = "build";
@@ -331,191 +337,6 @@ pub(crate) fn generate(
         notes,
         name,
     })
-}
-
-/// `--to` as (stream, tag); None for the default and for `--to-docker` (checked here).
-fn output_target(output: &Output) -> Result<Option<(String, String)>, Error> {
-    match output {
-        Output::Default => Ok(None),
-        Output::DockerImage(reference) => crate::builder::registry::check_reference(reference)
-            .map(|()| None)
-            .map_err(|reason| Error::InvalidToDocker {
-                to: reference.clone(),
-                reason,
-            }),
-        Output::ImageStreamTag(to) => {
-            let invalid = |reason: String| Error::InvalidTo {
-                to: to.clone(),
-                reason,
-            };
-            if to.contains('/') || to.contains('@') {
-                return Err(invalid("names a registry image".into()));
-            }
-            let (stream, tag) = to.split_once(':').unwrap_or((to, "latest"));
-            crate::api::validate::object_name(stream)
-                .map_err(|e| invalid(format!("has an image stream name that {e}")))?;
-            if !valid_tag(tag) {
-                return Err(invalid(format!(
-                    "has tag {tag:?}, which is not 1 to 128 letters, digits, '_', '.' or '-' (not starting with '.' or '-')"
-                )));
-            }
-            Ok(Some((stream.to_string(), tag.to_string())))
-        }
-    }
-}
-
-/// A Docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-fn valid_tag(tag: &str) -> bool {
-    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    tag.len() <= 128
-        && tag.chars().next().is_some_and(ok)
-        && tag.chars().all(|c| ok(c) || c == '.' || c == '-')
-}
-
-/// The BuildConfig's name: `--name`, else the repository's, else `--to`'s stream (as `oc`).
-fn bc_name(req: &Request, to: Option<&(String, String)>) -> Result<String, Error> {
-    if let Some(name) = &req.name {
-        return check_name(name).map_err(|reason| Error::InvalidName {
-            name: name.clone(),
-            reason,
-        });
-    }
-    let derived = match &req.source {
-        Source::Git { uri, .. } => {
-            let base = uri
-                .trim_end_matches('/')
-                .rsplit(['/', ':'])
-                .next()
-                .unwrap_or_default();
-            let base = base.strip_suffix(".git").unwrap_or(base);
-            let simple: String = base
-                .to_ascii_lowercase()
-                .chars()
-                .map(|c| if c == '_' || c == '.' { '-' } else { c })
-                .collect();
-            check_name(&simple).map_err(|_| Error::NoName(format!("the repository URL {uri:?}")))
-        }
-        _ => Err(Error::NoName("a source without a repository".into())),
-    };
-    match (derived, to) {
-        (Ok(name), _) => Ok(name),
-        (Err(_), Some((stream, _))) if check_name(stream).is_ok() => Ok(stream.clone()),
-        (Err(e), _) => Err(e),
-    }
-}
-
-/// Why `name` cannot name the generated objects: a DNS-1035 label of at most 58 characters.
-fn check_name(name: &str) -> Result<String, String> {
-    crate::api::validate::dns_label(name)?;
-    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Err("must start with a lowercase letter".into());
-    }
-    if name.len() > MAX_NAME {
-        return Err(format!("is longer than {MAX_NAME} characters"));
-    }
-    Ok(name.to_string())
-}
-
-/// The image the last FROM names, or None with a note saying why there is none.
-fn base_image(
-    text: &str,
-    build_args: &[EnvVar],
-    origin: &str,
-    notes: &mut Vec<String>,
-) -> Result<Option<String>, Error> {
-    let args: Vec<(String, String)> = build_args
-        .iter()
-        .map(|a| (a.name.clone(), a.value.clone().unwrap_or_default()))
-        .collect();
-    let last = dockerfile::last_from(text, &args).map_err(|source| Error::Dockerfile {
-        origin: origin.to_string(),
-        source,
-    })?;
-    let consequence = "so no base image stream and no ImageChange trigger are generated";
-    match last {
-        LastFrom::Image(image) => {
-            crate::builder::registry::check_reference(&image).map_err(|reason| {
-                Error::InvalidFrom {
-                    origin: origin.to_string(),
-                    image: image.clone(),
-                    reason,
-                }
-            })?;
-            Ok(Some(image))
-        }
-        LastFrom::Stage(stage) => {
-            notes.push(format!(
-                "the last FROM of {origin} is the stage {stage:?}, {consequence}"
-            ));
-            Ok(None)
-        }
-        LastFrom::Scratch => {
-            notes.push(format!(
-                "the last FROM of {origin} is scratch, {consequence}"
-            ));
-            Ok(None)
-        }
-        LastFrom::Unresolved(image) => {
-            notes.push(format!(
-                "the last FROM of {origin} is {image:?}, which names a variable no ARG default or --build-arg sets, {consequence}"
-            ));
-            Ok(None)
-        }
-    }
-}
-
-/// The ImageStream importing `image` (named after its repository's last component, tag its tag
-/// or `latest`) and the tag.
-fn base_stream(name: &str, image: &str, insecure: bool) -> Result<(ImageStream, String), Error> {
-    let (repository, tag) = split_image(image);
-    let stream: String = repository
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .map(|c| if c == '_' { '-' } else { c })
-        .collect();
-    crate::api::validate::object_name(&stream).map_err(|_| Error::BaseName(image.to_string()))?;
-    let tag = tag.unwrap_or("latest").to_string();
-    let mut is = ImageStream::new(
-        &stream,
-        ImageStreamSpec {
-            lookup_policy: Some(ImageLookupPolicy { local: false }),
-            tags: vec![TagReference {
-                name: tag.clone(),
-                annotations: Some(BTreeMap::from([(
-                    IMPORTED_FROM_ANNOTATION.to_string(),
-                    image.to_string(),
-                )])),
-                from: Some(ObjectReference {
-                    kind: Some("DockerImage".into()),
-                    name: Some(image.to_string()),
-                    ..ObjectReference::default()
-                }),
-                import_policy: Some(TagImportPolicy {
-                    insecure: insecure.then_some(true),
-                    ..TagImportPolicy::default()
-                }),
-                ..TagReference::default()
-            }],
-            ..ImageStreamSpec::default()
-        },
-    );
-    is.metadata = meta(&stream, name);
-    Ok((is, tag))
-}
-
-/// Splits `[host[:port]/]repo[:tag][@digest]` into the repository and the tag.
-fn split_image(image: &str) -> (&str, Option<&str>) {
-    let without_digest = image.split_once('@').map_or(image, |(r, _)| r);
-    let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
-    match without_digest[last_slash..].rfind(':') {
-        Some(colon) => {
-            let at = last_slash + colon;
-            (&without_digest[..at], Some(&without_digest[at + 1..]))
-        }
-        None => (without_digest, None),
-    }
 }
 
 /// The source of the BuildConfig.

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::base::split_image;
 use super::*;
 
 const SEED: &str = "ARG REGISTRY=localhost:5000\nFROM ${REGISTRY}/library/golang:1.19 AS builder\nRUN go build\nFROM ${REGISTRY}/library/busybox:latest\nCOPY --from=builder /a /a\n";
