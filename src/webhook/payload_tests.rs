@@ -1,5 +1,6 @@
 //! Payload parsing against payloads written from each provider's documented format.
 
+use super::bitbucket::parse_raw_person;
 use super::*;
 
 macro_rules! fixture {
