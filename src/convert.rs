@@ -11,6 +11,9 @@ mod inert;
 #[cfg(test)]
 #[path = "convert/fuzz_tests.rs"]
 mod fuzz_tests;
+#[cfg(test)]
+#[path = "convert/regression_tests.rs"]
+mod regression_tests;
 
 /// Why a conversion could not be done at all.
 #[derive(Debug, thiserror::Error)]
@@ -180,22 +183,56 @@ fn target_api_version(api_version: &str, kind: &str) -> Option<Result<&'static s
     })
 }
 
+/// The `apiVersion` and `kind` of a manifest, or the (path, message) saying why `doc` is not one:
+/// not an object, or either field missing, empty or not a string.
+fn manifest_type(doc: &Value) -> Result<(String, String), (String, String)> {
+    let Some(object) = doc.as_object() else {
+        return Err((
+            "(document)".into(),
+            format!(
+                "a manifest is a mapping with apiVersion, kind and metadata, not {}",
+                json_type(doc)
+            ),
+        ));
+    };
+    let field = |name: &str, example: &str| match object.get(name) {
+        Some(Value::String(v)) if !v.is_empty() => Ok(v.clone()),
+        None | Some(Value::Null) => Err((name.to_string(), format!("missing (e.g. {example})"))),
+        Some(other) => Err((
+            name.to_string(),
+            format!(
+                "must be a non-empty string such as {example}, not {}",
+                json_type(other)
+            ),
+        )),
+    };
+    Ok((
+        field("apiVersion", "build.openshift.io/v1")?,
+        field("kind", "BuildConfig")?,
+    ))
+}
+
+/// How a JSON value's type is named in messages.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(s) if s.is_empty() => "an empty string",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
 fn convert_document(mut doc: Value, document: &str) -> Result<(Value, Vec<Problem>), Vec<Problem>> {
-    let api_version = doc
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let kind = doc
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
     let problem = |path: &str, message: String| Problem {
         document: document.to_string(),
         path: path.to_string(),
         message,
     };
+    let (api_version, kind) =
+        manifest_type(&doc).map_err(|(path, message)| vec![problem(&path, message)])?;
     let target = match target_api_version(&api_version, &kind) {
         None => return Ok((doc, Vec::new())),
         Some(Err(())) => {
@@ -242,12 +279,12 @@ fn convert_document(mut doc: Value, document: &str) -> Result<(Value, Vec<Proble
         "Build" => strict::from_value::<Build>(&doc)
             .map(|b| normalise_build_spec(&mut doc, &b.spec.common)),
         _ => {
-            // OpenShift's usual output stream has no spec; the CRD defaults it to `{}`.
-            let mut with_spec = doc.clone();
-            if with_spec.get("spec").is_none_or(Value::is_null) {
-                with_spec["spec"] = Value::Object(Map::new());
+            // OpenShift's usual output stream has no spec; kiln's type needs one, so it is
+            // written as the `{}` the CRD would default it to.
+            if doc.get("spec").is_none_or(Value::is_null) {
+                doc["spec"] = Value::Object(Map::new());
             }
-            strict::from_value::<ImageStream>(&with_spec).map(drop)
+            strict::from_value::<ImageStream>(&doc).map(drop)
         }
     };
     match typed {

@@ -57,6 +57,18 @@ pub(crate) enum Error {
     /// An environment variable name that cannot be written as `ENV`.
     #[error("invalid environment variable name {0:?}")]
     InvalidEnvName(String),
+    /// The edited text no longer parses, or its edits do not land where they must: the input has
+    /// something open that swallows them (a quote the parser lets run past its line, say).
+    #[error("the Dockerfile cannot be edited safely: {0}; look for a quote, heredoc or line continuation left open")]
+    Unedited(String),
+    /// `dockerStrategy.from` is not an image reference, so it cannot replace a FROM's image.
+    #[error("dockerStrategy.from {image:?} is not an image reference: {reason}")]
+    InvalidFrom {
+        /// The reference as given.
+        image: String,
+        /// Why it is not one.
+        reason: String,
+    },
 }
 
 /// The edits OpenShift's builder makes to a Dockerfile.
@@ -87,6 +99,10 @@ pub(crate) fn prepare(text: &str, edits: &Edits) -> Result<String, Error> {
     // (start, end, replacement), applied from the end so earlier offsets stay valid.
     let mut splices: Vec<(usize, usize, String)> = Vec::new();
     if let Some(image) = &edits.from {
+        super::registry::check_reference(image).map_err(|reason| Error::InvalidFrom {
+            image: image.clone(),
+            reason,
+        })?;
         splices.push((last.image.span.start, last.image.span.end, image.clone()));
     }
     if !edits.env.is_empty() {
@@ -119,7 +135,32 @@ pub(crate) fn prepare(text: &str, edits: &Edits) -> Result<String, Error> {
         }
         out.push_str(&trailer);
     }
+    check_edited(&out, edits, !labels.is_empty())?;
     Ok(out)
+}
+
+/// Checks that the edited text parses, ends with the labels' `LABEL` and builds on
+/// `edits.from`: an input the parser accepts can still swallow an edit (a double quote left open
+/// runs on to the next quote, across lines).
+fn check_edited(out: &str, edits: &Edits, labels: bool) -> Result<(), Error> {
+    let parsed = parse(out).map_err(|e| Error::Unedited(format!("after the edits, {e}")))?;
+    if labels && !matches!(parsed.instructions.last(), Some(Instruction::Label(_))) {
+        return Err(Error::Unedited(
+            "the build's LABEL is not the last instruction after the edits".into(),
+        ));
+    }
+    if let Some(from) = &edits.from {
+        let last = parsed.instructions.iter().rev().find_map(|i| match i {
+            Instruction::From(f) => Some(f.image.content.as_str()),
+            _ => None,
+        });
+        if last != Some(from.as_str()) {
+            return Err(Error::Unedited(format!(
+                "the last FROM is not {from:?} after the edits"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The base images a Dockerfile pulls: FROM images with global `ARG`s expanded (build args win),
@@ -198,7 +239,7 @@ fn froms(text: &str, build_args: &[(String, String)]) -> Result<Vec<(String, boo
 
 /// Parses the heredoc-masked text and checks every instruction keyword.
 fn parse(text: &str) -> Result<Dockerfile, Error> {
-    let masked = super::heredoc::mask(text);
+    let masked = mask_dollar_escapes(&super::heredoc::mask(text));
     let parsed = Dockerfile::parse(&masked).map_err(|e| syntax_error(&e.to_string()))?;
     for ins in &parsed.instructions {
         if let Instruction::Misc(misc) = ins {
@@ -213,6 +254,25 @@ fn parse(text: &str) -> Result<Dockerfile, Error> {
         }
     }
     Ok(parsed)
+}
+
+/// `\$` (Docker's escape for a literal `$`, which [`quote`] writes) as `\\`, an escape the
+/// parser knows: it refuses quoted strings holding any escape but its own. Same byte length, so
+/// spans stay valid; backslashes pair left to right, so `\\$` stays as written.
+fn mask_dollar_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '\\' {
+            match chars.next() {
+                Some('$') => out.push('\\'),
+                Some(next) => out.push(next),
+                None => {}
+            }
+        }
+    }
+    out
 }
 
 /// Turns the parser's multi-line message (` --> 7:4`, `= expected …`) into a structured error.
@@ -265,7 +325,9 @@ fn dedup_labels(labels: &[(String, String)]) -> Vec<(String, String)> {
     out
 }
 
-/// A double-quoted Dockerfile word: `\`, `"` and `$` escaped, line breaks folded to spaces.
+/// A double-quoted Dockerfile word: `\`, `"` and `$` escaped, line breaks and every other
+/// control character but tab folded to spaces (a Dockerfile word has no way to carry them, and
+/// the parser refuses some, NUL and U+001F, inside quotes).
 pub(crate) fn quote(value: &str) -> String {
     let mut s = String::with_capacity(value.len() + 2);
     s.push('"');
@@ -275,7 +337,8 @@ pub(crate) fn quote(value: &str) -> String {
                 s.push('\\');
                 s.push(c);
             }
-            '\n' | '\r' => s.push(' '),
+            '\t' => s.push(c),
+            c if c.is_control() => s.push(' '),
             _ => s.push(c),
         }
     }
@@ -345,6 +408,9 @@ pub(crate) fn expand(word: &str, args: &BTreeMap<String, String>) -> String {
 #[cfg(test)]
 #[path = "dockerfile_fuzz_tests.rs"]
 mod fuzz_tests;
+#[cfg(test)]
+#[path = "dockerfile_regression_tests.rs"]
+mod regression_tests;
 
 #[cfg(test)]
 mod tests {
@@ -361,12 +427,14 @@ mod tests {
 
     #[test]
     fn prepare_edits_by_span() {
+        let pinned = format!("reg/img@sha256:{}", "1".repeat(64));
+        let pinned_want = format!("FROM a AS b\nFROM {pinned}\nRUN x");
         let cases: Vec<(&str, Edits, &str)> = vec![
             ("FROM a\nRUN x\n", Edits::default(), "FROM a\nRUN x\n"),
             (
                 "FROM a AS b\nFROM c\nRUN x",
-                Edits { from: Some("reg/img@sha256:1".into()), ..Default::default() },
-                "FROM a AS b\nFROM reg/img@sha256:1\nRUN x",
+                Edits { from: Some(pinned.clone()), ..Default::default() },
+                &pinned_want,
             ),
             (
                 "FROM a AS b\nFROM c\n",
