@@ -10,6 +10,7 @@ pub mod contract;
 pub mod decode;
 pub mod image_stream;
 pub mod lenient;
+pub mod path_names;
 pub mod reason;
 pub mod refs;
 pub mod strict;

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::ResourceExt;
 
 use super::build_config::ImageStreamTagReference;
-use super::Build;
+use super::{path_names, validate, Build};
 use crate::naming;
 
 /// An ImageStreamTag named in a trigger or strategy: namespace, stream and tag.
@@ -21,22 +21,33 @@ pub struct TagRef {
 
 impl TagRef {
     /// Parses an ImageStreamTag reference (`<stream>:<tag>`, tag `latest` when omitted), resolving
-    /// an empty namespace to `default_namespace`. Other kinds give `None`.
-    pub fn from_object_reference(r: &ObjectReference, default_namespace: &str) -> Option<Self> {
+    /// an empty namespace to `default_namespace`. Other kinds, and a reference without a name,
+    /// give `Ok(None)`; a namespace, stream or tag that could not be one (and so could change the
+    /// API path or repository it goes into) gives the reason.
+    pub fn parse(r: &ObjectReference, default_namespace: &str) -> Result<Option<Self>, String> {
         if r.kind.as_deref().is_some_and(|k| k != "ImageStreamTag") {
-            return None;
+            return Ok(None);
         }
-        let name = r.name.as_deref()?;
+        let Some(name) = r.name.as_deref() else {
+            return Ok(None);
+        };
         let (stream, tag) = name.split_once(':').unwrap_or((name, "latest"));
-        Some(Self {
-            namespace: r
-                .namespace
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| default_namespace.to_string()),
+        let tag = Self {
+            namespace: namespace_or(r, default_namespace),
             stream: stream.to_string(),
             tag: tag.to_string(),
-        })
+        };
+        path_names::check(&[
+            ("namespace", &tag.namespace, validate::object_name),
+            ("ImageStream name", &tag.stream, validate::object_name),
+            ("tag", &tag.tag, path_names::image_tag),
+        ])?;
+        Ok(Some(tag))
+    }
+
+    /// [`TagRef::parse`], with names that could not be an ImageStreamTag's giving `None` too.
+    pub fn from_object_reference(r: &ObjectReference, default_namespace: &str) -> Option<Self> {
+        Self::parse(r, default_namespace).ok().flatten()
     }
 
     /// The `<stream>:<tag>` name.
@@ -77,30 +88,48 @@ pub struct ImageRef {
 
 impl ImageRef {
     /// Parses an ImageStreamImage reference (`<stream>@<digest>`), resolving an empty namespace
-    /// to `default_namespace`. Other kinds, or a name without `@`, give `None`.
-    pub fn from_object_reference(r: &ObjectReference, default_namespace: &str) -> Option<Self> {
+    /// to `default_namespace`. Other kinds, and a reference without a name, give `Ok(None)`; a
+    /// name without `@`, or a namespace, stream or digest that could not be one, gives the reason.
+    pub fn parse(r: &ObjectReference, default_namespace: &str) -> Result<Option<Self>, String> {
         if r.kind.as_deref() != Some("ImageStreamImage") {
-            return None;
+            return Ok(None);
         }
-        let (stream, digest) = r.name.as_deref()?.split_once('@')?;
-        if stream.is_empty() || digest.is_empty() {
-            return None;
-        }
-        Some(Self {
-            namespace: r
-                .namespace
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| default_namespace.to_string()),
+        let Some(name) = r.name.as_deref() else {
+            return Ok(None);
+        };
+        let (stream, digest) = name
+            .split_once('@')
+            .ok_or_else(|| format!("name {name:?} must be <stream>@<digest>"))?;
+        let image = Self {
+            namespace: namespace_or(r, default_namespace),
             stream: stream.to_string(),
             digest: digest.to_string(),
-        })
+        };
+        path_names::check(&[
+            ("namespace", &image.namespace, validate::object_name),
+            ("ImageStream name", &image.stream, validate::object_name),
+            ("digest", &image.digest, path_names::digest),
+        ])?;
+        Ok(Some(image))
+    }
+
+    /// [`ImageRef::parse`], with names that could not be an ImageStreamImage's giving `None` too.
+    pub fn from_object_reference(r: &ObjectReference, default_namespace: &str) -> Option<Self> {
+        Self::parse(r, default_namespace).ok().flatten()
     }
 
     /// The `<stream>@<digest>` name.
     pub fn name(&self) -> String {
         format!("{}@{}", self.stream, self.digest)
     }
+}
+
+/// The reference's namespace, or `default_namespace` when it has none.
+fn namespace_or(r: &ObjectReference, default_namespace: &str) -> String {
+    r.namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| default_namespace.to_string())
 }
 
 /// The TagEvent of image `digest` in any tag of a stream's status (newest first per tag), as

@@ -100,7 +100,7 @@ pub(crate) struct ControllerArgs {
     #[arg(long, env = "POD_NAMESPACE")]
     pub(crate) lease_namespace: Option<String>,
     /// The Lease's name.
-    #[arg(long, env = "KILN_LEASE_NAME", default_value = "kiln-controller")]
+    #[arg(long, env = "KILN_LEASE_NAME", default_value = "kiln-controller", value_parser = super::cluster::object_name)]
     pub(crate) lease_name: String,
     /// Seconds a Lease not renewed stays held: how long the replicas wait for a leader that
     /// died without releasing it (its writes stop after two thirds of this).

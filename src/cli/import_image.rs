@@ -46,9 +46,7 @@ pub(crate) struct ImportImageArgs {
 fn stream_and_tag(text: &str) -> Result<(String, String), String> {
     let (stream, tag) = text.split_once(':').unwrap_or((text, "latest"));
     crate::api::validate::object_name(stream)?;
-    if tag.is_empty() || tag.contains([':', '/', '@']) {
-        return Err(format!("tag {tag:?} is not a tag name"));
-    }
+    crate::api::path_names::image_tag(tag).map_err(|why| format!("tag {tag:?} {why}"))?;
     Ok((stream.to_string(), tag.to_string()))
 }
 

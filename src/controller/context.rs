@@ -137,7 +137,8 @@ pub(crate) fn is_forbidden(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 403)
 }
 
-/// Reads a Secret by name: `SecretRead::Read(None)` when it does not exist,
+/// Reads a Secret by name: `SecretRead::Read(None)` when it does not exist (a name no object
+/// can have, say `../x`, is not looked up: it goes into the request path as written),
 /// `SecretRead::Forbidden` (apart from other failures) when this namespace does not let the
 /// controller read Secrets.
 pub(crate) async fn read_secret(
@@ -145,6 +146,10 @@ pub(crate) async fn read_secret(
     namespace: &str,
     name: &str,
 ) -> Result<SecretRead, Error> {
+    if let Err(why) = crate::api::path_names::object(namespace, name) {
+        tracing::warn!(namespace, secret = name, "Secret not read: {why}");
+        return Ok(SecretRead::Read(None));
+    }
     let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
         kube::Api::namespaced(client.clone(), namespace);
     match secrets.get_opt(name).await {

@@ -66,6 +66,11 @@ impl SecretCache {
     }
 
     async fn get(&self, namespace: &str, name: &str) -> Option<Arc<[u8]>> {
+        // The name goes into the request path as written: one no object can have names nothing.
+        if let Err(why) = crate::api::path_names::object(namespace, name) {
+            tracing::warn!(namespace, secret = name, "webhook Secret not read: {why}");
+            return None;
+        }
         let slot = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             entries

@@ -347,16 +347,22 @@ pub(crate) fn output_reference(
         None => Ok(None),
         Some(to) if to.kind.as_deref() == Some("DockerImage") => Ok(to.name.clone()),
         Some(to) => {
-            let tag = TagRef::from_object_reference(to, &namespace).ok_or_else(|| {
-                let kind = to.kind.as_deref();
-                let why = crate::api::validate::reference_kind(kind, OUTPUT_KINDS)
-                    .err()
-                    .unwrap_or_else(|| "no name".into());
+            let invalid = |why: String| {
                 (
                     StatusReason::InvalidOutputReference,
                     format!("spec.output.to: {why}"),
                 )
-            })?;
+            };
+            let tag = TagRef::parse(to, &namespace)
+                .map_err(invalid)?
+                .ok_or_else(|| {
+                    let kind = to.kind.as_deref();
+                    invalid(
+                        crate::api::validate::reference_kind(kind, OUTPUT_KINDS)
+                            .err()
+                            .unwrap_or_else(|| "no name".into()),
+                    )
+                })?;
             let registry = registry.ok_or((
                 StatusReason::InvalidOutputReference,
                 "the controller has no internal registry configured (--registry), so ImageStreamTag outputs cannot be pushed".to_string(),
@@ -399,7 +405,13 @@ fn strategy_image(
     from: &ObjectReference,
     namespace: &str,
 ) -> Result<Option<String>, (StatusReason, String)> {
-    if let Some(image) = ImageRef::from_object_reference(from, namespace) {
+    let invalid = |why: String| {
+        (
+            StatusReason::InvalidImageReference,
+            format!("spec.strategy.dockerStrategy.from: {why}"),
+        )
+    };
+    if let Some(image) = ImageRef::parse(from, namespace).map_err(invalid)? {
         let found = ctx
             .image_streams
             .get(&ObjectRef::new(&image.stream).within(&image.namespace))
@@ -416,7 +428,7 @@ fn strategy_image(
             ),
         ));
     }
-    let Some(tag) = TagRef::from_object_reference(from, namespace) else {
+    let Some(tag) = TagRef::parse(from, namespace).map_err(invalid)? else {
         return Ok(None);
     };
     current_reference(ctx, &tag).map(Some).ok_or((
