@@ -95,6 +95,8 @@ pub struct LocalOptions {
     /// Use the layer cache the controller would give the build in `registry`
     /// (`<registry>/<namespace>/<buildconfig>-cache`).
     pub layer_cache: bool,
+    /// The git clone's connect and idle timeouts and fetched-bytes bound.
+    pub clone_limits: crate::api::contract::CloneLimits,
 }
 
 /// The outcome of a local build: the report, the Build with its status, and the TagEvent.
@@ -285,6 +287,7 @@ pub fn run(opts: &LocalOptions) -> Result<LocalResult, Error> {
         max_archive_bytes: archive::DEFAULT_MAX_BYTES,
         submodules: true,
         input_timeout: None,
+        clone_limits: opts.clone_limits,
     };
     let mut report = pipeline::fetch(&build, &fetch);
     if !report.is_failure() {

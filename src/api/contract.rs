@@ -65,6 +65,55 @@ pub const INPUT_TIMEOUT_ARG: &str = "--input-timeout";
 /// the first byte and between reads.
 pub const DEFAULT_INPUT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// The clone step's variable: seconds a clone may take to connect and list the remote's refs.
+pub const CLONE_CONNECT_TIMEOUT_ENV: &str = "KILN_CLONE_CONNECT_TIMEOUT";
+/// The clone step's variable: seconds a clone may go without receiving data.
+pub const CLONE_IDLE_TIMEOUT_ENV: &str = "KILN_CLONE_IDLE_TIMEOUT";
+/// The clone step's variable: the most bytes one fetch of a clone may receive.
+pub const CLONE_MAX_BYTES_ENV: &str = "KILN_CLONE_MAX_BYTES";
+
+/// The bounds on one git clone: connect and idle timeouts and the bytes one fetch may receive.
+/// The controller passes its own to every build Pod's clone step in the `KILN_CLONE_*` variables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloneLimits {
+    /// How long connecting and listing the remote's refs may take.
+    pub connect_timeout: std::time::Duration,
+    /// How long receiving may go without data.
+    pub idle_timeout: std::time::Duration,
+    /// The most bytes one fetch may receive.
+    pub max_bytes: u64,
+}
+
+impl CloneLimits {
+    /// The defaults: one minute to connect, two minutes without data, 8 GiB a fetch.
+    pub const DEFAULT: Self = Self {
+        connect_timeout: std::time::Duration::from_secs(60),
+        idle_timeout: std::time::Duration::from_secs(120),
+        max_bytes: 8 << 30,
+    };
+
+    /// The clone step's environment variables carrying these limits (seconds and bytes).
+    pub fn env(&self) -> [(&'static str, String); 3] {
+        [
+            (
+                CLONE_CONNECT_TIMEOUT_ENV,
+                self.connect_timeout.as_secs().to_string(),
+            ),
+            (
+                CLONE_IDLE_TIMEOUT_ENV,
+                self.idle_timeout.as_secs().to_string(),
+            ),
+            (CLONE_MAX_BYTES_ENV, self.max_bytes.to_string()),
+        ]
+    }
+}
+
+impl Default for CloneLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// What was checked out: written by `kiln builder clone`, read by `kiln builder build`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -42,6 +42,8 @@ pub(crate) struct FetchOptions {
     /// How long a binary source on standard input may keep the step waiting for data (None:
     /// no bound).
     pub(crate) input_timeout: Option<Duration>,
+    /// The git clone's connect and idle timeouts and fetched-bytes bound.
+    pub(crate) clone_limits: crate::api::contract::CloneLimits,
 }
 
 /// Fetches the source of `build` and checks its contextDir; the report holds FetchInputs and the source info.
@@ -189,7 +191,8 @@ fn fetch_inner(build: &Build, opts: &FetchOptions) -> Result<SourceInfo, Failure
                 credentials_host: None,
                 connect_timeout: None,
                 idle_timeout: None,
-            };
+            }
+            .with_limits(opts.clone_limits);
             let at = req
                 .commit
                 .clone()

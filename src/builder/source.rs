@@ -17,7 +17,7 @@ pub use super::git_auth::SourceAuth;
 pub(crate) use super::git_auth::{choose_proxy, trust_ca};
 use super::{git_auth, url_policy};
 use crate::api::common::{GitSourceRevision, SourceControlUser};
-use crate::api::contract::SourceInfo;
+use crate::api::contract::{CloneLimits, SourceInfo};
 use crate::api::validate::{redact_url, scrub};
 
 /// Why a clone failed.
@@ -123,6 +123,14 @@ pub struct CloneRequest {
 }
 
 impl CloneRequest {
+    /// Sets the connect and idle timeouts and the fetched-bytes bound from `limits`.
+    pub fn with_limits(mut self, limits: CloneLimits) -> Self {
+        self.connect_timeout = Some(limits.connect_timeout);
+        self.idle_timeout = Some(limits.idle_timeout);
+        self.max_bytes = Some(limits.max_bytes);
+        self
+    }
+
     /// The host the source secret's credentials belong to.
     fn own_host(&self) -> Option<String> {
         self.credentials_host
@@ -135,12 +143,12 @@ impl CloneRequest {
 const MAX_SUBMODULE_DEPTH: usize = 8;
 
 /// How long a clone may take by default to connect and list the remote's refs.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = CloneLimits::DEFAULT.connect_timeout;
 /// How long a clone may go without data by default while receiving.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = CloneLimits::DEFAULT.idle_timeout;
 
 /// The default bound on the bytes one fetch may receive (8 GiB).
-pub const DEFAULT_MAX_FETCH_BYTES: u64 = 8 << 30;
+pub const DEFAULT_MAX_FETCH_BYTES: u64 = CloneLimits::DEFAULT.max_bytes;
 
 /// Depths tried, in order, to find a commit below the ref's tip (`i32::MAX` unshallows).
 const DEEPEN: [i32; 4] = [1, 50, 1000, i32::MAX];

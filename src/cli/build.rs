@@ -61,6 +61,9 @@ pub(crate) struct LocalBuildArgs {
     /// Also write the builder's JSON report to this file.
     #[arg(long)]
     pub(crate) report: Option<PathBuf>,
+    /// The git clone bounds.
+    #[command(flatten)]
+    pub(crate) clone_limits: super::clone_limits::CloneLimitArgs,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -103,6 +106,7 @@ pub(crate) fn run(args: &LocalBuildArgs) -> Result<ExitCode, Error> {
         driver: args.storage_driver.clone(),
         source_secret: args.source_secret.clone(),
         layer_cache: args.layer_cache,
+        clone_limits: args.clone_limits.limits(),
     };
     let result = local::run(&opts)?;
     if let Some(path) = &args.report {

@@ -76,6 +76,9 @@ pub(crate) struct CloneArgs {
     /// Do not clone submodules (by default they are cloned recursively, as OpenShift does).
     #[arg(long)]
     pub(crate) no_submodules: bool,
+    /// The git clone bounds (the controller sets them in the Pod's environment).
+    #[command(flatten)]
+    pub(crate) clone_limits: super::clone_limits::CloneLimitArgs,
 }
 
 /// Arguments of `kiln builder build`.
@@ -211,6 +214,7 @@ fn clone(a: &CloneArgs) -> BuildReport {
         max_archive_bytes: a.max_archive_bytes,
         submodules: !a.no_submodules,
         input_timeout: (a.input_timeout > 0).then(|| Duration::from_secs(a.input_timeout)),
+        clone_limits: a.clone_limits.limits(),
     };
     let report = pipeline::fetch(&build, &opts);
     if let Some(info) = &report.source {

@@ -112,6 +112,9 @@ pub(crate) struct ControllerArgs {
     /// The registry token server.
     #[command(flatten)]
     pub(crate) registry_token: super::registry_token::RegistryTokenArgs,
+    /// The git clone bounds every build Pod's clone step gets.
+    #[command(flatten)]
+    pub(crate) clone_limits: super::clone_limits::CloneLimitArgs,
 }
 
 /// How log lines are written.
@@ -139,6 +142,7 @@ impl ControllerArgs {
                 seccomp_profile: self.seccomp_profile.clone(),
                 insecure_registries: insecure,
                 binary_input_timeout: std::time::Duration::from_secs(self.binary_input_timeout),
+                clone_limits: self.clone_limits.limits(),
                 layer_cache_registry: self.registry.clone().filter(|_| self.layer_cache),
                 registry_token: self
                     .registry

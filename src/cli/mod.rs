@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub(crate) mod build;
 pub(crate) mod builder;
 pub(crate) mod cancel_build;
+pub(crate) mod clone_limits;
 pub(crate) mod cluster;
 pub(crate) mod completion;
 pub(crate) mod controller;

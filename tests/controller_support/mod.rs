@@ -64,6 +64,7 @@ pub fn settings() -> Settings {
             seccomp_profile: kiln::controller::DEFAULT_SECCOMP_PROFILE.into(),
             insecure_registries: vec![],
             binary_input_timeout: Duration::from_secs(600),
+            clone_limits: kiln::api::contract::CloneLimits::DEFAULT,
             layer_cache_registry: None,
             registry_token: None,
         },

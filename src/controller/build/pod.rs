@@ -77,6 +77,8 @@ pub struct PodSettings {
     /// How long a Binary build's clone step waits for its upload (before the first byte and
     /// between reads) before it fails with `FetchSourceFailed`.
     pub binary_input_timeout: std::time::Duration,
+    /// The git clone bounds the clone step gets (in its `KILN_CLONE_*` variables).
+    pub clone_limits: contract::CloneLimits,
     /// The registry build Pods keep a layer cache per BuildConfig in (the internal registry, with
     /// `--layer-cache`); None: builds start from empty storage every time.
     pub layer_cache_registry: Option<String>,
@@ -159,7 +161,15 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
                 settings.binary_input_timeout.as_secs().max(1).to_string(),
             ]);
         }
-        let mut clone = container(CLONE_CONTAINER, settings, args, env.clone(), mounts, build);
+        let mut clone_env = env.clone();
+        clone_env.extend(
+            settings
+                .clone_limits
+                .env()
+                .iter()
+                .map(|(name, value)| env_var(name, value)),
+        );
+        let mut clone = container(CLONE_CONTAINER, settings, args, clone_env, mounts, build);
         if binary {
             clone.stdin = Some(true);
             clone.stdin_once = Some(true);

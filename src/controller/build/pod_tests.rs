@@ -22,6 +22,7 @@ fn settings(security: SecurityProfile) -> PodSettings {
         seccomp_profile: DEFAULT_SECCOMP_PROFILE.into(),
         insecure_registries: vec!["registry:5000".into()],
         binary_input_timeout: std::time::Duration::from_secs(90),
+        clone_limits: crate::api::contract::CloneLimits::DEFAULT,
         layer_cache_registry: None,
         registry_token: None,
     }
@@ -518,4 +519,32 @@ fn a_registry_token_is_projected_into_the_build_container_only() {
         .any(|v| v.name == "registry-token"));
     assert!(!env_names(&spec.containers[0])
         .contains(&contract::REGISTRY_TOKEN_REGISTRY_ENV.to_string()));
+}
+
+#[test]
+fn the_controllers_clone_limits_reach_the_clone_step_only() {
+    let mut s = settings(SecurityProfile::Unprivileged);
+    s.clone_limits = crate::api::contract::CloneLimits {
+        connect_timeout: std::time::Duration::from_secs(7),
+        idle_timeout: std::time::Duration::from_secs(11),
+        max_bytes: 1 << 20,
+    };
+    let pod = build_pod(&full(), &s).unwrap();
+    let spec = pod.spec.unwrap();
+    let value = |c: &Container, name: &str| {
+        c.env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
+    };
+    let clone = &spec.init_containers.unwrap()[0];
+    for (name, want) in [
+        (contract::CLONE_CONNECT_TIMEOUT_ENV, "7"),
+        (contract::CLONE_IDLE_TIMEOUT_ENV, "11"),
+        (contract::CLONE_MAX_BYTES_ENV, "1048576"),
+    ] {
+        assert_eq!(value(clone, name).as_deref(), Some(want), "{name}");
+        assert_eq!(value(&spec.containers[0], name), None, "{name} in build");
+    }
 }
