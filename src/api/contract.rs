@@ -36,8 +36,11 @@ pub const REGISTRY_TOKEN_SECONDS: i64 = 3600;
 pub const BUILD_VOLUMES_DIR: &str = "/var/run/kiln.dev/build-volumes";
 /// The workspace shared by the clone and build containers.
 pub const WORKSPACE_DIR: &str = "/workspace";
-/// The buildah storage (an emptyDir) in the Pod.
+/// The buildah storage (an emptyDir holding the run root) in the Pod.
 pub const STORAGE_DIR: &str = "/var/lib/containers";
+/// buildah's storage root: in [`STORAGE_DIR`], or the BuildConfig's build storage claim mounted
+/// here.
+pub const GRAPHROOT_DIR: &str = "/var/lib/containers/storage";
 /// Where Kubernetes reads a container's termination message.
 pub const TERMINATION_LOG_PATH: &str = "/dev/termination-log";
 /// The environment variable carrying the whole Build as JSON (as OpenShift's builder does).

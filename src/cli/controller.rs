@@ -11,7 +11,9 @@ use crate::controller::context::{
     DEFAULT_IMPORT_INTERVAL, DEFAULT_POD_CREATE_RETRY_WINDOW, DEFAULT_POD_PENDING_TIMEOUT,
     DEFAULT_WATCH_FAILURE_TIMEOUT,
 };
-use crate::controller::{PodSettings, SecurityProfile, Settings, DEFAULT_SECCOMP_PROFILE};
+use crate::controller::{
+    PodSettings, SecurityProfile, Settings, StorageMode, StorageSettings, DEFAULT_SECCOMP_PROFILE,
+};
 
 /// Arguments of `kiln controller`; each also reads an environment variable.
 #[derive(Debug, Args)]
@@ -78,6 +80,23 @@ pub(crate) struct ControllerArgs {
     /// the layers of earlier builds (`false`: every build starts cold).
     #[arg(long, env = "KILN_LAYER_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) layer_cache: bool,
+    /// Where build Pods keep buildah's storage root: `ephemeral` (an emptyDir, every build starts
+    /// empty) or `volume` (a ReadWriteOnce PersistentVolumeClaim per BuildConfig,
+    /// `<buildconfig>-build-storage`, owned by it: a rebuild reuses its bases and layers; builds
+    /// with `noCache` get fresh storage).
+    #[arg(
+        long,
+        env = "KILN_BUILD_STORAGE",
+        value_enum,
+        default_value = "ephemeral"
+    )]
+    pub(crate) build_storage: StorageMode,
+    /// The size each build storage claim requests.
+    #[arg(long, env = "KILN_BUILD_STORAGE_SIZE", default_value = crate::controller::build::storage::DEFAULT_SIZE)]
+    pub(crate) build_storage_size: String,
+    /// The storage class of build storage claims (default: the cluster's default class).
+    #[arg(long, env = "KILN_BUILD_STORAGE_CLASS")]
+    pub(crate) build_storage_class: Option<String>,
     /// Seconds a watch may fail without a break before /healthz fails.
     #[arg(long, env = "KILN_WATCH_FAILURE_TIMEOUT", default_value_t = DEFAULT_WATCH_FAILURE_TIMEOUT.as_secs())]
     pub(crate) watch_failure_timeout: u64,
@@ -144,6 +163,11 @@ impl ControllerArgs {
                 binary_input_timeout: std::time::Duration::from_secs(self.binary_input_timeout),
                 clone_limits: self.clone_limits.limits(),
                 layer_cache_registry: self.registry.clone().filter(|_| self.layer_cache),
+                storage: StorageSettings {
+                    mode: self.build_storage,
+                    size: self.build_storage_size.clone(),
+                    storage_class: self.build_storage_class.clone().filter(|c| !c.is_empty()),
+                },
                 registry_token: self
                     .registry
                     .clone()

@@ -20,6 +20,7 @@ pub(crate) mod status;
 
 pub use crate::registry::token::RegistryTokens;
 pub use build::pod::{PodSettings, RegistryToken, SecurityProfile, DEFAULT_SECCOMP_PROFILE};
+pub use build::storage::{StorageMode, StorageSettings};
 pub use context::Settings;
 pub use leader::LeaseConfig;
 pub use run::{run, Running};

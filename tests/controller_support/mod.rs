@@ -66,6 +66,7 @@ pub fn settings() -> Settings {
             binary_input_timeout: Duration::from_secs(600),
             clone_limits: kiln::api::contract::CloneLimits::DEFAULT,
             layer_cache_registry: None,
+            storage: kiln::controller::StorageSettings::default(),
             registry_token: None,
         },
         tag_history_limit: 10,

@@ -2,7 +2,8 @@
 //! images. Starting New builds is the BuildConfig reconciler's job (it owns the run policy).
 //!
 //! `phase` is the phase machine, `pod` the build Pod and `layer_cache` its cache repository, all
-//! pure; `log_copy` keeps the log of a finishing build.
+//! pure; `storage` the BuildConfig's build storage claim; `log_copy` keeps the log of a finishing
+//! build.
 
 pub(crate) mod confirm;
 pub(crate) mod layer_cache;
@@ -10,6 +11,7 @@ pub(crate) mod log_copy;
 pub(crate) mod phase;
 pub(crate) mod pod;
 pub(crate) mod stall;
+pub(crate) mod storage;
 
 use std::sync::Arc;
 

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, Pod, PodSecurityContext, PodSpec,
-    ProjectedVolumeSource, SeccompProfile, SecretVolumeSource, SecurityContext,
-    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, PersistentVolumeClaimVolumeSource, Pod,
+    PodSecurityContext, PodSpec, ProjectedVolumeSource, SeccompProfile, SecretVolumeSource,
+    SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
@@ -82,6 +82,8 @@ pub struct PodSettings {
     /// The registry build Pods keep a layer cache per BuildConfig in (the internal registry, with
     /// `--layer-cache`); None: builds start from empty storage every time.
     pub layer_cache_registry: Option<String>,
+    /// Where buildah's storage root lives: an emptyDir, or a claim per BuildConfig.
+    pub storage: super::storage::StorageSettings,
     /// Registry credentials every build gets when kiln is the internal registry's token server.
     pub registry_token: Option<RegistryToken>,
 }
@@ -182,6 +184,11 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
         workspace_mount,
         mount("buildah-storage", contract::STORAGE_DIR, false),
     ];
+    // The storage root on the BuildConfig's claim, below the emptyDir that keeps the run root.
+    if let Some(claim) = super::storage::claim_name(build, &settings.storage) {
+        volumes.push(claim_volume("build-storage", &claim));
+        build_mounts.push(mount("build-storage", contract::GRAPHROOT_DIR, false));
+    }
     if let Some(push) = spec.output.as_ref().and_then(|o| o.push_secret.as_ref()) {
         volumes.push(secret_volume("push-secret", &push.name));
         build_mounts.push(mount("push-secret", contract::PUSH_SECRET_DIR, true));
@@ -455,6 +462,17 @@ fn empty_dir(name: &str) -> Volume {
     Volume {
         name: name.into(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }
+}
+
+fn claim_volume(name: &str, claim: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: claim.into(),
+            read_only: None,
+        }),
         ..Volume::default()
     }
 }

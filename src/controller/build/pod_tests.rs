@@ -24,6 +24,7 @@ fn settings(security: SecurityProfile) -> PodSettings {
         binary_input_timeout: std::time::Duration::from_secs(90),
         clone_limits: crate::api::contract::CloneLimits::DEFAULT,
         layer_cache_registry: None,
+        storage: crate::controller::StorageSettings::default(),
         registry_token: None,
     }
 }

@@ -25,6 +25,7 @@ use crate::controller::build::phase::{
     cancel_requested, ended_before_start, started, waiting, CANCELLED_MESSAGE,
 };
 use crate::controller::build::pod::{build_pod, owned_by, Error as PodError};
+use crate::controller::build::storage;
 use crate::controller::context::{api_error, Context, Error};
 use crate::controller::status::{delete_pod, transition};
 use crate::naming;
@@ -263,6 +264,8 @@ async fn create_pod(ctx: &Context, build: &Build, resolved: &Build) -> Result<Cr
         Err(PodError::InvalidVolumes(message)) => return Ok(Created::Invalid(message)),
         Err(e) => return Err(e.into()),
     };
+    // The BuildConfig's build storage claim, when its Pod mounts one, exists before the Pod.
+    storage::ensure(ctx, resolved).await?;
     let pods: Api<Pod> =
         Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());
     match pods.create(&PostParams::default(), &pod).await {
