@@ -24,4 +24,5 @@ pub(crate) mod plan;
 pub(crate) mod registry;
 pub(crate) mod report;
 pub mod source;
+pub(crate) mod storage_lock;
 pub(crate) mod url_policy;

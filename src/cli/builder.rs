@@ -15,7 +15,7 @@ use crate::api::contract::{self as contract, BuildReport, SourceInfo};
 use crate::api::{Build, StatusReason};
 use crate::builder::pipeline::{self, Binary, BuildOptions, FetchOptions, Output};
 use crate::builder::report::Failure;
-use crate::builder::{archive, buildah::Buildah, url_policy};
+use crate::builder::{archive, buildah::Buildah, storage_lock, url_policy};
 
 /// Arguments of `kiln builder`.
 #[derive(Debug, Args)]
@@ -253,8 +253,17 @@ fn build(a: &PodBuildArgs) -> BuildReport {
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     let storage = Path::new(contract::STORAGE_DIR);
-    let root = a.root.clone().unwrap_or_else(|| storage.join("storage"));
+    let root = a
+        .root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(contract::GRAPHROOT_DIR));
     let runroot = a.runroot.clone().unwrap_or_else(|| storage.join("run"));
+    // Builds sharing a BuildConfig's storage claim take turns.
+    let _storage = storage_lock::acquire(&root, || {
+        println!(
+            "==> Build: waiting for another build of this BuildConfig to release its build storage"
+        );
+    });
     let opts = BuildOptions {
         work_dir: ws.join("work"),
         source_dir: ws.join("source"),
