@@ -413,3 +413,85 @@ echo ok"#;
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_is_bound_on_first_use_kept_across_pods_and_removed_with_the_claim() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let s = Setup::start();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(s.client.clone(), "default");
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    }))
+    .unwrap();
+    let created = claims.create(&PostParams::default(), &claim).await.unwrap();
+    let pod = |name: &str, script: &str| {
+        json!({
+            "metadata": {"name": name},
+            "spec": {
+                "restartPolicy": "Never",
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+                "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", script],
+                                "volumeMounts": [{"name": "data", "mountPath": "/sandbox-test-claim"}]}]
+            }
+        })
+    };
+    s.create(pod("writer", "echo kept > /sandbox-test-claim/note"))
+        .await;
+    assert_eq!(phase(&s.wait_for("writer", finished).await), "Succeeded");
+    let bound = claims.get("data").await.unwrap().status.unwrap();
+    assert_eq!(bound.phase.as_deref(), Some("Bound"));
+    assert_eq!(bound.capacity.unwrap()["storage"].0, "1Gi");
+    let dir = s
+        .root
+        .path()
+        .join("claims/default")
+        .join(format!("data-{}", created.metadata.uid.unwrap()));
+    // The writer's Pod goes; its claim's volume stays for the next Pod.
+    s.pods()
+        .delete("writer", &DeleteParams::default())
+        .await
+        .unwrap();
+    s.wait_gone("writer").await;
+    assert!(dir.join("note").is_file());
+    s.create(pod(
+        "reader",
+        "[ \"$(cat /sandbox-test-claim/note)\" = kept ]",
+    ))
+    .await;
+    assert_eq!(phase(&s.wait_for("reader", finished).await), "Succeeded");
+
+    // A Pod naming a claim that does not exist waits for it.
+    let missing = json!({
+        "metadata": {"name": "waiting"},
+        "spec": {"restartPolicy": "Never",
+                 "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "nope"}}],
+                 "containers": [{"name": "main", "image": "busybox", "command": ["true"],
+                                 "volumeMounts": [{"name": "d", "mountPath": "/sandbox-test-claim"}]}]}
+    });
+    s.create(missing).await;
+    let waiting = s
+        .wait_for("waiting", |p| {
+            let statuses = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref());
+            statuses.is_some_and(|c| {
+                c[0].state
+                    .as_ref()
+                    .and_then(|s| s.waiting.as_ref())
+                    .and_then(|w| w.message.as_deref())
+                    .is_some_and(|m| m.contains("persistentvolumeclaim \"nope\" not found"))
+            })
+        })
+        .await;
+    assert_eq!(phase(&waiting), "Pending");
+
+    // Deleting the claim removes its volume.
+    claims
+        .delete("data", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_removed(&dir).await;
+    s.stop().await;
+}

@@ -125,6 +125,16 @@ const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         group: "",
+        plural: "persistentvolumeclaims",
+        kind: "PersistentVolumeClaim",
+        namespaced: true,
+        short: &["pvc"],
+        status: true,
+        generation: false,
+        extra: &[],
+    },
+    Builtin {
+        group: "",
         plural: "serviceaccounts",
         kind: "ServiceAccount",
         namespaced: true,

@@ -19,6 +19,8 @@ pub struct Objects {
     pub config_maps: BTreeMap<String, ObjectData>,
     /// Tokens of `serviceAccountToken` projections, by (volume name, path).
     pub tokens: BTreeMap<(String, String), String>,
+    /// The volume directories of the bound PersistentVolumeClaims, by claim name.
+    pub claims: BTreeMap<String, std::path::PathBuf>,
 }
 
 /// Names of the Secrets and ConfigMaps a Pod refers to (env, envFrom, volumes).

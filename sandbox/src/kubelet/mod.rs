@@ -4,6 +4,7 @@
 //! bound to any node (which it first binds to itself through `pods/binding`, as a scheduler
 //! would). See the "Local kubelet" section of the sandbox README for the rules it follows.
 
+pub mod claims;
 pub mod config;
 pub mod control;
 pub mod env;
@@ -144,6 +145,11 @@ impl Kubelet {
     }
 
     async fn watch(self, mut stop: oneshot::Receiver<()>) {
+        // The claims' stand-in provisioner lives as long as the kubelet.
+        let provisioner = tokio::spawn(claims::provisioner(
+            self.shared.client.clone(),
+            claims::claims_root(&self.shared.config.root_dir),
+        ));
         let api: Api<Pod> = Api::all(self.shared.client.clone());
         let mut events = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
@@ -205,6 +211,7 @@ impl Kubelet {
         for task in leaving {
             let _ = task.await;
         }
+        provisioner.abort();
     }
 
     fn apply(&self, pods: &mut HashMap<String, Entry>, pod: Pod) {

@@ -54,6 +54,8 @@ pub struct HostVolume {
     pub path: PathBuf,
     /// Secret/ConfigMap/projected/downward-API volumes are always read-only.
     pub forced_read_only: bool,
+    /// A PersistentVolumeClaim's volume, shared with other Pods and kept after this one.
+    pub persistent: bool,
 }
 
 /// The command line of a container: the Pod's `command`, or the image's host entrypoint

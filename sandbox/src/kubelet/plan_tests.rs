@@ -113,6 +113,7 @@ fn plans_mounts_and_termination() {
             HostVolume {
                 path: "/k/work".into(),
                 forced_read_only: false,
+                persistent: false,
             },
         ),
         (
@@ -120,6 +121,7 @@ fn plans_mounts_and_termination() {
             HostVolume {
                 path: "/k/sec".into(),
                 forced_read_only: true,
+                persistent: false,
             },
         ),
     ]

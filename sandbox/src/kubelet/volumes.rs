@@ -32,6 +32,8 @@ pub enum VolumeContent {
     HostPath(String),
     /// Files rendered from Secrets, ConfigMaps or the downward API (mounted read-only).
     Files(Vec<FileEntry>),
+    /// A bound PersistentVolumeClaim's volume directory, kept across Pods.
+    Claim(PathBuf),
 }
 
 /// Computes the contents of one volume of a Pod.
@@ -42,6 +44,15 @@ pub fn volume_content(pod: &Pod, volume: &Volume, objects: &Objects) -> Result<V
     }
     if let Some(host) = &volume.host_path {
         return Ok(VolumeContent::HostPath(host.path.clone()));
+    }
+    if let Some(claim) = &volume.persistent_volume_claim {
+        let dir = objects.claims.get(&claim.claim_name).ok_or_else(|| {
+            Error::Config(format!(
+                "persistentvolumeclaim \"{}\" not found",
+                claim.claim_name
+            ))
+        })?;
+        return Ok(VolumeContent::Claim(dir.clone()));
     }
     if let Some(s) = &volume.secret {
         let name = s.secret_name.clone().unwrap_or_default();
@@ -108,14 +119,19 @@ pub fn volume_content(pod: &Pod, volume: &Volume, objects: &Objects) -> Result<V
         return Ok(VolumeContent::Files(files));
     }
     Err(Error::Unsupported(format!(
-        "volume {}: only emptyDir, hostPath, secret, configMap, downwardAPI and projected",
+        "volume {}: only emptyDir, hostPath, persistentVolumeClaim, secret, configMap, downwardAPI and projected",
         volume.name
     )))
 }
 
 /// Whether a volume is always mounted read-only (as the kubelet does for rendered files).
 pub fn forced_read_only(volume: &Volume) -> bool {
-    volume.secret.is_some()
+    let claim_read_only = volume
+        .persistent_volume_claim
+        .as_ref()
+        .is_some_and(|c| c.read_only == Some(true));
+    claim_read_only
+        || volume.secret.is_some()
         || volume.config_map.is_some()
         || volume.downward_api.is_some()
         || volume.projected.is_some()
@@ -220,6 +236,7 @@ pub fn materialize(dir: &Path, name: &str, content: &VolumeContent) -> Result<Pa
     let io = |what: &str, path: &Path, e| Error::io(format!("{what} {}", path.display()), e);
     match content {
         VolumeContent::HostPath(path) => return Ok(PathBuf::from(path)),
+        VolumeContent::Claim(dir) => return Ok(dir.clone()),
         VolumeContent::EmptyDir => {
             std::fs::create_dir_all(&root).map_err(|e| io("creating", &root, e))?;
             // An emptyDir is world-writable, as the kubelet makes it.

@@ -20,6 +20,7 @@ fn objects() -> Objects {
         secrets: [("s".to_string(), data(&[("a", "1"), ("b", "2")]))].into(),
         config_maps: [("cm".to_string(), data(&[("conf", "x=y")]))].into(),
         tokens: [(("v".to_string(), "token".to_string()), "t0k".to_string())].into(),
+        claims: [("data".to_string(), "/k/claims/ns1/data-u1".into())].into(),
     }
 }
 
@@ -46,6 +47,10 @@ fn volume_contents() {
         (
             json!({"name": "v", "hostPath": {"path": "/srv/x"}}),
             VolumeContent::HostPath("/srv/x".into()),
+        ),
+        (
+            json!({"name": "v", "persistentVolumeClaim": {"claimName": "data"}}),
+            VolumeContent::Claim("/k/claims/ns1/data-u1".into()),
         ),
         (
             json!({"name": "v", "secret": {"secretName": "s"}}),
@@ -94,6 +99,10 @@ fn volume_contents() {
         (
             json!({"name": "v", "secret": {"secretName": "absent"}}),
             "secret \"absent\" not found",
+        ),
+        (
+            json!({"name": "v", "persistentVolumeClaim": {"claimName": "unbound"}}),
+            "persistentvolumeclaim \"unbound\" not found",
         ),
         (
             json!({"name": "v", "configMap": {"name": "cm", "items": [{"key": "nope", "path": "n"}]}}),

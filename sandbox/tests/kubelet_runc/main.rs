@@ -11,6 +11,7 @@
 mod kubelet_support;
 mod support;
 
+mod claims;
 mod fidelity;
 mod images;
 mod lifecycle;

@@ -150,6 +150,18 @@ pub fn validate(info: &ResourceInfo, object: &Value) -> Vec<FieldCause> {
     if is(info, "coordination.k8s.io", "leases") {
         validate_lease(object, &mut causes);
     }
+    if is(info, "", "persistentvolumeclaims") {
+        // The apiserver's ValidatePersistentVolumeClaimSpec: an access mode and a storage request.
+        let modes = object
+            .pointer("/spec/accessModes")
+            .and_then(Value::as_array);
+        if modes.is_none_or(|m| m.is_empty()) {
+            causes.push(FieldCause::required("spec.accessModes"));
+        }
+        if object.pointer("/spec/resources/requests/storage").is_none() {
+            causes.push(FieldCause::required("spec.resources[storage]"));
+        }
+    }
     if is(info, "", "configmaps") || is(info, "", "secrets") {
         for field in ["data", "binaryData"] {
             let Some(data) = object.get(field) else {

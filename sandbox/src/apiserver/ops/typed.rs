@@ -5,7 +5,7 @@
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount,
+    ConfigMap, Event, Namespace, Node, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::events::v1::Event as EventsV1Event;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -34,6 +34,7 @@ pub fn normalize(info: &ResourceInfo, object: &mut Value) -> Result<Vec<String>,
         ("", "namespaces") => round_trip::<Namespace>(object),
         ("", "secrets") => round_trip::<Secret>(object),
         ("", "configmaps") => round_trip::<ConfigMap>(object),
+        ("", "persistentvolumeclaims") => round_trip::<PersistentVolumeClaim>(object),
         ("", "serviceaccounts") => round_trip::<ServiceAccount>(object),
         ("", "events") => round_trip::<Event>(object),
         ("", "nodes") => round_trip::<Node>(object),

@@ -2,6 +2,7 @@
 //! runtime spec made the way containerd's CRI plugin makes it.
 
 pub mod auth;
+pub mod claim_ids;
 pub mod image;
 pub mod image_config;
 pub mod process;
@@ -15,11 +16,12 @@ pub mod unpack;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use self::auth::Credential;
+use self::claim_ids::{ClaimHold, ClaimOwners};
 use self::image::{ImageStore, PullError};
 use self::process::RuncContainer;
 use self::security::{effective, resolve_user, verify_non_root};
@@ -69,6 +71,8 @@ pub enum NotReady {
     Config(String),
     /// The container cannot run at all.
     Fatal(String),
+    /// A volume it needs is busy: waiting with `ContainerCreating`, retried.
+    Busy(String),
 }
 
 impl From<Error> for NotReady {
@@ -86,6 +90,7 @@ pub struct RuncRuntime {
     config: RuncConfig,
     images: ImageStore,
     ranges: Mutex<HashMap<String, u32>>,
+    claims: Arc<ClaimOwners>,
 }
 
 /// A container ready for `runc run`.
@@ -136,6 +141,7 @@ impl RuncRuntime {
             config,
             images,
             ranges: Mutex::new(HashMap::new()),
+            claims: Arc::new(ClaimOwners::default()),
         }
     }
 
@@ -221,6 +227,9 @@ impl RuncRuntime {
                 create_sub_path(&m.source, req.volumes)?;
             }
         }
+        let claims = self
+            .hold_claims(&plan, req.volumes, host_root.unwrap_or(0))
+            .await?;
         let bundle = req.dirs.ns_dir.clone();
         let image_root = image.rootfs.clone();
         let root_dir = bundle.join("root");
@@ -260,6 +269,7 @@ impl RuncRuntime {
             id,
             bundle,
             root,
+            claims,
         };
         // A container of the same id left by an earlier run is removed first.
         container.clear_stale().await;
@@ -268,6 +278,34 @@ impl RuncRuntime {
             container,
             image_id: image.image_id,
         })
+    }
+}
+
+impl RuncRuntime {
+    /// Takes the claim volumes the container mounts for its id range (`base`: its root's host
+    /// id), their owners shifted into it (see [`claim_ids`]).
+    async fn hold_claims(
+        &self,
+        plan: &ContainerPlan,
+        volumes: &BTreeMap<String, HostVolume>,
+        base: u32,
+    ) -> Result<Vec<Arc<ClaimHold>>, NotReady> {
+        let used: BTreeSet<PathBuf> = volumes
+            .values()
+            .filter(|v| v.persistent)
+            .filter(|v| plan.mounts.iter().any(|m| m.source.starts_with(&v.path)))
+            .map(|v| v.path.clone())
+            .collect();
+        let mut holds = Vec::new();
+        for path in used {
+            let owners = self.claims.clone();
+            let hold = tokio::task::spawn_blocking(move || owners.hold(&path, base))
+                .await
+                .map_err(|e| NotReady::Fatal(format!("holding a claim volume: {e}")))?
+                .map_err(NotReady::Busy)?;
+            holds.push(Arc::new(hold));
+        }
+        Ok(holds)
     }
 }
 

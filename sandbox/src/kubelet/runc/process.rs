@@ -4,9 +4,11 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 
 use tokio::process::Command;
 
+use super::claim_ids::ClaimHold;
 use super::rootfs::{release, ContainerRoot};
 
 /// A container prepared for runc.
@@ -22,6 +24,8 @@ pub struct RuncContainer {
     pub bundle: PathBuf,
     /// The container's root file system.
     pub root: ContainerRoot,
+    /// The claim volumes it uses, released when it is deleted.
+    pub claims: Vec<Arc<ClaimHold>>,
 }
 
 impl RuncContainer {
@@ -102,5 +106,8 @@ impl RuncContainer {
         }
         let root = self.root.clone();
         let _ = tokio::task::spawn_blocking(move || release(&root)).await;
+        for hold in &self.claims {
+            hold.release();
+        }
     }
 }

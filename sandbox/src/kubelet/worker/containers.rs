@@ -113,6 +113,13 @@ impl Worker {
                     pull_backoff = (pull_backoff * 2).min(Duration::from_secs(10));
                     continue;
                 }
+                Err(NotReady::Busy(message)) => {
+                    self.set_state(init, index, waiting("ContainerCreating", message))
+                        .await;
+                    self.publish().await;
+                    self.pause(CONFIG_RETRY).await;
+                    continue;
+                }
                 Err(NotReady::Fatal(message)) => {
                     self.record_end(init, index, cannot_run(message)).await;
                     return false;

@@ -10,6 +10,7 @@ use kube::Api;
 
 use super::containers::cannot_run;
 use super::{waiting, Worker, CONFIG_RETRY};
+use crate::kubelet::claims;
 use crate::kubelet::env::{references, ObjectData, Objects};
 use crate::kubelet::error::{Error, Result};
 use crate::kubelet::plan::HostVolume;
@@ -68,6 +69,7 @@ impl Worker {
                 HostVolume {
                     path,
                     forced_read_only,
+                    persistent: v.persistent_volume_claim.is_some(),
                 },
             );
         }
@@ -104,6 +106,18 @@ impl Worker {
             }
         }
         objects.tokens = self.request_tokens().await?;
+        let root = claims::claims_root(&self.shared.config.root_dir);
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        for claim in spec
+            .volumes
+            .iter()
+            .flatten()
+            .filter_map(|v| v.persistent_volume_claim.as_ref())
+        {
+            let name = &claim.claim_name;
+            let dir = claims::bind(client, &root, &self.namespace, name).await?;
+            objects.claims.insert(name.clone(), dir);
+        }
         Ok(objects)
     }
 
