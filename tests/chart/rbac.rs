@@ -36,6 +36,8 @@ const CONTROLLER_REQUESTS: &[(&str, &str, &str)] = &[
     // ConfigMap owned by the Build.
     ("", "pods/log", "get"),
     ("", "configmaps", "create"),
+    // controller/build/storage.rs: a BuildConfig's build storage claim (`--build-storage=volume`).
+    ("", "persistentvolumeclaims", "create"),
     ("", "serviceaccounts", "get"),
     // controller/image_stream.rs: TagEvents; the ImageStream is created when missing.
     // controller/imports: imported TagEvents and ImportSuccess conditions (imagestreams/status).
@@ -198,9 +200,12 @@ async fn every_request_the_controller_makes_is_granted_by_the_rendered_cluster_r
     // harness's client (no agent) drives the scenario.
     let mut h = Harness::start().await;
     h.kill_controller();
+    // Build storage claims on, so their creation is among the requests.
+    let mut settings = controller_support::settings();
+    settings.pod.storage.mode = kiln::controller::StorageMode::Volume;
     let controller = kiln::controller::run::run(
         h.server.client_as(CONTROLLER_AGENT),
-        controller_support::settings(),
+        settings,
         std::future::pending(),
     )
     .await;
@@ -281,6 +286,7 @@ async fn every_request_the_controller_makes_is_granted_by_the_rendered_cluster_r
         ("buildconfigs/status", "update"),
         ("pods", "create"),
         ("pods", "delete"),
+        ("persistentvolumeclaims", "create"),
         ("secrets", "get"),
         ("serviceaccounts", "get"),
         ("imagestreams", "create"),

@@ -131,6 +131,11 @@ fn default_values_render_a_hardened_controller_with_the_standard_labels() {
         env_value(deployment, "KILN_LAYER_CACHE").as_deref(),
         Some("true")
     );
+    assert_eq!(
+        env_value(deployment, "KILN_BUILD_STORAGE").as_deref(),
+        Some("ephemeral")
+    );
+    assert_eq!(env_value(deployment, "KILN_BUILD_STORAGE_CLASS"), None);
     // The selector matches the Pod template's labels.
     let selector = deployment["spec"]["selector"]["matchLabels"]
         .as_object()
@@ -233,6 +238,13 @@ fn full_values_reach_the_manifests() {
         env_value(deployment, "KILN_BINARY_INPUT_TIMEOUT").as_deref(),
         Some("300")
     );
+    for (name, want) in [
+        ("KILN_BUILD_STORAGE", "volume"),
+        ("KILN_BUILD_STORAGE_SIZE", "50Gi"),
+        ("KILN_BUILD_STORAGE_CLASS", "fast-local"),
+    ] {
+        assert_eq!(env_value(deployment, name).as_deref(), Some(want), "{name}");
+    }
     assert_eq!(
         env_value(deployment, "RUST_LOG").as_deref(),
         c["logLevel"].as_str()
