@@ -235,9 +235,15 @@ fn a_rebuild_in_fresh_storage_reuses_the_cached_layers_of_its_own_namespace_only
 
 /// `kiln builder build` as the Pod runs it, with the cache repository in the Pod's variable.
 fn pod_build(name: &str, cache: &str, late: &str) -> (bool, String) {
+    let storage = Storage::new(fixture().scratch.path(), name);
+    pod_build_in(&storage, name, cache, late)
+}
+
+/// [`pod_build`] in `storage` (a build storage claim that outlives the Pod); an empty `cache`:
+/// no layer cache repository.
+fn pod_build_in(storage: &Storage, name: &str, cache: &str, late: &str) -> (bool, String) {
     let f = fixture();
     let registry = f.registry.addr();
-    let storage = Storage::new(f.scratch.path(), name);
     let ws = tempfile::tempdir_in(f.scratch.path()).unwrap();
     let build: Value = json!({
         "apiVersion": "build.kiln.dev/v1alpha1", "kind": "Build",
@@ -313,4 +319,39 @@ fn an_unreachable_or_refusing_cache_never_fails_a_build() {
         "{log}"
     );
     assert!(log.contains("building again without it"), "{log}");
+}
+
+#[test]
+fn a_rebuild_in_the_storage_an_earlier_build_left_pulls_nothing_and_reuses_its_layers() {
+    // The BuildConfig's build storage claim: the same storage root for both builds, no registry
+    // layer cache, so only the storage can explain what is reused.
+    let storage = Storage::new(fixture().scratch.path(), "claim");
+    let base = format!("{}/library/busybox:latest", fixture().registry.addr());
+    let (ok, first) = pod_build_in(&storage, "claim-1", "", "v1");
+    assert!(ok, "{first}");
+    assert!(
+        first.contains(&format!("PullImages: pulling {base}")),
+        "{first}"
+    );
+    assert!(ran(&first, "ran-first-step"), "{first}");
+    let first_ids = step_ids(&first);
+
+    // A one-line change in the last RUN: the base is not pulled again, the two steps before the
+    // change come from the storage (the same layer ids; their RUN never runs).
+    let (ok, second) = pod_build_in(&storage, "claim-2", "", "v2");
+    assert!(ok, "{second}");
+    assert!(
+        second.contains(&format!("PullImages: {base} is present")),
+        "{second}"
+    );
+    assert!(!second.contains("PullImages: pulling"), "{second}");
+    assert_eq!(count(&second, "Using cache"), 2, "{second}");
+    assert!(!ran(&second, "ran-first-step"), "{second}");
+    assert!(!ran(&second, "ran-second-step"), "{second}");
+    assert!(ran(&second, "ran-late-step-v2"), "{second}");
+    let second_ids = step_ids(&second);
+    assert_eq!(first_ids[..2], second_ids[..2], "{second}");
+    assert_ne!(first_ids[2], second_ids[2]);
+    // Builds sharing the storage take turns through its lock file.
+    assert!(storage.root().join("kiln-build.lock").is_file());
 }
