@@ -22,13 +22,18 @@
 # environment: DEMO_KEEP=1 keeps the temporary directory (logs, kubeconfig) for inspection;
 #              DEMO_TIMEOUT (seconds, default 600) bounds the build;
 #              DEMO_RUNTIME=host runs build Pods as host processes (the builder image maps to
-#              target/debug/kiln) instead of building the builder image and running it with runc.
+#              target/debug/kiln) instead of building the builder image and running it with runc;
+#              DEMO_BUILD_STORAGE=volume gives the BuildConfig a build storage claim
+#              (`kiln controller --build-storage volume`): the second build finds the first's
+#              bases and layers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 timeout_s=${DEMO_TIMEOUT:-600}
 runtime=${DEMO_RUNTIME:-runc}
 case "$runtime" in runc|host) ;; *) echo "DEMO_RUNTIME must be runc or host" >&2; exit 2 ;; esac
+build_storage=${DEMO_BUILD_STORAGE:-ephemeral}
+case "$build_storage" in ephemeral|volume) ;; *) echo "DEMO_BUILD_STORAGE must be ephemeral or volume" >&2; exit 2 ;; esac
 start=$(date +%s)
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -215,10 +220,11 @@ controller_account=$(kubectl get clusterrolebindings -o jsonpath='{.items[?(@.me
 token_kubeconfig "$controller_account" kiln-system "$work/kubeconfig-controller"
 echo "controller: $(KUBECONFIG=$work/kubeconfig-controller kubectl auth whoami -o jsonpath='{.status.userInfo.username}')"
 
-say "kiln controller --registry $registry --insecure-registry-internal (as its ServiceAccount)"
+say "kiln controller --registry $registry --insecure-registry-internal --build-storage $build_storage (as its ServiceAccount)"
 controller_port=$(free_port)
 KUBECONFIG=$work/kubeconfig-controller "$kiln" controller --listen "127.0.0.1:$controller_port" --registry "$registry" \
-  --insecure-registry-internal --builder-image "$builder_image" > "$work/controller.log" 2>&1 &
+  --insecure-registry-internal --builder-image "$builder_image" --build-storage "$build_storage" \
+  > "$work/controller.log" 2>&1 &
 pids+=($!)
 wait_for "the controller to be ready" 60 curl -fsS "http://127.0.0.1:$controller_port/readyz"
 echo "controller ready on 127.0.0.1:$controller_port"
@@ -273,6 +279,10 @@ follow_build go-server-2
 
 say "kubectl get builds,is"
 kubectl -n demo get builds,is
+if [ "$build_storage" = volume ]; then
+  echo
+  kubectl -n demo get pvc -o jsonpath='{range .items[*]}build storage claim {.metadata.name}: {.status.phase}, owned by {.metadata.ownerReferences[0].kind} {.metadata.ownerReferences[0].name}{"\n"}{end}'
+fi
 echo
 echo "tag history of go-server:latest (newest first):"
 kubectl -n demo get is go-server \

@@ -8,9 +8,13 @@
 #  - a rebuild after a one-line source change (server.go: the Go build itself runs again), with
 #    the cache, over the same cold build (reported: the cache cannot skip a step whose input
 #    changed);
-#  - the cold build that fills the cache over the cold build without it (the cost of the pushes).
+#  - the cold build that fills the cache over the cold build without it (the cost of the pushes);
+#  - the same two rebuilds in the BuildConfig's build storage (`--build-storage=volume`: the
+#    storage root the cold build left, as the claim keeps it; no registry cache), over the cold
+#    build.
 # Two rounds, each in its own namespace (so its cache repository starts empty): a cold build
-# without the cache and one filling it (their order alternates), then the two rebuilds.
+# without the cache (in the round's build storage, kept) and one filling the cache (their order
+# alternates), then each rebuild with the cache and in the kept storage.
 # KILN_BIN=path uses that kiln binary instead of building a release one (buildah and the registry
 # take nearly all the time).
 set -euo pipefail
@@ -75,9 +79,10 @@ build_json() {
 JSON
 }
 
-# in_pod NAME NAMESPACE [CACHE]: the build Pod's two steps in fresh storage and a fresh workspace.
+# in_pod NAME NAMESPACE [CACHE] [STORAGE]: the build Pod's two steps in a fresh workspace and
+# fresh storage, or in the kept storage STORAGE (a build storage claim: not emptied afterwards).
 in_pod() {
-  local store=$work/store-$1 ws=$work/ws-$1 build
+  local store=$work/store-${4:-$1} ws=$work/ws-$1 build
   build=$(build_json "$2")
   mkdir -p "$ws"
   BUILD=$build "$kiln" builder clone --workspace "$ws" --termination-log "$ws/clone.log" \
@@ -88,10 +93,15 @@ in_pod() {
     >> "$work/$1.out" 2>&1 || { cat "$work/$1.out" >&2; return 1; }
   # Where the time went, from the build container's report.
   echo "  $1: $(jq -r '[.stages[] | "\(.name) \(.durationMilliseconds / 1000)s"] | join(", ")' "$ws/build.log"); $(grep -c 'Cache pulled from remote' "$work/$1.out" || true) steps from the cache, $(grep -c 'Pushing cache' "$work/$1.out" || true) pushed to it" >&2
-  buildah --root "$store/root" --runroot "$store/run" rmi --all --force >/dev/null 2>&1 || true
-  rm -rf "$store" "$ws"
+  if [ -z "${4:-}" ]; then
+    buildah --root "$store/root" --runroot "$store/run" rmi --all --force >/dev/null 2>&1 || true
+    rm -rf "$store"
+  else
+    rm -rf "$store/run" # the run root is the Pod's emptyDir
+  fi
+  rm -rf "$ws"
 }
-# timed NAME NAMESPACE [CACHE]: seconds in_pod takes.
+# timed NAME NAMESPACE [CACHE] [STORAGE]: seconds in_pod takes.
 timed() { local t; t=$(now); in_pod "$@" >&2; elapsed "$t"; }
 
 late_change() { # a one-line change in the runtime stage's RUN
@@ -105,19 +115,29 @@ late=()
 source=()
 colds=()
 fills=()
+stored_late=()
+stored_source=()
 for round in 1 2; do
   ns=bench-$round
   cache=$registry/$ns/go-server-cache
-  echo "round $round: cold without the cache and cold filling $cache, then rebuilds" >&2
+  claim=claim-$round
+  echo "round $round: cold without the cache (kept as build storage $claim) and cold filling $cache, then rebuilds" >&2
   if [ "$round" = 1 ]; then
-    colds+=("$(timed "cold-$round" "$ns")"); fills+=("$(timed "fill-$round" "$ns" "$cache")")
+    colds+=("$(timed "cold-$round" "$ns" "" "$claim")"); fills+=("$(timed "fill-$round" "$ns" "$cache")")
   else
-    fills+=("$(timed "fill-$round" "$ns" "$cache")"); colds+=("$(timed "cold-$round" "$ns")")
+    fills+=("$(timed "fill-$round" "$ns" "$cache")"); colds+=("$(timed "cold-$round" "$ns" "" "$claim")")
   fi
-  late_change "$round"; late+=("$(timed "late-$round" "$ns" "$cache")")
-  source_change "$round"; source+=("$(timed "source-$round" "$ns" "$cache")")
+  late_change "$round"
+  late+=("$(timed "late-$round" "$ns" "$cache")")
+  stored_late+=("$(timed "stored-late-$round" "$ns" "" "$claim")")
+  source_change "$round"
+  source+=("$(timed "source-$round" "$ns" "$cache")")
+  stored_source+=("$(timed "stored-source-$round" "$ns" "" "$claim")")
+  buildah --root "$work/store-$claim/root" --runroot "$work/store-$claim/run" rmi --all --force >/dev/null 2>&1 || true
+  rm -rf "$work/store-$claim"
 done
 echo "cold ${colds[*]}; filling ${fills[*]}; late change ${late[*]}; source change ${source[*]}" >&2
+echo "in build storage: late change ${stored_late[*]}; source change ${stored_source[*]}" >&2
 
 cold=$(mean "${colds[@]}")
 row "cache: in-cluster rebuild after a one-line change in a late Dockerfile step, with the cache, vs cold (mean of 2)" \
@@ -126,3 +146,7 @@ row "cache: in-cluster rebuild after a one-line source change, with the cache, v
   "$(mean "${source[@]}")" "$cold" "report"
 row "cache: cold in-cluster build filling the cache vs cold without it (mean of 2)" \
   "$(mean "${fills[@]}")" "$cold" "report"
+row "build storage: in-cluster rebuild after a one-line change in a late Dockerfile step, in the BuildConfig's kept storage, vs cold (mean of 2)" \
+  "$(mean "${stored_late[@]}")" "$cold" "<= 0.35"
+row "build storage: in-cluster rebuild after a one-line source change, in the BuildConfig's kept storage, vs cold (mean of 2)" \
+  "$(mean "${stored_source[@]}")" "$cold" "report"
