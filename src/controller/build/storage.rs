@@ -277,6 +277,7 @@ mod tests {
             seccomp_profile: "kiln/builder.json".into(),
             insecure_registries: Vec::new(),
             binary_input_timeout: std::time::Duration::from_secs(90),
+            clone_limits: contract::CloneLimits::DEFAULT,
             layer_cache_registry: None,
             storage,
             registry_token: None,
