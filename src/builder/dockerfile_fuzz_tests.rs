@@ -46,7 +46,11 @@ fn pairs() -> impl Strategy<Value = Vec<(String, String)>> {
 
 fn edits() -> impl Strategy<Value = Edits> {
     (
-        prop::option::of("[a-z0-9.:/@-]{1,30}"),
+        // Mostly image references (what the plan passes after its check), sometimes anything.
+        prop::option::of(prop_oneof![
+            3 => "[a-z0-9]{1,8}(\\.[a-z]{1,4}(:[0-9]{2,5})?/)?[a-z0-9]{1,8}(/[a-z0-9]{1,8})?(:[a-z0-9._-]{1,8})?",
+            1 => "[a-z0-9.:/@-]{1,30}",
+        ]),
         pairs(),
         pairs(),
         pairs(),
