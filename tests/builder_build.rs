@@ -23,7 +23,8 @@ const BUILD_LIMIT: Duration = Duration::from_secs(300);
 struct Fixture {
     registry: Registry,
     git: GitDaemon,
-    _repos: tempfile::TempDir,
+    /// The directory the git server serves.
+    repos: tempfile::TempDir,
     storage: PathBuf,
     /// The first commit (tagged v1).
     first: String,
@@ -84,7 +85,7 @@ fn fixture() -> &'static Fixture {
         Fixture {
             registry,
             git,
-            _repos: repos,
+            repos,
             storage,
             first,
             second,
@@ -768,6 +769,75 @@ fn binary_build_from_a_directory_tarball() {
     assert_digest_confirmed(&run, "demo/binary", "latest");
     let (_, content) = image_files(&reference, "site/hello.txt");
     assert_eq!(content.as_deref(), Some(&b"hello from a tarball\n"[..]));
+}
+
+/// Makes `<name>.git` beside the fixture's repository from a work tree with `files` (path,
+/// content) and, for each `(path, url, commit)`, a submodule pinned at `commit`; returns its commit.
+fn served_repo(name: &str, files: &[(&str, &str)], submodules: &[(&str, &str, &str)]) -> String {
+    let base = fixture().repos.path();
+    let work = base.join(format!("{name}-work"));
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    let mut modules = String::new();
+    for (path, url, commit) in submodules {
+        modules.push_str(&format!(
+            "[submodule \"{path}\"]\n\tpath = {path}\n\turl = {url}\n"
+        ));
+        let info = format!("160000,{commit},{path}");
+        git(&work, &["update-index", "--add", "--cacheinfo", &info]);
+    }
+    if !modules.is_empty() {
+        std::fs::write(work.join(".gitmodules"), modules).unwrap();
+        git(&work, &["add", ".gitmodules"]);
+    }
+    // Added by name: `add -A` would drop the gitlinks, whose directories are not checked out.
+    for (path, content) in files {
+        std::fs::write(work.join(path), content).unwrap();
+        git(&work, &["add", path]);
+    }
+    git(&work, &["commit", "-q", "-m", name]);
+    let commit = git(&work, &["rev-parse", "HEAD"]);
+    let bare = format!("{name}.git");
+    git(
+        base,
+        &["clone", "-q", "--bare", &format!("{name}-work"), &bare],
+    );
+    commit
+}
+
+#[test]
+fn a_repository_with_a_submodule_builds_with_the_submodules_files() {
+    let f = fixture();
+    let lib = served_repo(
+        "greeting-lib",
+        &[("greeting.txt", "hello from the submodule\n")],
+        &[],
+    );
+    let dockerfile = busybox_dockerfile(
+        "COPY vendor/greeting/greeting.txt /greeting.txt\nRUN echo \"run saw: $(cat /greeting.txt)\"",
+    );
+    served_repo(
+        "with-submodule",
+        &[("Dockerfile", &dockerfile)],
+        &[("vendor/greeting", "../greeting-lib.git", &lib)],
+    );
+    let reference = format!("{}/demo/with-submodule:latest", f.registry.addr());
+    let b = build_json(
+        "with-submodule-1",
+        git_source(&f.git.url("with-submodule.git"), Some("main"), None),
+        None,
+        &reference,
+        None,
+    );
+    let run = pod_build(&b, None, None, &insecure_default());
+    assert_success(&run);
+    assert!(
+        run.log.contains("run saw: hello from the submodule"),
+        "the RUN step reads the submodule's file:\n{}",
+        run.log
+    );
+    let (_, content) = image_files(&reference, "greeting.txt");
+    assert_eq!(content.as_deref(), Some(&b"hello from the submodule\n"[..]));
 }
 
 #[test]
