@@ -1,5 +1,7 @@
 //! instantiate: the one path from a BuildConfig to a new numbered Build, used by every trigger,
 //! `kiln start-build` and the webhook receiver; its pure `new_build` also makes `kiln build`'s.
+//! Whatever the cause, the build records the current image of every ImageChange trigger
+//! (`trigger_images`), as OpenShift's build generator does.
 //!
 //! The Build `<bc>-<N>` is created first (its deterministic name makes concurrent requests
 //! collide instead of duplicating), then `status.lastVersion` is raised to N with a
@@ -11,16 +13,18 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EnvVar, ObjectReference};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Resource, ResourceExt};
 
 use crate::api::build::BuildTriggerCause;
-use crate::api::build_config::{BuildConfigStatus, ImageChangeTriggerStatus};
+use crate::api::build_config::BuildConfigStatus;
 use crate::api::common::{BinaryBuildSource, BuildSourceType, CommonSpec, SourceRevision};
-use crate::api::{build_number, Build, BuildConfig, BuildSpec, TagRef};
+use crate::api::{build_number, Build, BuildConfig, BuildSpec, ImageStream, TagRef};
 use crate::naming;
+
+pub(crate) mod trigger_images;
 
 /// Why a build could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -114,9 +118,10 @@ pub struct BuildRequest {
     pub no_cache: Option<bool>,
     /// The image change that triggered the build: the tag and its new image pull spec.
     pub triggered_by_image: Option<(TagRef, String)>,
-    /// The current image of every other ImageChange trigger's tag: each is recorded as that
+    /// The current image of other ImageChange triggers' tags: each is recorded as that
     /// trigger's `lastTriggeredImageID`, as OpenShift does on every instantiate, so a build
-    /// started for one cause does not start another for an image it already used.
+    /// started for one cause does not start another for an image it already used. [`instantiate`]
+    /// looks up the image of every trigger tag missing here.
     pub trigger_images: Vec<(TagRef, String)>,
     /// Only start the build if the BuildConfig is at exactly this version.
     pub last_version: Option<i64>,
@@ -196,7 +201,7 @@ pub(crate) fn new_build(
         naming::REQUEST_LABEL.into(),
         naming::request_label(&request.request_id),
     );
-    let annotations = BTreeMap::from([
+    let mut annotations = BTreeMap::from([
         (
             naming::BUILD_NUMBER_ANNOTATION.to_string(),
             number.to_string(),
@@ -207,6 +212,9 @@ pub(crate) fn new_build(
             request.request_id.clone(),
         ),
     ]);
+    if let Some(images) = trigger_images::annotation(request) {
+        annotations.insert(naming::TRIGGER_IMAGES_ANNOTATION.to_string(), images);
+    }
     let mut common = base.clone();
     if request.revision.is_some() {
         common.revision = request.revision.clone();
@@ -295,24 +303,8 @@ pub(crate) fn status_after(
             continue;
         }
         seen.push(tag);
-        let reference = tag.status_reference(&namespace);
-        let entry = ImageChangeTriggerStatus {
-            last_triggered_image_id: Some(image.clone()),
-            from: Some(reference.clone()),
-            last_trigger_time: Some(Time(now)),
-        };
         let causing = request.triggered_by_image.as_ref().map(|(t, _)| t) == Some(tag);
-        match status
-            .image_change_triggers
-            .iter_mut()
-            .find(|s| s.from.as_ref() == Some(&reference))
-        {
-            // An image already recorded keeps its time unless it is this build's cause.
-            Some(existing)
-                if !causing && existing.last_triggered_image_id.as_ref() == Some(image) => {}
-            Some(existing) => *existing = entry,
-            None => status.image_change_triggers.push(entry),
-        }
+        trigger_images::record(&mut status, &namespace, tag, image, causing, now);
     }
     status
 }
@@ -349,14 +341,30 @@ pub async fn instantiate(
         if let Some(existing) = find_request(&builds, name, &request.request_id).await? {
             let number = build_number(&existing).unwrap_or_default();
             if !request.leave_last_version {
-                raise_last_version(&configs, bc, number, request).await?;
+                let mut adopted = request.clone();
+                adopted.trigger_images.extend(
+                    trigger_images::recorded_by(&existing.metadata)
+                        .into_iter()
+                        .map(|(tag, image, _)| (tag, image)),
+                );
+                raise_last_version(&configs, bc, number, &adopted).await?;
             }
             return Ok(existing);
         }
         // An image change whose image an earlier build already recorded (the ConfigChange build
-        // of a new BuildConfig, say, read from a cache that had not seen that record yet).
+        // of a new BuildConfig, say, read from a cache that had not seen that record yet), in the
+        // status or on a Build whose record the controller has not written yet.
         if let Some((tag, image)) = &request.triggered_by_image {
-            if bc.last_triggered_image(tag).as_ref() == Some(image) {
+            let mut recorded = bc.clone();
+            if bc.last_triggered_image(tag).as_ref() != Some(image) {
+                let metas = builds_metadata(&builds, name).await?;
+                recorded.status = Some(trigger_images::with_pending_records(
+                    &bc,
+                    &metas,
+                    Timestamp::now(),
+                ));
+            }
+            if recorded.last_triggered_image(tag).as_ref() == Some(image) {
                 return Err(Error::AlreadyTriggered {
                     name: name.into(),
                     tag: tag.name(),
@@ -384,6 +392,7 @@ pub async fn instantiate(
         }
         let number = naming::next_build_number(last.max(skip_past))
             .ok_or_else(|| Error::NumbersExhausted(name.into(), last))?;
+        let request = &with_trigger_images(client, &bc, request).await;
         let wanted = new_build(&bc, number, request)?;
         let build_name = wanted.name_any();
         let build = match builds.create(&PostParams::default(), &wanted).await {
@@ -417,8 +426,40 @@ pub async fn instantiate(
     Err(Error::Contended(name.into(), MAX_ATTEMPTS))
 }
 
-/// The highest number among the BuildConfig's Builds (0 when it has none), found by its label.
-async fn highest_build_number(builds: &Api<Build>, config: &str) -> Result<i64, Error> {
+/// `request` with the current image of every ImageChange trigger tag it does not carry, read
+/// from the ImageStreams. A tag without an image, or whose stream cannot be read, records nothing
+/// (a trigger that names another namespace's stream the requester may not read, say).
+async fn with_trigger_images(
+    client: &kube::Client,
+    bc: &BuildConfig,
+    request: &BuildRequest,
+) -> BuildRequest {
+    let mut request = request.clone();
+    for tag in trigger_images::unresolved_tags(bc, &request) {
+        let streams: Api<ImageStream> = Api::namespaced(client.clone(), &tag.namespace);
+        match streams.get_opt(&tag.stream).await {
+            Ok(stream) => {
+                let image = stream.and_then(|s| {
+                    let status = s.status?;
+                    crate::api::current_image(&status, &tag.tag)
+                        .map(|e| e.docker_image_reference.clone())
+                });
+                if let Some(image) = image {
+                    request.trigger_images.push((tag, image));
+                }
+            }
+            Err(e) => tracing::warn!(
+                "not recording the image of ImageChange trigger {}/{}: {e}",
+                tag.namespace,
+                tag.name()
+            ),
+        }
+    }
+    request
+}
+
+/// The metadata of the BuildConfig's Builds, found by its label.
+async fn builds_metadata(builds: &Api<Build>, config: &str) -> Result<Vec<ObjectMeta>, Error> {
     let selector = format!(
         "{}={}",
         naming::BUILD_CONFIG_LABEL,
@@ -431,12 +472,16 @@ async fn highest_build_number(builds: &Api<Build>, config: &str) -> Result<i64, 
             action: format!("listing the Builds of {config}"),
             source,
         })?;
-    Ok(list
-        .items
+    Ok(list.items.into_iter().map(|b| b.metadata).collect())
+}
+
+/// The highest number among the BuildConfig's Builds (0 when it has none).
+async fn highest_build_number(builds: &Api<Build>, config: &str) -> Result<i64, Error> {
+    Ok(builds_metadata(builds, config)
+        .await?
         .iter()
-        .filter_map(|b| {
-            b.metadata
-                .annotations
+        .filter_map(|meta| {
+            meta.annotations
                 .as_ref()?
                 .get(naming::BUILD_NUMBER_ANNOTATION)?
                 .parse::<i64>()

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::api::common::{GitSourceRevision, SourceRevision};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 fn config(uri: &str) -> BuildConfig {
     serde_json::from_value(serde_json::json!({

@@ -12,6 +12,9 @@ pub const BUILD_NUMBER_ANNOTATION: &str = "build.kiln.dev/build.number";
 pub const BUILD_CONFIG_ANNOTATION: &str = "build.kiln.dev/build-config.name";
 /// Annotation on a Build: the idempotency key of the request that created it.
 pub const REQUEST_ANNOTATION: &str = "build.kiln.dev/request-id";
+/// Annotation on a Build: the ImageChange trigger images it recorded (JSON), for the controller
+/// to write to the BuildConfig's `status.imageChangeTriggers` when the requester did not.
+pub const TRIGGER_IMAGES_ANNOTATION: &str = "build.kiln.dev/image-change-triggers";
 
 /// Label on a Build: a hash of its request id, so a retried request finds its Build with one
 /// label-selected list.

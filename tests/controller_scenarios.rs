@@ -1,5 +1,6 @@
 //! Scenarios with the real controller on the in-process sandbox: run policies, cancellation, a
-//! deleted Pod, an impostor Pod, pruning, ConfigChange, ImageStream history and chained ImageChange builds.
+//! deleted Pod, an impostor Pod, pruning, ConfigChange, ImageStream history, chained ImageChange
+//! builds and the trigger images a manual build records.
 
 mod controller_support;
 
@@ -8,7 +9,9 @@ use std::time::Duration;
 use controller_support::{bc_yaml, digest, eventually, Harness, NS, REGISTRY};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kiln::api::{Build, BuildPhase, StatusReason};
+use kiln::api::build::BuildTriggerCause;
+use kiln::api::{Build, BuildConfig, BuildPhase, StatusReason};
+use kiln::instantiate::{instantiate, BuildRequest};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
 use serde_json::json;
@@ -504,6 +507,82 @@ async fn config_change_waits_for_the_image_change_triggers_image_and_builds_once
         .filter(|b| b.name_any().starts_with("app-"))
         .count();
     assert_eq!(apps, 1, "one build for both causes");
+}
+
+/// The app builds, by name.
+async fn app_builds(h: &Harness) -> Vec<String> {
+    h.builds()
+        .await
+        .iter()
+        .map(|b| b.name_any())
+        .filter(|n| n.starts_with("app-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_manual_build_records_the_trigger_image_so_only_a_new_digest_builds_again() {
+    let h = Harness::start().await;
+    h.create_bc(&bc_yaml("base", "Serial", "")).await;
+    h.start_build("base", "m1").await;
+    h.complete("base-1", &digest(101)).await;
+    // The trigger is paused, so only the manual request starts a build of the first base image.
+    h.create_bc(&app_from(
+        "        kind: ImageStreamTag\n        name: base:latest\n",
+        "  triggers:\n  - type: ImageChange\n    imageChange:\n      paused: true\n",
+    ))
+    .await;
+    settle().await;
+    assert!(app_builds(&h).await.is_empty());
+    // As `kiln start-build` asks: no write to the BuildConfig's status.
+    let manual = BuildRequest {
+        request_id: "cli-1".into(),
+        cause: BuildTriggerCause {
+            message: Some("Manually triggered".into()),
+            ..BuildTriggerCause::default()
+        },
+        leave_last_version: true,
+        ..BuildRequest::default()
+    };
+    let build = instantiate(&h.client, NS, "app", &manual).await.unwrap();
+    let base = format!("{REGISTRY}/{NS}/base@{}", digest(101));
+    let from = build.spec.common.strategy.docker_strategy.unwrap().from;
+    assert_eq!(from.and_then(|f| f.name), Some(base.clone()));
+    // Unpaused, the trigger finds the image the manual build used already recorded.
+    let configs = Api::<BuildConfig>::namespaced(h.client.clone(), NS);
+    let unpause = json!({"spec": {"triggers": [{"type": "ImageChange", "imageChange": {}}]}});
+    configs
+        .patch("app", &PatchParams::default(), &Patch::Merge(&unpause))
+        .await
+        .unwrap();
+    h.complete("app-1", &digest(201)).await;
+    // The controller writes the record the requester left to it, with lastVersion.
+    eventually(
+        "the BuildConfig to record the manual build's base image",
+        || async {
+            let status = configs.get("app").await.ok()?.status?;
+            let recorded = status.image_change_triggers.first()?;
+            (status.last_version == 1 && recorded.last_triggered_image_id.as_ref() == Some(&base))
+                .then_some(())
+        },
+    )
+    .await;
+    settle().await;
+    assert_eq!(app_builds(&h).await, ["app-1"]);
+    // The same digest pushed again starts nothing.
+    h.start_build("base", "m2").await;
+    h.complete("base-2", &digest(101)).await;
+    settle().await;
+    assert_eq!(app_builds(&h).await, ["app-1"]);
+    // A new digest starts exactly one build.
+    h.start_build("base", "m3").await;
+    h.complete("base-3", &digest(102)).await;
+    let build = h.complete("app-2", &digest(202)).await;
+    assert_eq!(
+        build.spec.triggered_by[0].message.as_deref(),
+        Some("Image change")
+    );
+    settle().await;
+    assert_eq!(app_builds(&h).await, ["app-1", "app-2"]);
 }
 
 #[tokio::test]

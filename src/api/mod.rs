@@ -21,7 +21,9 @@ pub use build_config::{BuildConfig, BuildConfigSpec, BuildConfigStatus, RunPolic
 pub use common::CommonSpec;
 pub use image_stream::{ImageStream, ImageStreamSpec, ImageStreamStatus, TagEvent};
 pub use reason::StatusReason;
-pub use refs::{build_number, config_of, config_reference, find_image, ImageRef, TagRef};
+pub use refs::{
+    build_number, config_of, config_reference, current_image, find_image, ImageRef, TagRef,
+};
 
 /// The API group of `BuildConfig` and `Build`.
 pub const BUILD_GROUP: &str = "build.kiln.dev";

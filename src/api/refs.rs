@@ -145,6 +145,14 @@ pub fn find_image<'a>(
         .find(|e| e.image == digest)
 }
 
+/// The current image of `tag` in an ImageStream's status: its newest TagEvent.
+pub fn current_image<'a>(
+    status: &'a super::ImageStreamStatus,
+    tag: &str,
+) -> Option<&'a super::TagEvent> {
+    status.tags.iter().find(|t| t.tag == tag)?.items.first()
+}
+
 /// The build number stored on a Build.
 pub fn build_number(build: &Build) -> Option<i64> {
     build

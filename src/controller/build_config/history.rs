@@ -85,10 +85,7 @@ pub(crate) fn record_tag_event(
     true
 }
 
-/// The current image of `tag`: its newest TagEvent.
-pub(crate) fn current_image<'a>(status: &'a ImageStreamStatus, tag: &str) -> Option<&'a TagEvent> {
-    status.tags.iter().find(|t| t.tag == tag)?.items.first()
-}
+pub(crate) use crate::api::current_image;
 
 #[cfg(test)]
 mod tests {

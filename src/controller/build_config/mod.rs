@@ -28,6 +28,7 @@ use super::context::{api_error, Context, Error};
 use super::reconcile::{await_own_writes, preamble};
 use crate::api::build::{BuildTriggerCause, ImageChangeCause};
 use crate::api::{build_number, Build, BuildConfig, ImageRef, TagRef};
+use crate::instantiate::trigger_images::with_pending_records;
 use crate::instantiate::{instantiate, BuildRequest};
 use crate::naming;
 
@@ -75,8 +76,10 @@ pub(crate) fn request_id(build: &Build) -> Option<&String> {
 const REPAIR_GRACE: Duration = Duration::from_secs(10);
 
 /// Raises `lastVersion` to the highest build number seen, once that build is older than
-/// [`REPAIR_GRACE`] (a crash between creating a Build and recording its number). Returns whether
-/// it wrote, or how long to wait before looking again.
+/// [`REPAIR_GRACE`] (a build whose requester leaves `lastVersion` to the controller, or a crash
+/// between creating a Build and recording its number), and records the ImageChange trigger
+/// images those builds recorded. Returns whether it wrote, or how long to wait before looking
+/// again.
 async fn repair_last_version(
     ctx: &Context,
     bc: &BuildConfig,
@@ -104,7 +107,7 @@ async fn repair_last_version(
     if youngest_age < REPAIR_GRACE {
         return Ok(Repair::Later(REPAIR_GRACE - youngest_age));
     }
-    let mut status = bc.status.clone().unwrap_or_default();
+    let mut status = with_pending_records(bc, builds.iter().map(|b| &b.metadata), now);
     status.last_version = highest;
     write_config_status(ctx, bc, status).await?;
     Ok(Repair::Written)
@@ -156,6 +159,14 @@ async fn fire_triggers(
     let namespace = bc.namespace().unwrap_or_default();
     let name = bc.name_any();
     let mut started_any = false;
+    // The images recorded by builds whose record the controller has not written yet (started by
+    // `kiln start-build`, which leaves the status to the controller) count as recorded.
+    let mut view = bc.clone();
+    view.status = Some(with_pending_records(
+        bc,
+        builds.iter().map(|b| &b.metadata),
+        Timestamp::now(),
+    ));
     // Every build records the current image of each ImageChange trigger (OpenShift's
     // lastTriggeredImageID), so a ConfigChange build on a base that already has an image is the
     // one build for both causes.
@@ -190,7 +201,7 @@ async fn fire_triggers(
             return Ok(true);
         }
     }
-    let due = due_image_changes(bc, |tag| {
+    let due = due_image_changes(&view, |tag| {
         current
             .iter()
             .find(|(t, _)| t == tag)

@@ -16,31 +16,7 @@ pub(crate) fn config_change_due(bc: &BuildConfig) -> bool {
 /// The ImageStreamTags the BuildConfig's unpaused ImageChange triggers watch (a trigger without
 /// `from` watches the strategy's `from`).
 pub(crate) fn watched_tags(bc: &BuildConfig) -> Vec<TagRef> {
-    let namespace = bc.metadata.namespace.clone().unwrap_or_default();
-    let strategy_from = bc
-        .spec
-        .common
-        .strategy
-        .docker_strategy
-        .as_ref()
-        .and_then(|d| d.from.as_ref());
-    let mut tags: Vec<TagRef> = bc
-        .spec
-        .triggers
-        .iter()
-        .filter(|t| t.type_ == BuildTriggerType::ImageChange)
-        .filter_map(|t| {
-            let ict = t.image_change.clone().unwrap_or_default();
-            if ict.paused == Some(true) {
-                return None;
-            }
-            let from = ict.from.as_ref().or(strategy_from)?;
-            TagRef::from_object_reference(from, &namespace)
-        })
-        .collect();
-    tags.sort();
-    tags.dedup();
-    tags
+    crate::instantiate::trigger_images::image_change_tags(bc, false)
 }
 
 /// The ImageChange triggers that should fire: the tag's current image differs from the one that

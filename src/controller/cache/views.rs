@@ -20,11 +20,13 @@ use crate::api::build::BuildSpec;
 use crate::api::Build;
 use crate::naming;
 
-/// The annotations a finished Build keeps in the cache.
-const FINISHED_ANNOTATIONS: [&str; 3] = [
+/// The annotations a finished Build keeps in the cache (the trigger images it recorded, until
+/// the controller has written them to the BuildConfig, among them).
+const FINISHED_ANNOTATIONS: [&str; 4] = [
     naming::BUILD_NUMBER_ANNOTATION,
     naming::REQUEST_ANNOTATION,
     naming::BUILD_CONFIG_ANNOTATION,
+    naming::TRIGGER_IMAGES_ANNOTATION,
 ];
 
 /// Drops what no reconcile reads: managedFields always; for a finished Build (terminal phase,
@@ -170,7 +172,8 @@ mod tests {
             "metadata": {"name": "app-1", "namespace": "ns", "resourceVersion": "9",
                 "labels": {naming::BUILD_CONFIG_LABEL: "app", naming::START_POLICY_LABEL: "Serial"},
                 "annotations": {naming::BUILD_NUMBER_ANNOTATION: "1", naming::REQUEST_ANNOTATION: "r",
-                    naming::BUILD_CONFIG_ANNOTATION: "app", "note": "a long user annotation"},
+                    naming::BUILD_CONFIG_ANNOTATION: "app", naming::TRIGGER_IMAGES_ANNOTATION: "[]",
+                    "note": "a long user annotation"},
                 "managedFields": [{"manager": "kubectl", "operation": "Update"}],
                 "ownerReferences": [{"apiVersion": "build.kiln.dev/v1alpha1", "kind": "BuildConfig",
                     "name": "app", "uid": "u", "controller": true}]},
@@ -196,7 +199,7 @@ mod tests {
             .flatten()
             .map(|(k, _)| k)
             .collect();
-        assert_eq!(kept.len(), 3, "{kept:?}");
+        assert_eq!(kept.len(), 4, "{kept:?}");
         assert_eq!(
             finished.metadata.owner_references,
             before.metadata.owner_references
