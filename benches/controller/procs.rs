@@ -51,17 +51,30 @@ pub(crate) fn start_controller(
     listen: &str,
     log: &Path,
 ) -> Result<Child, BoxError> {
-    Ok(Command::new(bin)
+    let mut command = Command::new(bin);
+    command
         .args(["controller", "--listen", listen])
-        .args(["--registry", "registry.bench.invalid:5000"])
-        // The instant kubelet reports made-up digests and no registry serves them: asking it to
-        // confirm each would measure connect timeouts, not the controller.
-        .args(["--confirm-digests", "false"])
+        .args(["--registry", "registry.bench.invalid:5000"]);
+    // The instant kubelet reports made-up digests and no registry serves them: asking it to
+    // confirm each would measure connect timeouts, not the controller. (A kiln from before
+    // digest confirmation has no such flag, and refuses flags it does not know.)
+    if has_flag(bin, "--confirm-digests") {
+        command.args(["--confirm-digests", "false"]);
+    }
+    Ok(command
         .env("KUBECONFIG", kubeconfig)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log)?)
         .kill_on_drop(true)
         .spawn()?)
+}
+
+/// Whether `kiln controller --help` of `bin` lists `flag`.
+fn has_flag(bin: &Path, flag: &str) -> bool {
+    std::process::Command::new(bin)
+        .args(["controller", "--help"])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(flag))
 }
 
 /// A free port on 127.0.0.1 (bound and released).
