@@ -64,13 +64,6 @@ pub(crate) async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Ac
     let Some(next) = next_status(&build, pod.as_ref(), &observed) else {
         return Ok(wait);
     };
-    // The log is kept as the build finishes, before a cancelled build's Pod is deleted.
-    if next.phase.is_terminal() && !phase.is_terminal() && pod.is_some() {
-        log_copy::keep(&ctx, &build).await?;
-    }
-    if next.phase == BuildPhase::Cancelled && pod.is_some() {
-        delete_pod(&ctx, &namespace, &name).await?;
-    }
     let mut next = next;
     if next.phase == BuildPhase::Complete && phase != BuildPhase::Complete {
         if let Some(message) = unconfirmed_output(&ctx, &build, &next).await? {
@@ -79,6 +72,15 @@ pub(crate) async fn reconcile(build: Arc<Build>, ctx: Arc<Context>) -> Result<Ac
         } else {
             record_output(&ctx, &build, &next).await?;
         }
+    }
+    // The log is kept as the build finishes: after its image is recorded (the two log reads
+    // would otherwise delay the ImageStream, which triggers wait on; a retry records the image
+    // once), before its status is written and before a cancelled build's Pod is deleted.
+    if next.phase.is_terminal() && !phase.is_terminal() && pod.is_some() {
+        log_copy::keep(&ctx, &build).await?;
+    }
+    if next.phase == BuildPhase::Cancelled && pod.is_some() {
+        delete_pod(&ctx, &namespace, &name).await?;
     }
     // The revision is recorded as the build finishes (a finished Build's spec is never written:
     // the cache keeps a slimmed copy of it).
