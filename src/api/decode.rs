@@ -75,7 +75,13 @@ where
     fields.insert("metadata".into(), metadata);
     fields.insert("apiVersion".into(), K::api_version(&()).into_owned().into());
     fields.insert("kind".into(), K::kind(&()).into_owned().into());
-    serde_path_to_error::deserialize(Value::Object(fields)).map_err(|e| {
+    let object = Value::Object(fields);
+    // The common case decodes without tracking paths; only a failure is decoded again with them,
+    // to name the field.
+    if let Ok(decoded) = K::deserialize(&object) {
+        return Ok(decoded);
+    }
+    serde_path_to_error::deserialize(&object).map_err(|e| {
         let path = e.path().to_string();
         fail(if path == "." {
             e.inner().to_string()
