@@ -244,9 +244,13 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
             &settings.insecure_registries.join(","),
         ));
     }
-    if let Some(cache) =
+    // A build on its BuildConfig's kept storage already has its bases and layers; pushing every
+    // step to the registry cache as well costs about what the kept storage saves.
+    let kept_storage = super::storage::claim_name(build, &settings.storage).is_some();
+    let layer_cache =
         super::layer_cache::repository(build, settings.layer_cache_registry.as_deref())
-    {
+            .filter(|_| !kept_storage);
+    if let Some(cache) = layer_cache {
         build_env.push(env_var(contract::LAYER_CACHE_ENV, &cache));
     }
     let mut main = container(

@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use super::super::storage::StorageMode;
 use super::*;
 
 fn build(spec: serde_json::Value) -> Build {
@@ -468,6 +469,39 @@ fn the_layer_cache_is_the_controllers_choice_in_the_builds_own_namespace() {
         let (clone, main) = cache_env(&b, registry);
         assert_eq!(clone, Vec::<String>::new(), "{namespace}");
         assert_eq!(main, want, "{namespace} noCache={no_cache} {registry:?}");
+    }
+    // With the BuildConfig's build storage claim mounted, the kept storage is the cache: the
+    // registry cache (which pushes every step) is not used as well.
+    let mut owned = in_namespace("team-a", false, "");
+    owned.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "build.kiln.dev/v1alpha1".into(),
+            kind: "BuildConfig".into(),
+            name: "app".into(),
+            uid: "bc-uid".into(),
+            controller: Some(true),
+            ..Default::default()
+        },
+    ]);
+    for (mode, want) in [
+        (
+            StorageMode::Ephemeral,
+            vec!["registry:5000/team-a/app-cache"],
+        ),
+        (StorageMode::Volume, vec![]),
+    ] {
+        let mut s = settings(SecurityProfile::Privileged);
+        s.layer_cache_registry = Some("registry:5000".into());
+        s.storage.mode = mode;
+        let spec = build_pod(&owned, &s).unwrap().spec.unwrap();
+        let main: Vec<String> = spec.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .filter(|e| e.name == contract::LAYER_CACHE_ENV)
+            .map(|e| e.value.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(main, want, "{mode:?}");
     }
 }
 
