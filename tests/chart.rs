@@ -3,8 +3,10 @@
 //! object names come from the release, every object carries the standard labels, values reach the
 //! manifests, a mistyped value fails with the schema's error, the CRDs are the repository's, the
 //! rendered manifests are accepted by the sandbox through the real `kubectl`, `helm install` and
-//! `helm upgrade` work against the sandbox, and the controller's ClusterRole grants exactly the
-//! requests the controller makes.
+//! `helm upgrade` work against the sandbox, the controller's ClusterRole grants exactly the
+//! requests the controller makes, and the optional in-cluster registry is the controller's
+//! `--registry` and, served by the real `docker-registry` from its rendered config, accepts the
+//! tokens kiln signs with the settings the chart gives it.
 
 mod controller_support;
 mod support;
@@ -128,8 +130,14 @@ fn env_value(deployment: &Value, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+#[path = "chart/guide.rs"]
+mod guide;
 #[path = "chart/rbac.rs"]
 mod rbac;
+#[path = "chart/registry.rs"]
+mod registry;
+#[path = "chart/registry_serve.rs"]
+mod registry_serve;
 #[path = "chart/render.rs"]
 mod render;
 #[path = "chart/sandbox.rs"]

@@ -1,17 +1,17 @@
 //! The chart in the sandbox over TCP: `kubectl apply` of the rendered manifests, `helm install`,
-//! `helm upgrade` and `helm uninstall`, and the install guide's commands.
+//! `helm upgrade` and `helm uninstall`.
 
 use super::*;
 
 /// `kiln-sandbox`'s API server over TCP on 127.0.0.1, served by a runtime of its own.
-struct TcpSandbox {
+pub(super) struct TcpSandbox {
     runtime: Option<tokio::runtime::Runtime>,
     _dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
+    pub(super) kubeconfig: PathBuf,
 }
 
 impl TcpSandbox {
-    fn start() -> TcpSandbox {
+    pub(super) fn start() -> TcpSandbox {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -36,7 +36,7 @@ impl TcpSandbox {
     }
 
     /// Runs kubectl against the sandbox.
-    fn kubectl(&self, args: &[&str]) -> Output {
+    pub(super) fn kubectl(&self, args: &[&str]) -> Output {
         require_on_path("kubectl");
         let mut cmd = Command::new("kubectl");
         cmd.args(args)
@@ -46,7 +46,7 @@ impl TcpSandbox {
         run_bounded(cmd, LIMIT)
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(super) fn ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
         assert!(
             out.status.success(),
@@ -103,11 +103,24 @@ fn rendered_manifests_are_applied_to_the_sandbox_with_kubectl() {
     let full = render_full("ci", "kiln-system");
     let default = render("kiln", "kiln-system", &[]);
     let staging = render("kiln-staging", "platform-staging", &[]);
+    // The in-cluster registry with its defaults (the full values set every one of its values).
+    let registry = render(
+        "kiln-registry",
+        "team-a",
+        &[
+            "--set",
+            "registry.deploy.enabled=true,registry.tokenSecret=kiln-registry-token",
+        ],
+    );
+    assert!(registry
+        .iter()
+        .any(|d| kind_of(d) == "PersistentVolumeClaim"));
     let mut applied = 0;
     for (docs, name) in [
         (&full, "full.yaml"),
         (&default, "default.yaml"),
         (&staging, "staging.yaml"),
+        (&registry, "registry.yaml"),
     ] {
         let out = sandbox.apply(docs, dir.path(), name);
         assert_eq!(
@@ -118,7 +131,7 @@ fn rendered_manifests_are_applied_to_the_sandbox_with_kubectl() {
         applied += docs.len();
     }
     // Each object is there, under its own name, with what was rendered.
-    for docs in [&full, &default, &staging] {
+    for docs in [&full, &default, &staging, &registry] {
         for doc in docs.iter() {
             let (api_version, kind, namespace, name) = &identities(std::slice::from_ref(doc))[0];
             let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
@@ -163,7 +176,7 @@ fn rendered_manifests_are_applied_to_the_sandbox_with_kubectl() {
 
 impl TcpSandbox {
     /// Runs helm against the sandbox, with its caches and settings in `home`.
-    fn helm(&self, home: &Path, args: &[&str]) -> Output {
+    pub(super) fn helm(&self, home: &Path, args: &[&str]) -> Output {
         require_on_path("helm");
         let mut cmd = Command::new("helm");
         cmd.args(args)
@@ -250,8 +263,8 @@ fn helm_installs_and_upgrades_releases_in_the_sandbox_and_refuses_a_mistyped_val
             "{roles}"
         );
     }
-    // Upgrading to the full values.
-    helm_ok(&[
+    // Upgrading to the full values, the in-cluster registry among them.
+    let notes = helm_ok(&[
         "upgrade",
         "kiln",
         &chart,
@@ -269,6 +282,13 @@ fn helm_installs_and_upgrades_releases_in_the_sandbox_and_refuses_a_mistyped_val
         "jsonpath={.spec.template.spec.containers[0].image}",
     ]);
     assert!(image.contains("@sha256:1111"), "{image}");
+    for line in [
+        "rollout status deployment/kiln-kiln-ci-registry",
+        "to registry.platform.example.org:5443/<namespace>/<stream>:<tag>",
+        "tokens from https://builds.example.org/registry/token",
+    ] {
+        assert!(notes.contains(line), "{line} not in {notes}");
+    }
     sandbox.ok(&[
         "-n",
         "kiln-system",
@@ -276,6 +296,10 @@ fn helm_installs_and_upgrades_releases_in_the_sandbox_and_refuses_a_mistyped_val
         "poddisruptionbudget/kiln-kiln-ci",
         "ingress/kiln-kiln-ci-webhooks",
         "servicemonitor/kiln-kiln-ci",
+        "deployment/kiln-kiln-ci-registry",
+        "service/kiln-kiln-ci-registry",
+        "configmap/kiln-kiln-ci-registry",
+        "persistentvolumeclaim/kiln-kiln-ci-registry",
     ]);
     // A mistyped value fails `helm install` before anything is created.
     let out = sandbox.helm(
@@ -311,163 +335,4 @@ fn helm_installs_and_upgrades_releases_in_the_sandbox_and_refuses_a_mistyped_val
     assert!(sandbox
         .ok(&["get", "crd", "-o", "name"])
         .contains("builds.build.kiln.dev"));
-}
-
-/// The fenced blocks of `lang` in a Markdown text, each as its lines (the Markdown's indentation
-/// kept: the guide's YAML blocks start at column 0).
-fn fenced_blocks(markdown: &str, lang: &str) -> Vec<Vec<String>> {
-    let mut blocks = Vec::new();
-    let mut current: Option<Vec<String>> = None;
-    for line in markdown.lines() {
-        let trimmed = line.trim_start();
-        match current.as_mut() {
-            None if trimmed == format!("```{lang}") => current = Some(Vec::new()),
-            None => {}
-            Some(_) if trimmed == "```" => blocks.extend(current.take()),
-            Some(block) => block.push(line.to_string()),
-        }
-    }
-    blocks
-}
-
-/// The shell commands of the install guide, `\`-continued lines joined.
-fn guide_commands(markdown: &str) -> Vec<String> {
-    let mut commands = Vec::new();
-    for block in fenced_blocks(markdown, "sh") {
-        let mut pending = String::new();
-        for line in block {
-            let line = line.trim();
-            if let Some(head) = line.strip_suffix('\\') {
-                pending.push_str(head.trim_end());
-                pending.push(' ');
-                continue;
-            }
-            pending.push_str(line);
-            let command = std::mem::take(&mut pending);
-            let command = command.split(" #").next().unwrap_or_default().trim();
-            if !command.is_empty() {
-                commands.push(command.to_string());
-            }
-        }
-    }
-    commands
-}
-
-#[test]
-fn the_install_guide_commands_run_against_the_sandbox() {
-    let guide = std::fs::read_to_string(repo_root().join("docs/install.md")).unwrap();
-    let sandbox = TcpSandbox::start();
-    let home = tempfile::tempdir().unwrap();
-    // What the guide takes as given: tenant namespaces, and the Prometheus Operator's CRD (its
-    // values enable the ServiceMonitor).
-    for ns in ["team-a", "team-b"] {
-        sandbox.ok(&["create", "namespace", ns]);
-    }
-    sandbox.ok(&[
-        "apply",
-        "-f",
-        &repo_root()
-            .join("tests/fixtures/chart/servicemonitor-crd.yaml")
-            .display()
-            .to_string(),
-    ]);
-    // The guide's values file, its placeholder digests filled in.
-    let yaml = fenced_blocks(&guide, "yaml")
-        .into_iter()
-        .find(|b| b.iter().any(|l| l.starts_with("image:")))
-        .expect("the guide shows a values file")
-        .join("\n");
-    let values = home.path().join("my-values.yaml");
-    std::fs::write(
-        &values,
-        yaml.replace("sha256:…", &format!("sha256:{}", "0".repeat(64))),
-    )
-    .unwrap();
-
-    let mut ran = Vec::new();
-    for command in guide_commands(&guide) {
-        // Not here: image builds and what they need (a release build, base images, a registry;
-        // tests/images.rs builds the images), and waiting for a rollout (the sandbox runs no
-        // Deployment controller).
-        let image_build = ["buildah ", "cargo ", "scripts/make-base-images.sh"]
-            .iter()
-            .any(|p| command.starts_with(p));
-        if image_build || command.contains(" rollout status ") {
-            continue;
-        }
-        let mut line = command.replace("my-values.yaml", &values.display().to_string());
-        if line.starts_with("helm ") {
-            // The sandbox serves OpenAPI v3 only; helm validates against v2 unless told not to.
-            line.push_str(" --disable-openapi-validation");
-        }
-        require_on_path("helm");
-        require_on_path("kubectl");
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", &line])
-            .current_dir(repo_root())
-            .env("KUBECONFIG", &sandbox.kubeconfig)
-            .env("HELM_CACHE_HOME", home.path().join("cache"))
-            .env("HELM_CONFIG_HOME", home.path().join("config"))
-            .env("HELM_DATA_HOME", home.path().join("data"))
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .stdin(Stdio::null());
-        let out = run_bounded(cmd, LIMIT);
-        assert!(
-            out.status.success(),
-            "install guide command `{command}` failed:\n{}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        ran.push(command);
-    }
-    for expected in [
-        "helm install kiln",
-        "kubectl label namespace team-a",
-        "--clusterrole=kiln-image-puller",
-        "kubectl apply --server-side",
-        "helm upgrade kiln",
-    ] {
-        assert!(
-            ran.iter().any(|c| c.contains(expected)),
-            "the guide no longer runs `{expected}`: {ran:?}"
-        );
-    }
-    // The result is what the guide says it is.
-    let history = sandbox.helm(home.path(), &["history", "kiln", "-n", "kiln-system"]);
-    assert!(
-        text(&history.stdout).contains("Upgrade complete"),
-        "{}",
-        text(&history.stdout)
-    );
-    let labels = sandbox.ok(&[
-        "get",
-        "namespace",
-        "team-a",
-        "-o",
-        "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}",
-    ]);
-    assert_eq!(labels, "baseline");
-    sandbox.ok(&[
-        "-n",
-        "team-a",
-        "get",
-        "serviceaccount/builder",
-        "rolebinding/alice-edit",
-    ]);
-    sandbox.ok(&["-n", "team-b", "get", "rolebinding/team-a-pulls"]);
-    let image = sandbox.ok(&[
-        "-n",
-        "kiln-system",
-        "get",
-        "deployment/kiln",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ]);
-    assert_eq!(
-        image,
-        format!(
-            "registry.example.org/platform/kiln@sha256:{}",
-            "0".repeat(64)
-        )
-    );
 }

@@ -102,3 +102,56 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: kiln
 {{- end -}}
+
+{{/* The in-cluster registry's objects (Deployment, Service, ConfigMap, PersistentVolumeClaim). */}}
+{{- define "kiln.registryName" -}}
+{{- printf "%s-registry" (include "kiln.fullname" .) -}}
+{{- end -}}
+
+{{/* The labels that select the in-cluster registry's Pod. */}}
+{{- define "kiln.registrySelectorLabels" -}}
+app.kubernetes.io/name: {{ include "kiln.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: registry
+{{- end -}}
+
+{{/* The standard labels of the in-cluster registry's objects. */}}
+{{- define "kiln.registryLabels" -}}
+helm.sh/chart: {{ include "kiln.chart" . }}
+{{ include "kiln.registrySelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kiln
+{{- end -}}
+
+{{/*
+The controller's `--registry`: registry.host when set, else the in-cluster registry's Service
+(`<fullname>-registry.<namespace>.svc:<port>`) when it is deployed, else empty.
+*/}}
+{{- define "kiln.registryHost" -}}
+{{- if .Values.registry.host -}}
+{{- .Values.registry.host -}}
+{{- else if .Values.registry.deploy.enabled -}}
+{{- printf "%s.%s.svc:%v" (include "kiln.registryName" .) .Release.Namespace .Values.registry.deploy.port -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+`--insecure-registry-internal`: registry.insecure, or an in-cluster registry serving plain HTTP
+(no deploy.tlsSecret). "true" or "false".
+*/}}
+{{- define "kiln.registryInsecure" -}}
+{{- or .Values.registry.insecure (and .Values.registry.deploy.enabled (not .Values.registry.deploy.tlsSecret)) -}}
+{{- end -}}
+
+{{/*
+The token endpoint the registry sends clients to (`auth.token.realm`): deploy.tokenRealm, or the
+controller's Service, which every replica answers on.
+*/}}
+{{- define "kiln.registryTokenRealm" -}}
+{{- if .Values.registry.deploy.tokenRealm -}}
+{{- .Values.registry.deploy.tokenRealm -}}
+{{- else -}}
+{{- printf "http://%s.%s.svc:%v/registry/token" (include "kiln.fullname" .) .Release.Namespace .Values.service.port -}}
+{{- end -}}
+{{- end -}}
