@@ -20,6 +20,10 @@ use crate::api::common::{GitSourceRevision, SourceControlUser};
 use crate::api::contract::{CloneLimits, SourceInfo};
 use crate::api::validate::{redact_url, scrub};
 
+mod submodules;
+
+use submodules::update_submodules;
+
 /// Why a clone failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -377,102 +381,6 @@ fn fetch_on(
     })
 }
 
-/// Clones every submodule of HEAD's tree at its recorded commit into its path, recursively.
-fn update_submodules(
-    repo: &Repository,
-    req: &CloneRequest,
-    depth: usize,
-    activity: &Arc<Activity>,
-) -> Result<(), Error> {
-    let Some(workdir) = repo.workdir().map(std::path::Path::to_path_buf) else {
-        return Ok(());
-    };
-    let mode = if req.allow_local_paths {
-        url_policy::Mode::Local
-    } else {
-        url_policy::Mode::Pod
-    };
-    for sub in repo.submodules().map_err(git("listing submodules"))? {
-        let path = sub.path().to_path_buf();
-        let shown = path.display().to_string();
-        let failed = |detail: String| Error::Submodule {
-            path: shown.clone(),
-            detail,
-        };
-        // Only gitlinks of the checked-out tree: a .gitmodules entry without one is not cloned.
-        let Some(commit) = sub.head_id() else {
-            continue;
-        };
-        if !path
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)))
-        {
-            return Err(failed("the path must stay inside the repository".into()));
-        }
-        if depth + 1 >= MAX_SUBMODULE_DEPTH {
-            return Err(failed(format!(
-                "submodules nest deeper than {MAX_SUBMODULE_DEPTH} levels"
-            )));
-        }
-        let url = sub
-            .url()
-            .ok()
-            .flatten()
-            .map(|u| submodule_url(&req.url, u))
-            .ok_or_else(|| failed("no url in .gitmodules".into()))?;
-        url_policy::check(&url, mode).map_err(|e| failed(e.to_string()))?;
-        let child = CloneRequest {
-            url,
-            ref_: None,
-            commit: Some(commit.to_string()),
-            dest: workdir.join(&path),
-            credentials_host: req.own_host(),
-            ..req.clone()
-        };
-        println!(
-            "    submodule {shown}: {} at {commit}",
-            redact_url(&child.url)
-        );
-        clone_nested(&child, depth + 1, activity).map_err(|e| match e {
-            nested @ Error::Submodule { .. } => nested,
-            other => failed(other.to_string()),
-        })?;
-    }
-    Ok(())
-}
-
-/// A submodule's URL as git resolves it: `./` and `../` relative to the superproject's remote
-/// URL (each `../` drops one path component; scp-like `host:path` URLs keep their colon).
-pub(crate) fn submodule_url(parent: &str, url: &str) -> String {
-    if !(url.starts_with("./") || url.starts_with("../")) {
-        return url.to_string();
-    }
-    let mut base = parent.trim_end_matches('/').to_string();
-    let mut rest = url;
-    loop {
-        if let Some(r) = rest.strip_prefix("./") {
-            rest = r;
-        } else if let Some(r) = rest.strip_prefix("../") {
-            // The authority of scheme://host/ is not a path component.
-            let floor = base.find("://").map_or(0, |i| i + 3);
-            match base[floor..].rfind(['/', ':']) {
-                Some(i) => {
-                    base.truncate(floor + i + usize::from(base[floor + i..].starts_with(':')))
-                }
-                None => base.truncate(floor),
-            }
-            rest = r;
-        } else {
-            break;
-        }
-    }
-    if base.ends_with(':') || base.is_empty() {
-        format!("{base}{rest}")
-    } else {
-        format!("{base}/{rest}")
-    }
-}
-
 /// Resolves a user's ref against the advertised refs: full name, then branch, then tag.
 pub(crate) fn resolve_ref(wanted: &str, heads: &[(String, Oid)]) -> Option<String> {
     let candidates = [
@@ -527,53 +435,5 @@ fn source_info(commit: &git2::Commit<'_>, url: &str, ref_: Option<String>) -> So
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn submodule_url_table() {
-        for (parent, url, want) in [
-            ("git://h:9/r.git", "../lib.git", "git://h:9/lib.git"),
-            ("git://h:9/r.git/", "../lib.git", "git://h:9/lib.git"),
-            (
-                "https://h/org/r.git",
-                "../../other/lib",
-                "https://h/other/lib",
-            ),
-            ("https://h/org/r", "./lib", "https://h/org/r/lib"),
-            ("git@h:org/r.git", "../lib.git", "git@h:org/lib.git"),
-            ("git@h:r.git", "../lib.git", "git@h:lib.git"),
-            ("/srv/git/r.git", "../lib.git", "/srv/git/lib.git"),
-            ("https://h/r", "https://x/y.git", "https://x/y.git"),
-            ("https://h/r", "git@x:y.git", "git@x:y.git"),
-        ] {
-            assert_eq!(submodule_url(parent, url), want, "{parent} + {url}");
-        }
-    }
-
-    #[test]
-    fn resolve_ref_table() {
-        let oid = Oid::ZERO_SHA1;
-        let heads: Vec<(String, Oid)> = [
-            "HEAD",
-            "refs/heads/main",
-            "refs/heads/v1",
-            "refs/tags/v1",
-            "refs/tags/v2",
-            "refs/pull/1/head",
-        ]
-        .iter()
-        .map(|n| (n.to_string(), oid))
-        .collect();
-        for (wanted, want) in [
-            ("main", Some("refs/heads/main")),
-            ("v1", Some("refs/heads/v1")),
-            ("v2", Some("refs/tags/v2")),
-            ("refs/pull/1/head", Some("refs/pull/1/head")),
-            ("nope", None),
-            ("HEAD", None),
-        ] {
-            assert_eq!(resolve_ref(wanted, &heads).as_deref(), want, "{wanted}");
-        }
-    }
-}
+#[path = "source_tests.rs"]
+mod tests;
