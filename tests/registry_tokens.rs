@@ -11,8 +11,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -27,26 +25,12 @@ const B: &str = "team-b";
 const LIFETIME_SECS: i64 = 2;
 const BUILD_LIMIT: Duration = Duration::from_secs(300);
 
-/// One HTTP/1.0 request on 127.0.0.1: (status, head, body).
+/// One GET on the registry or the token endpoint, asking for a manifest: (status, head, body).
 fn request(port: u16, path: &str, header: Option<String>) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let extra = header.map(|h| format!("{h}\r\n")).unwrap_or_default();
-    let text = format!(
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAccept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json\r\n{extra}\r\n"
-    );
-    stream.write_all(text.as_bytes()).unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
+    let accept = "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+    let mut headers = vec![accept.to_string()];
+    headers.extend(header);
+    support::http_request(port, path, &headers)
 }
 
 /// A ServiceAccount token of `namespace/builder` for `audience` (the TokenRequest API).

@@ -3,35 +3,19 @@
 //! the registry asks for kiln's tokens at the rendered realm and accepts the ones kiln signs for
 //! a namespace's own repositories, not for another's.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
 use base64::Engine;
 use support::cluster::{Cluster, Options, CONTROLLER_NAMESPACE};
 
 use super::registry::registry_config;
 use super::*;
 
-/// One HTTP/1.0 GET on 127.0.0.1: (status, head, body).
+/// One GET on 127.0.0.1, with an `Authorization` header when given: (status, head, body).
 fn get(port: u16, path: &str, authorization: Option<&str>) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let header = authorization
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n{header}\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
+    let headers: Vec<String> = authorization
+        .map(|a| format!("Authorization: {a}"))
+        .into_iter()
+        .collect();
+    crate::support::http_request(port, path, &headers)
 }
 
 /// The `key="value"` parameters of a `WWW-Authenticate: Bearer …` header in `head`.
@@ -81,19 +65,8 @@ fn docker_registry_serves_the_rendered_config_and_accepts_the_tokens_kiln_signs_
         ],
     );
 
-    // The token Secret's key and certificate, made as the install guide makes them.
-    let key = work.join("token.key");
-    let certificate = work.join("token.crt");
-    let mut openssl = Command::new("openssl");
-    openssl
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=kiln registry tokens", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&certificate);
-    let out = run_bounded(openssl, LIMIT);
-    assert!(out.status.success(), "openssl: {}", text(&out.stderr));
+    // The token Secret's key and certificate, made with openssl as the install guide makes them.
+    let (key, certificate) = cluster.token_key();
 
     // The rendered config.yml; only where it stores, listens and finds the mounted certificate
     // change.

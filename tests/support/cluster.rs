@@ -266,7 +266,7 @@ impl Cluster {
     }
 
     /// A P-256 signing key (PKCS#8) and its self-signed certificate, made with openssl.
-    fn token_key(&self) -> (PathBuf, PathBuf) {
+    pub fn token_key(&self) -> (PathBuf, PathBuf) {
         let key = self.work.path().join("token-key.pem");
         let cert = self.work.path().join("token-cert.pem");
         let mut openssl = Command::new("openssl");

@@ -282,6 +282,27 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((code, body.to_string()))
 }
 
+/// One `GET path` over HTTP/1.0 on 127.0.0.1:`port` with extra header lines (each without its
+/// CRLF): (status code, head, body); status 0 when the answer has no status line.
+pub fn http_request(port: u16, path: &str, headers: &[String]) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n{extra}\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
 /// Runs a command with a time limit; kills it when the limit passes.
 pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
     let mut child = cmd
