@@ -778,18 +778,7 @@ fn served_repo(name: &str, files: &[(&str, &str)], submodules: &[(&str, &str, &s
     let work = base.join(format!("{name}-work"));
     std::fs::create_dir_all(&work).unwrap();
     git(&work, &["init", "-q", "-b", "main"]);
-    let mut modules = String::new();
-    for (path, url, commit) in submodules {
-        modules.push_str(&format!(
-            "[submodule \"{path}\"]\n\tpath = {path}\n\turl = {url}\n"
-        ));
-        let info = format!("160000,{commit},{path}");
-        git(&work, &["update-index", "--add", "--cacheinfo", &info]);
-    }
-    if !modules.is_empty() {
-        std::fs::write(work.join(".gitmodules"), modules).unwrap();
-        git(&work, &["add", ".gitmodules"]);
-    }
+    support::stage_submodules(&work, submodules);
     // Added by name: `add -A` would drop the gitlinks, whose directories are not checked out.
     for (path, content) in files {
         std::fs::write(work.join(path), content).unwrap();

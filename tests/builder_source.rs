@@ -202,25 +202,7 @@ fn repo_with(
     let work = base.join(format!("{name}-work"));
     std::fs::create_dir_all(&work).unwrap();
     git(&work, &["init", "-q", "-b", "main"]);
-    let mut modules = String::new();
-    for (path, url, commit) in submodules {
-        modules.push_str(&format!(
-            "[submodule \"{path}\"]\n\tpath = {path}\n\turl = {url}\n"
-        ));
-        git(
-            &work,
-            &[
-                "update-index",
-                "--add",
-                "--cacheinfo",
-                &format!("160000,{commit},{path}"),
-            ],
-        );
-    }
-    if !modules.is_empty() {
-        std::fs::write(work.join(".gitmodules"), modules).unwrap();
-        git(&work, &["add", ".gitmodules"]);
-    }
+    support::stage_submodules(&work, submodules);
     let mut commits = Vec::new();
     for i in 1..=revisions {
         for f in files {

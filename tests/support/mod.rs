@@ -303,6 +303,24 @@ pub fn http_request(port: u16, path: &str, headers: &[String]) -> (u16, String, 
     (status, head.to_string(), body.to_string())
 }
 
+/// Stages in the git work tree `work`, for each `(path, url, commit)`, a submodule pinned at
+/// `commit` (a gitlink and its `.gitmodules` entry), without checking it out. Stage the other
+/// files by name afterwards: `git add -A` would drop the gitlinks.
+pub fn stage_submodules(work: &Path, submodules: &[(&str, &str, &str)]) {
+    let mut modules = String::new();
+    for (path, url, commit) in submodules {
+        modules.push_str(&format!(
+            "[submodule \"{path}\"]\n\tpath = {path}\n\turl = {url}\n"
+        ));
+        let info = format!("160000,{commit},{path}");
+        git(work, &["update-index", "--add", "--cacheinfo", &info]);
+    }
+    if !modules.is_empty() {
+        std::fs::write(work.join(".gitmodules"), modules).unwrap();
+        git(work, &["add", ".gitmodules"]);
+    }
+}
+
 /// Runs a command with a time limit; kills it when the limit passes.
 pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
     let mut child = cmd
