@@ -85,11 +85,10 @@ pub(crate) fn record_tag_event(
     true
 }
 
-pub(crate) use crate::api::current_image;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::current_image;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use BuildPhase::*;
 

@@ -21,13 +21,13 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
-use self::history::{builds_to_prune, current_image, FinishedBuild};
+use self::history::{builds_to_prune, FinishedBuild};
 use self::start::apply_run_policy;
 use self::triggers::{config_change_due, due_image_changes, watched_tags};
 use super::context::{api_error, Context, Error};
 use super::reconcile::{await_own_writes, preamble};
 use crate::api::build::{BuildTriggerCause, ImageChangeCause};
-use crate::api::{build_number, Build, BuildConfig, ImageRef, TagRef};
+use crate::api::{build_number, current_image, Build, BuildConfig, ImageRef, TagRef};
 use crate::instantiate::trigger_images::with_pending_records;
 use crate::instantiate::{instantiate, BuildRequest};
 use crate::naming;

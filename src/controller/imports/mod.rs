@@ -25,10 +25,10 @@ use self::decide::{
 };
 use super::build::pod::DEFAULT_SERVICE_ACCOUNT;
 use super::build_config::access::{Access as LayerAccess, AccessCheck, Purpose};
-use super::build_config::history::current_image;
 use super::build_config::start::layers_allowed;
 use super::context::{api_error, Context, Error};
 use super::reconcile::preamble;
+use crate::api::current_image;
 use crate::api::image_stream::{ImageStreamStatus, IMPORT_REQUEST_ANNOTATION};
 use crate::api::{find_image, ImageStream, TagEvent};
 use crate::registry::auth;
