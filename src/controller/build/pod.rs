@@ -185,8 +185,9 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
         mount("buildah-storage", contract::STORAGE_DIR, false),
     ];
     // The storage root on the BuildConfig's claim, below the emptyDir that keeps the run root.
-    if let Some(claim) = super::storage::claim_name(build, &settings.storage) {
-        volumes.push(claim_volume("build-storage", &claim));
+    let storage_claim = super::storage::claim_name(build, &settings.storage);
+    if let Some(claim) = &storage_claim {
+        volumes.push(claim_volume("build-storage", claim));
         build_mounts.push(mount("build-storage", contract::GRAPHROOT_DIR, false));
     }
     if let Some(push) = spec.output.as_ref().and_then(|o| o.push_secret.as_ref()) {
@@ -246,10 +247,9 @@ pub(crate) fn build_pod(build: &Build, settings: &PodSettings) -> Result<Pod, Er
     }
     // A build on its BuildConfig's kept storage already has its bases and layers; pushing every
     // step to the registry cache as well costs about what the kept storage saves.
-    let kept_storage = super::storage::claim_name(build, &settings.storage).is_some();
     let layer_cache =
         super::layer_cache::repository(build, settings.layer_cache_registry.as_deref())
-            .filter(|_| !kept_storage);
+            .filter(|_| storage_claim.is_none());
     if let Some(cache) = layer_cache {
         build_env.push(env_var(contract::LAYER_CACHE_ENV, &cache));
     }
