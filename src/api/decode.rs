@@ -1,16 +1,24 @@
-//! Watches decoded one object at a time. A list or watch event is read as untyped objects and
-//! each is then decoded as its kind on its own: an object that does not decode (a value stored
-//! past the schema's bounds by an older CRD, a skipped check or a direct etcd write) is reported
-//! and skipped, never the whole list — so one tenant's object cannot stop a watch every tenant
-//! depends on.
+//! Watches decoded one object at a time. Each object a list or watch event carries is decoded as
+//! its kind on its own: an object that does not decode (a value stored past the schema's bounds
+//! by an older CRD, a skipped check or a direct etcd write) is reported and skipped, never the
+//! whole list — so one tenant's object cannot stop a watch every tenant depends on.
+//!
+//! The watch reads [`Lenient`] objects: each is kept as its raw JSON text while the watch event
+//! is read and decoded straight from that text as its kind (one pass, as a typed watch would);
+//! only an object that fails is read again as an untyped object, to name it and the field.
+
+use std::borrow::Cow;
 
 use futures::{future, Stream, StreamExt};
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, ApiResource, DynamicObject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::Resource;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// An object a watch delivered that does not decode as its kind.
@@ -91,6 +99,102 @@ where
     })
 }
 
+/// One object of a watched kind as the API server sent it: decoded as `K`, or, when it does not
+/// decode, what names it (its metadata, for the watch's bookkeeping) and why.
+#[derive(Clone, Debug)]
+pub enum Lenient<K> {
+    /// The object, decoded.
+    Decoded(K),
+    /// The object's metadata as far as it reads, and why it does not decode.
+    Undecodable(Box<ObjectMeta>, Box<Undecodable>),
+}
+
+impl<'de, K> Deserialize<'de> for Lenient<K>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Ok(Self::from_raw(&raw))
+    }
+}
+
+impl<K> Lenient<K>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
+    /// Decodes one object's JSON text: straight as `K` first; when that fails, as an untyped
+    /// object that [`decode`] reads (it supplies a missing apiVersion and kind, or names the
+    /// field that fails).
+    fn from_raw(raw: &RawValue) -> Self {
+        if let Ok(decoded) = serde_json::from_str::<K>(raw.get()) {
+            return Self::Decoded(decoded);
+        }
+        let object = match serde_json::from_str::<Value>(raw.get()) {
+            Ok(value @ Value::Object(_)) => {
+                serde_json::from_value::<DynamicObject>(value).map_err(|e| format!("metadata: {e}"))
+            }
+            Ok(other) => Err(format!("the object is a JSON {}", json_type(&other))),
+            Err(e) => Err(e.to_string()),
+        };
+        let object = match object {
+            Ok(object) => object,
+            Err(error) => {
+                // No readable metadata: nothing names the object but its kind.
+                let bad = Undecodable {
+                    object: ObjectReference {
+                        api_version: Some(K::api_version(&()).into_owned()),
+                        kind: Some(K::kind(&()).into_owned()),
+                        ..ObjectReference::default()
+                    },
+                    error,
+                };
+                return Self::Undecodable(Box::default(), Box::new(bad));
+            }
+        };
+        let meta = object.metadata.clone();
+        match decode::<K>(object) {
+            Ok(decoded) => Self::Decoded(decoded),
+            Err(bad) => Self::Undecodable(Box::new(meta), bad),
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> Resource for Lenient<K> {
+    type DynamicType = ();
+    type Scope = K::Scope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+
+    fn group(dt: &()) -> Cow<'_, str> {
+        K::group(dt)
+    }
+
+    fn version(dt: &()) -> Cow<'_, str> {
+        K::version(dt)
+    }
+
+    fn plural(dt: &()) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        match self {
+            Self::Decoded(object) => object.meta(),
+            Self::Undecodable(meta, _) => meta,
+        }
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Self::Decoded(object) => object.meta_mut(),
+            Self::Undecodable(meta, _) => meta,
+        }
+    }
+}
+
 fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -102,34 +206,39 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
+/// How a decoded object becomes its watch event again.
+type Wrap<K> = fn(K) -> watcher::Event<K>;
+
 /// One watch event decoded: the typed event to pass on (if any) and the object that failed.
 ///
 /// An added or modified object that does not decode is skipped (a cache keeps the version it
 /// last decoded until the next list replaces it). A deleted one that does not decode is deleted
 /// as the version `last` knows, so no cache keeps an object the API server no longer has.
 pub fn decode_event<K>(
-    event: watcher::Event<DynamicObject>,
+    event: watcher::Event<Lenient<K>>,
     last: impl Fn(&ObjectRef<K>) -> Option<K>,
 ) -> (Option<watcher::Event<K>>, Option<Undecodable>)
 where
-    K: Resource<DynamicType = ()> + DeserializeOwned,
+    K: Resource<DynamicType = ()>,
 {
     use watcher::Event;
-    let (object, wrap, deleted): (DynamicObject, fn(K) -> Event<K>, bool) = match event {
+    let (object, wrap, deleted): (Lenient<K>, Wrap<K>, bool) = match event {
         Event::Init => return (Some(Event::Init), None),
         Event::InitDone => return (Some(Event::InitDone), None),
         Event::Apply(object) => (object, Event::Apply, false),
         Event::InitApply(object) => (object, Event::InitApply, false),
         Event::Delete(object) => (object, Event::Delete, true),
     };
-    let mut key = ObjectRef::<K>::new(object.metadata.name.as_deref().unwrap_or_default());
-    if let Some(namespace) = object.metadata.namespace.as_deref() {
-        key = key.within(namespace);
-    }
-    match decode::<K>(object) {
-        Ok(decoded) => (Some(wrap(decoded)), None),
-        Err(bad) if deleted => (last(&key).map(Event::Delete), Some(*bad)),
-        Err(bad) => (None, Some(*bad)),
+    match object {
+        Lenient::Decoded(decoded) => (Some(wrap(decoded)), None),
+        Lenient::Undecodable(meta, bad) if deleted => {
+            let mut key = ObjectRef::<K>::new(meta.name.as_deref().unwrap_or_default());
+            if let Some(namespace) = meta.namespace.as_deref() {
+                key = key.within(namespace);
+            }
+            (last(&key).map(Event::Delete), Some(*bad))
+        }
+        Lenient::Undecodable(_, bad) => (None, Some(*bad)),
     }
 }
 
@@ -143,9 +252,15 @@ pub fn watch<K>(
     undecodable: impl Fn(Undecodable) + Send + 'static,
 ) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
 where
-    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
-    let api = Api::<DynamicObject>::all_with(client, &ApiResource::erase::<K>(&()));
+    let api = Api::<Lenient<K>>::all(client);
     watcher(api, config).filter_map(move |item| {
         let item = item.map(|event| {
             let (event, bad) = decode_event(event, |key| {
@@ -166,6 +281,7 @@ where
 mod tests {
     use super::*;
     use crate::api::{Build, BuildConfig, ImageStream};
+    use kube::ResourceExt;
     use serde_json::json;
 
     fn dynamic(spec: Value) -> DynamicObject {
@@ -228,12 +344,18 @@ mod tests {
         assert_eq!(bad.error, "the object is a JSON array");
     }
 
+    /// A watched object as the watch reads it: from its JSON text.
+    fn lenient(spec: Value) -> Lenient<BuildConfig> {
+        let text = serde_json::to_string(&dynamic(spec)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
     #[test]
     fn events_skip_bad_objects_and_delete_what_the_cache_knows() {
         use watcher::Event;
-        let bad = || dynamic(json!({"strategy": 1}));
-        let good = || dynamic(json!({"strategy": {"type": "Docker"}}));
-        let known: BuildConfig = decode(good()).unwrap();
+        let bad = || lenient(json!({"strategy": 1}));
+        let good = || lenient(json!({"strategy": {"type": "Docker"}}));
+        let known: BuildConfig = decode(dynamic(json!({"strategy": {"type": "Docker"}}))).unwrap();
         let none = |_: &ObjectRef<BuildConfig>| None;
         let cached = |key: &ObjectRef<BuildConfig>| {
             assert_eq!(
@@ -268,6 +390,59 @@ mod tests {
         assert!(matches!(
             decode_event::<BuildConfig>(Event::InitDone, none),
             (Some(Event::InitDone), None)
+        ));
+    }
+
+    #[test]
+    fn lists_and_watch_events_read_each_object_on_its_own() {
+        use kube::core::{ObjectList, WatchEvent};
+        let good = serde_json::to_value(dynamic(json!({"strategy": {"type": "Docker"}}))).unwrap();
+        let mut bad = serde_json::to_value(dynamic(json!({"strategy": 1}))).unwrap();
+        bad["metadata"]["name"] = json!("y");
+        bad["metadata"]["resourceVersion"] = json!("8");
+        let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "9"},
+            "items": [good, bad, [1]]});
+        // As the client reads a list: from its text.
+        let list: ObjectList<Lenient<BuildConfig>> =
+            serde_json::from_str(&list.to_string()).unwrap();
+        let read: Vec<(Option<String>, Option<String>, Option<String>)> = list
+            .items
+            .iter()
+            .map(|o| match o {
+                Lenient::Decoded(bc) => (bc.metadata.name.clone(), None, bc.resource_version()),
+                Lenient::Undecodable(meta, bad) => (
+                    meta.name.clone(),
+                    Some(bad.error.clone()),
+                    o.resource_version(),
+                ),
+            })
+            .collect();
+        assert_eq!(
+            read,
+            [
+                (Some("x".into()), None, Some("7".into())),
+                (
+                    Some("y".into()),
+                    Some("spec: invalid type: integer `1`, expected struct BuildStrategy".into()),
+                    Some("8".into())
+                ),
+                (None, Some("the object is a JSON array".into()), None),
+            ]
+        );
+        let line = format!(r#"{{"type":"MODIFIED","object":{bad}}}"#);
+        match serde_json::from_str::<WatchEvent<Lenient<BuildConfig>>>(&line).unwrap() {
+            WatchEvent::Modified(Lenient::Undecodable(meta, bad)) => {
+                assert_eq!(meta.name.as_deref(), Some("y"));
+                assert_eq!(bad.subject(), "BuildConfig ns/y");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A list item without apiVersion and kind (as lists of built-in kinds send them) decodes
+        // as the watched kind.
+        let bare = r#"{"metadata": {"name": "b"}, "spec": {}}"#;
+        assert!(matches!(
+            serde_json::from_str::<Lenient<ImageStream>>(bare).unwrap(),
+            Lenient::Decoded(_)
         ));
     }
 }

@@ -81,17 +81,15 @@ pub(crate) fn check_reference(reference: &str) -> Result<(), String> {
     {
         return Err("must not start with '-' or contain spaces or control characters".into());
     }
-    reference
-        .parse::<Reference>()
+    super::reference::parse(reference)
         .map(drop)
-        .map_err(|e: oci_client::ParseError| e.to_string())
+        .map_err(str::to_string)
 }
 
 /// The parsed reference's registry and repository, `host[:port]/path` (Docker Hub's canonical
 /// names expanded, as the client resolves them).
 pub(crate) fn repository(reference: &str) -> Option<String> {
-    let parsed: Reference = reference.parse().ok()?;
-    Some(format!("{}/{}", parsed.registry(), parsed.repository()))
+    super::reference::parse(reference).ok().map(|r| r.name())
 }
 
 /// How to reach a registry.
@@ -112,13 +110,12 @@ pub(crate) struct Access {
 /// A new client per call: tokens are never shared between callers with different credentials.
 pub(crate) async fn manifest_digest(reference: &str, access: &Access) -> Result<String, Error> {
     install_crypto_provider();
-    let parsed: Reference =
-        reference
-            .parse()
-            .map_err(|e: oci_client::ParseError| Error::Reference {
-                reference: reference.to_string(),
-                detail: e.to_string(),
-            })?;
+    let parsed: Reference = super::reference::parse(reference)
+        .map_err(|detail| Error::Reference {
+            reference: reference.to_string(),
+            detail: detail.to_string(),
+        })?
+        .to_oci();
     let protocol = if access.insecure {
         ClientProtocol::HttpsExcept(vec![parsed.registry().to_string()])
     } else {

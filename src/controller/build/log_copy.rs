@@ -18,6 +18,9 @@ use crate::api::contract::{BUILD_CONTAINER, CLONE_CONTAINER};
 use crate::api::Build;
 use crate::naming;
 
+/// How much of a log one read takes (one buffer serves both containers).
+const READ_CHUNK: usize = 16 * 1024;
+
 /// Whether a failed request is worth retrying (the server or the network failed).
 fn transient(e: &kube::Error) -> bool {
     match e {
@@ -32,6 +35,7 @@ pub(crate) async fn keep(ctx: &Context, build: &Build) -> Result<(), Error> {
     let pod_name = naming::pod_name(&build.name_any());
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut capped = Capped::new(HEAD_BYTES, TAIL_BYTES);
+    let mut chunk = vec![0_u8; READ_CHUNK];
     for container in [CLONE_CONTAINER, BUILD_CONTAINER] {
         let params = LogParams {
             container: Some(container.to_string()),
@@ -49,7 +53,6 @@ pub(crate) async fn keep(ctx: &Context, build: &Build) -> Result<(), Error> {
                 continue;
             }
         };
-        let mut chunk = vec![0_u8; 64 * 1024];
         loop {
             match stream.read(&mut chunk).await {
                 Ok(0) => break,
