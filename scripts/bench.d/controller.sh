@@ -16,8 +16,10 @@
 #    of the main load.
 # KILN_BIN, KILN_SANDBOX_BIN and KILN_CRDS run the bench against other binaries and CRDs than
 # this checkout's (those given are not built).
-# CONTROLLER_BENCH_REFERENCE=<checkout> compares this checkout with another one (an older commit,
-# its release `kiln` and `kiln-sandbox` built in <checkout>/target/release): the bench runs
+# CONTROLLER_BENCH_REFERENCE=<checkout> compares this checkout's controller with another one's (an
+# older commit, its release `kiln` built in <checkout>/target/release), both against this
+# checkout's sandbox so that only the controller differs (CONTROLLER_BENCH_REFERENCE_SANDBOX=1
+# runs the reference against its own `kiln-sandbox` instead): the bench runs
 # CONTROLLER_BENCH_ROUNDS times (default 3) for each, alternating, so both see the same machine
 # load; each row's measured is this checkout's median, its baseline the reference's median, and
 # its ratio this / reference (target <= 1.1 where the row has a target).
@@ -45,9 +47,11 @@ if [ -z "$reference" ]; then
 fi
 
 rounds=${CONTROLLER_BENCH_ROUNDS:-3}
+ref_sandbox=$sandbox
+[ -n "${CONTROLLER_BENCH_REFERENCE_SANDBOX:-}" ] && ref_sandbox=$reference/target/release/kiln-sandbox
 ref=(
   "$reference/target/release/kiln"
-  "$reference/target/release/kiln-sandbox"
+  "$ref_sandbox"
   "$reference/crds"
 )
 for f in "${ref[@]}"; do
