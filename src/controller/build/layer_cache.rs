@@ -8,7 +8,7 @@ use crate::api::refs::config_of;
 use crate::api::Build;
 use crate::naming;
 use crate::registry::auth::registry_of;
-use crate::registry::digest::{check_reference, repository as parsed_repository};
+use crate::registry::digest::repository as parsed_repository;
 
 /// The suffix of a BuildConfig's cache repository: `<registry>/<namespace>/<config>-cache`.
 pub(crate) const CACHE_SUFFIX: &str = "cache";
@@ -53,8 +53,8 @@ pub(crate) fn repository(build: &Build, registry: Option<&str>) -> Option<String
     let name = naming::join_name(&config, CACHE_SUFFIX, room);
     let prefix = format!("{registry}/{namespace}/");
     let cache = format!("{prefix}{name}");
-    // What buildah will parse must be exactly this repository, still under the namespace.
-    check_reference(&cache).ok()?;
+    // What buildah will parse must be exactly this repository, still under the namespace (a
+    // name that does not parse has no repository).
     let parsed = parsed_repository(&cache)?;
     (parsed == cache && parsed.starts_with(&prefix)).then_some(cache)
 }
