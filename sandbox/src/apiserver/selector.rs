@@ -122,9 +122,20 @@ impl LabelSelector {
         Ok(LabelSelector(requirements))
     }
 
+    /// A `key=value` every match must carry (the first equality requirement), for looking
+    /// candidates up in the store's label index instead of scanning the resource.
+    pub fn required_label(&self) -> Option<(&str, &str)> {
+        self.0.iter().find_map(|r| match r {
+            LabelRequirement::Equals(k, v) => Some((k.as_str(), v.as_str())),
+            _ => None,
+        })
+    }
+
     /// Whether an object's labels satisfy the selector.
     pub fn matches(&self, object: &Value) -> bool {
-        let labels = object.pointer("/metadata/labels");
+        // Two map lookups, not `Value::pointer`, which allocates per path token: a LIST runs
+        // this once per stored object of the resource, under the store's lock.
+        let labels = object.get("metadata").and_then(|m| m.get("labels"));
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
         self.0.iter().all(|r| match r {
             LabelRequirement::Equals(k, v) => get(k) == Some(v.as_str()),

@@ -89,6 +89,10 @@ pub struct Store {
     dependents: HashMap<String, BTreeSet<ObjectKey>>,
     /// Objects being deleted in the foreground, waiting for their dependents.
     foreground: BTreeSet<ObjectKey>,
+    /// (resource, label key, label value) → the objects carrying that label, in key order: a
+    /// LIST or WATCH with an equality label selector reads its candidates here instead of
+    /// scanning every object of the resource under the lock (results and order are the same).
+    labelled: HashMap<LabelIndexKey, BTreeSet<ObjectKey>>,
     resource_version: u64,
     events: VecDeque<Arc<StoredEvent>>,
     compacted_through: u64,
@@ -108,6 +112,7 @@ impl Store {
             uids: HashMap::new(),
             dependents: HashMap::new(),
             foreground: BTreeSet::new(),
+            labelled: HashMap::new(),
             resource_version: 1,
             events: VecDeque::new(),
             compacted_through: 0,
@@ -153,6 +158,38 @@ impl Store {
             .take_while(move |(k, _)| {
                 k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
             })
+    }
+
+    /// Like [`Store::range`], restricted to objects labelled `label` (`key`, `value`) when one
+    /// is given (from the label index), in the same key order.
+    pub fn range_labelled<'a>(
+        &'a self,
+        resource: &'a str,
+        namespace: Option<&'a str>,
+        after: Option<&ObjectKey>,
+        label: Option<(&str, &str)>,
+    ) -> Box<dyn Iterator<Item = (&'a ObjectKey, &'a Arc<Value>)> + 'a> {
+        // A continue key from another namespace (only a forged one) keeps the scan's answer.
+        let foreign_after = after.is_some_and(|a| namespace.is_some_and(|ns| a.namespace != ns));
+        let Some((key, value)) = label.filter(|_| !foreign_after) else {
+            return Box::new(self.range(resource, namespace, after));
+        };
+        let index_key = (resource.to_string(), key.to_string(), value.to_string());
+        let Some(keys) = self.labelled.get(&index_key) else {
+            return Box::new(std::iter::empty());
+        };
+        let start = after
+            .cloned()
+            .unwrap_or_else(|| ObjectKey::new(resource, namespace.unwrap_or(""), ""));
+        let exclusive = after.is_some();
+        Box::new(
+            keys.range(start.clone()..)
+                .skip_while(move |k| exclusive && **k == start)
+                .take_while(move |k| {
+                    k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
+                })
+                .filter_map(|k| self.objects.get_key_value(k)),
+        )
     }
 
     /// Every object (used by garbage collection and namespace cleanup).
@@ -210,6 +247,9 @@ impl Store {
         if is_foreground_deleting(object) {
             self.foreground.insert(key.clone());
         }
+        for label in label_index_keys(key, object) {
+            self.labelled.entry(label).or_default().insert(key.clone());
+        }
     }
 
     fn unindex(&mut self, key: &ObjectKey, object: Option<&Value>) {
@@ -223,6 +263,14 @@ impl Store {
             }
         }
         self.foreground.remove(key);
+        for label in label_index_keys(key, object) {
+            if let Some(keys) = self.labelled.get_mut(&label) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.labelled.remove(&label);
+                }
+            }
+        }
     }
 
     /// The objects whose ownerReferences name any of `owners`, in key order.
@@ -300,6 +348,23 @@ impl Store {
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
     }
+}
+
+/// (resource, label key, label value).
+type LabelIndexKey = (String, String, String);
+
+/// The label index entries of one object (its string-valued labels).
+fn label_index_keys<'a>(
+    key: &'a ObjectKey,
+    object: &'a Value,
+) -> impl Iterator<Item = LabelIndexKey> + 'a {
+    object
+        .get("metadata")
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(move |(k, v)| Some((key.resource.clone(), k.clone(), v.as_str()?.to_string())))
 }
 
 fn is_foreground_deleting(object: &Value) -> bool {
@@ -409,5 +474,82 @@ mod tests {
             .map(|(k, _)| k.name.clone())
             .collect();
         assert_eq!(rest, vec!["z"]);
+    }
+
+    #[test]
+    fn labelled_range_is_the_filtered_range_through_updates_and_deletes() {
+        use crate::apiserver::selector::LabelSelector;
+        let labelled = |name: &str, labels: Value| json!({"metadata": {"name": name, "uid": format!("uid-{name}"), "labels": labels}});
+        let mut store = Store::new(100);
+        for (resource, ns, name, labels) in [
+            ("/pods", "a", "p1", json!({"app": "x", "tier": "web"})),
+            ("/pods", "a", "p2", json!({"app": "y"})),
+            ("/pods", "b", "p3", json!({"app": "x"})),
+            ("/pods", "b", "p4", json!({"app": "x", "tier": "db"})),
+            ("/pods", "b", "p5", json!({"app": 7})),
+            ("/configmaps", "a", "c1", json!({"app": "x"})),
+        ] {
+            store.put(ObjectKey::new(resource, ns, name), labelled(name, labels));
+        }
+        // Relabelled (leaves app=x) and removed objects leave the index.
+        store.put(
+            ObjectKey::new("/pods", "b", "p3"),
+            labelled("p3", json!({"app": "z"})),
+        );
+        store.remove(&ObjectKey::new("/pods", "b", "p4"));
+        let selectors = [
+            "",
+            "app=x",
+            "app==x",
+            "app=z",
+            "app=7",
+            "app=none",
+            "app=x,tier=web",
+            "tier!=web,app=x",
+            "app in (x,y)",
+            "!tier",
+        ];
+        let afters = [
+            None,
+            Some(ObjectKey::new("/pods", "a", "p1")),
+            Some(ObjectKey::new("/pods", "b", "p3")),
+        ];
+        for text in selectors {
+            let selector = LabelSelector::parse(text).unwrap();
+            for namespace in [None, Some("a"), Some("b")] {
+                for after in &afters {
+                    let names = |it: Box<dyn Iterator<Item = (&ObjectKey, &Arc<Value>)> + '_>| {
+                        it.filter(|(_, o)| selector.matches(o))
+                            .map(|(k, _)| format!("{}/{}", k.namespace, k.name))
+                            .collect::<Vec<_>>()
+                    };
+                    let scanned = names(Box::new(store.range("/pods", namespace, after.as_ref())));
+                    let indexed = names(store.range_labelled(
+                        "/pods",
+                        namespace,
+                        after.as_ref(),
+                        selector.required_label(),
+                    ));
+                    assert_eq!(
+                        indexed, scanned,
+                        "{text:?} in {namespace:?} after {after:?}"
+                    );
+                }
+            }
+        }
+        let x = LabelSelector::parse("app=x").unwrap();
+        let all: Vec<_> = store
+            .range_labelled("/pods", None, None, x.required_label())
+            .map(|(k, _)| k.name.clone())
+            .collect();
+        assert_eq!(
+            all,
+            vec!["p1"],
+            "relabelled and deleted objects are gone from the index"
+        );
+        assert!(store
+            .labelled
+            .keys()
+            .all(|(r, _, v)| r != "/pods" || v != "7"));
     }
 }

@@ -160,7 +160,12 @@ pub fn list(
             .as_ref()
             .map(|t| ObjectKey::new(&storage_id, &t.namespace, &t.name));
         let matching = store
-            .range(&storage_id, namespace, after.as_ref())
+            .range_labelled(
+                &storage_id,
+                namespace,
+                after.as_ref(),
+                selectors.labels.required_label(),
+            )
             .filter(|(_, o)| selectors.matches(o));
         let mut items = Vec::new();
         let mut last_key = None;

@@ -147,7 +147,12 @@ pub fn serve(
         let synthetic = send_initial || matches!(requested_rv, None | Some(0));
         if synthetic {
             let initial: Vec<Bytes> = store
-                .range(&filter.storage_id, namespace, None)
+                .range_labelled(
+                    &filter.storage_id,
+                    namespace,
+                    None,
+                    filter.selectors.labels.required_label(),
+                )
                 .filter(|(_, o)| filter.selectors.matches(o))
                 .map(|(_, o)| filter.line("ADDED", &present_cow(info, o)))
                 .collect();
