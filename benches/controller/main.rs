@@ -428,7 +428,17 @@ async fn main() -> Result<(), BoxError> {
     let scale_configs: usize = env_or("CONTROLLER_BENCH_SCALE_CONFIGS", 200).max(1);
     let finished_load = s_len(&seen);
     let scale = if scale_total > finished_load {
-        Some(scale::run(&driver, &seen, pid, scale_total, scale_configs).await?)
+        Some(
+            scale::run(
+                &driver,
+                &seen,
+                pid,
+                sandbox.id(),
+                scale_total,
+                scale_configs,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -534,6 +544,15 @@ async fn main() -> Result<(), BoxError> {
             f.finished.1,
             f.rss.0,
             f.rss.1
+        );
+        let share = |cpu: f64| 100.0 * cpu / f.cpu.wall.max(f64::EPSILON);
+        println!(
+            "  CPU during the scale step ({:.0}s): controller {:.1}s ({:.0}% of one core), sandbox+kubelet {:.1}s ({:.0}% of one core); one near 100% of a core bounds the start rate",
+            f.cpu.wall,
+            f.cpu.controller,
+            share(f.cpu.controller),
+            f.cpu.sandbox,
+            share(f.cpu.sandbox)
         );
     }
     for name in [

@@ -1,8 +1,9 @@
 //! The scale step after the main load: Parallel BuildConfigs that keep every build, and builds
 //! started through `instantiate` as fast as the driver can (64 in flight) until the controller
 //! has seen `total` builds finish. Measures the rate at which the controller creates build Pods
-//! (against the rate the driver offered) and the controller's RSS growth per finished build
-//! between the two build counts.
+//! (against the rate the driver offered), the controller's RSS growth per finished build
+//! between the two build counts, and the CPU the controller and the sandbox used meanwhile (the
+//! rate is the controller's only if the sandbox had CPU to spare).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,6 +39,19 @@ pub(crate) struct Figures {
     pub(crate) to_pod: (f64, f64),
     /// Failed instantiations.
     pub(crate) failures: u64,
+    /// CPU seconds the controller and the sandbox (API server and kubelet) used during the
+    /// step, and the step's wall-clock seconds: which of them bounds the start rate.
+    pub(crate) cpu: CpuShare,
+}
+
+/// CPU seconds per process over a stretch of wall-clock time.
+pub(crate) struct CpuShare {
+    /// The controller's CPU seconds.
+    pub(crate) controller: f64,
+    /// The sandbox's CPU seconds (API server and kubelet).
+    pub(crate) sandbox: f64,
+    /// Wall-clock seconds.
+    pub(crate) wall: f64,
 }
 
 fn build_config(i: usize) -> Result<BuildConfig, BoxError> {
@@ -67,6 +81,7 @@ pub(crate) async fn run(
     driver: &kube::Client,
     seen: &watch::Shared,
     pid: u32,
+    sandbox_pid: Option<u32>,
     total: usize,
     configs: usize,
 ) -> Result<Figures, BoxError> {
@@ -92,6 +107,8 @@ pub(crate) async fn run(
         "scale step: {configs} Parallel BuildConfigs, {builds} builds unpaced (64 in flight), from {finished_from} finished builds at RSS {rss_from:.1} MiB"
     ));
 
+    let cpu_controller = procs::cpu_seconds(pid).unwrap_or(0.0);
+    let cpu_sandbox = sandbox_pid.and_then(procs::cpu_seconds).unwrap_or(0.0);
     let failures = Arc::new(AtomicU64::new(0));
     let in_flight = Arc::new(tokio::sync::Semaphore::new(64));
     let start = Instant::now();
@@ -134,6 +151,11 @@ pub(crate) async fn run(
     if finished(seen) < expected {
         crate::progress("scale step: gave up waiting after 300s; reporting what finished");
     }
+    let cpu = CpuShare {
+        controller: procs::cpu_seconds(pid).unwrap_or(0.0) - cpu_controller,
+        sandbox: sandbox_pid.and_then(procs::cpu_seconds).unwrap_or(0.0) - cpu_sandbox,
+        wall: start.elapsed().as_secs_f64(),
+    };
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_to = procs::proc_mib(pid, "VmRSS").unwrap_or(f64::NAN);
 
@@ -169,5 +191,6 @@ pub(crate) async fn run(
         ),
         to_pod: (percentile(&to_pod, 0.5), percentile(&to_pod, 0.99)),
         failures: failed,
+        cpu,
     })
 }

@@ -13,7 +13,8 @@
 #    skips it; CONTROLLER_BENCH_SCALE_CONFIGS Parallel BuildConfigs that keep every build,
 #    default 200): builds started unpaced, the rate the controller creates their Pods against
 #    the rate the driver offers, and its RSS slope per finished build against the RSS per build
-#    of the main load.
+#    of the main load; the summary gives the CPU the controller and the sandbox used during the
+#    step, so that it shows which of them bounded the rate.
 # KILN_BIN, KILN_SANDBOX_BIN and KILN_CRDS run the bench against other binaries and CRDs than
 # this checkout's (those given are not built).
 # CONTROLLER_BENCH_REFERENCE=<checkout> compares this checkout's controller with another one's (an
