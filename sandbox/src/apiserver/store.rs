@@ -2,6 +2,7 @@
 //! an event log for watch replay and a broadcast channel for live watchers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -148,16 +149,9 @@ impl Store {
         namespace: Option<&'a str>,
         after: Option<&ObjectKey>,
     ) -> impl Iterator<Item = (&'a ObjectKey, &'a Arc<Value>)> + 'a {
-        let start = after
-            .cloned()
-            .unwrap_or_else(|| ObjectKey::new(resource, namespace.unwrap_or(""), ""));
-        let exclusive = after.is_some();
         self.objects
-            .range(start.clone()..)
-            .skip_while(move |(k, _)| exclusive && **k == start)
-            .take_while(move |(k, _)| {
-                k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
-            })
+            .range(span_start(resource, namespace, after))
+            .take_while(move |(k, _)| in_span(k, resource, namespace))
     }
 
     /// Like [`Store::range`], restricted to objects labelled `label` (`key`, `value`) when one
@@ -178,16 +172,9 @@ impl Store {
         let Some(keys) = self.labelled.get(&index_key) else {
             return Box::new(std::iter::empty());
         };
-        let start = after
-            .cloned()
-            .unwrap_or_else(|| ObjectKey::new(resource, namespace.unwrap_or(""), ""));
-        let exclusive = after.is_some();
         Box::new(
-            keys.range(start.clone()..)
-                .skip_while(move |k| exclusive && **k == start)
-                .take_while(move |k| {
-                    k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
-                })
+            keys.range(span_start(resource, namespace, after))
+                .take_while(move |k| in_span(k, resource, namespace))
                 .filter_map(|k| self.objects.get_key_value(k)),
         )
     }
@@ -348,6 +335,25 @@ impl Store {
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
     }
+}
+
+/// Where a listing of `resource` (in `namespace`) starts in key order: at its first key, or just
+/// after `after` (a continue key).
+fn span_start(
+    resource: &str,
+    namespace: Option<&str>,
+    after: Option<&ObjectKey>,
+) -> (Bound<ObjectKey>, Bound<ObjectKey>) {
+    let start = match after {
+        Some(after) => Bound::Excluded(after.clone()),
+        None => Bound::Included(ObjectKey::new(resource, namespace.unwrap_or(""), "")),
+    };
+    (start, Bound::Unbounded)
+}
+
+/// Whether `key` is still within a listing of `resource` (in `namespace`).
+fn in_span(key: &ObjectKey, resource: &str, namespace: Option<&str>) -> bool {
+    key.resource == resource && namespace.is_none_or(|ns| key.namespace == ns)
 }
 
 /// (resource, label key, label value).
